@@ -1,0 +1,466 @@
+//! The WebSocket state machine: bytes in, events out; messages in, bytes out. No sockets.
+//!
+//! Everything that RFC 6455 says about a connection after the opening handshake lives here:
+//! frame validation, fragmentation, UTF-8, control frames, the closing handshake and the
+//! message size limit. The same type serves both roles; the role decides which side masks.
+//!
+//! Reading is a push parser over borrowed input. The caller passes whatever the socket
+//! gave; the parser takes what it needs and returns at most one [`Event`] per call:
+//!
+//! ```
+//! use loopchat::ws::{Event, Role, WebSocket};
+//!
+//! let mut ws = WebSocket::new(Role::Server, 1 << 20);
+//! // A masked text frame "Hi", as a browser would send it.
+//! let mut input: &[u8] = &[0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2];
+//! assert_eq!(ws.read(&mut input), Ok(Some(Event::Text("Hi".into()))));
+//! assert_eq!(ws.read(&mut input), Ok(None)); // all input consumed, nothing more to report
+//! ```
+//!
+//! Nothing is buffered but what a message needs: a header cut off between reads (at most
+//! 14 bytes), the payload of the message being assembled, and up to 125 bytes of a control
+//! frame. A payload is unmasked and UTF-8-checked as it arrives, so invalid text is refused
+//! at the first bad byte and an oversized message is refused from its frame header, before
+//! any of it is stored.
+
+use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode, encode_frame};
+use super::mask::{MaskKeys, apply_mask};
+use super::message::{ControlPayload, Event, Message};
+use super::utf8::Utf8Validator;
+use thiserror::Error;
+
+/// Which end of the connection this is. Clients mask what they send; servers do not, and
+/// each refuses frames masked the other way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted the connection: expects masked frames, sends unmasked ones.
+    Server,
+    /// Opened the connection: sends masked frames, expects unmasked ones.
+    Client,
+}
+
+/// Where the connection stands in the closing handshake (RFC 6455 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a Close and wait for the peer's. Incoming frames are still decoded.
+    CloseSent,
+    /// The peer sent a Close; ours is still to be sent. Incoming bytes are ignored.
+    CloseReceived,
+    /// The peer broke the protocol; we owe it a Close with the error's code. Incoming
+    /// bytes are ignored: after a framing error there is no telling where frames begin.
+    Failed,
+    /// Both sides are done. Only the TCP connection remains to be closed.
+    Closed,
+}
+
+impl State {
+    /// Whether application messages may still be sent.
+    pub fn can_send(self) -> bool {
+        matches!(self, State::Open | State::CloseReceived)
+    }
+
+    /// Whether incoming bytes are still decoded.
+    pub fn can_receive(self) -> bool {
+        matches!(self, State::Open | State::CloseSent)
+    }
+}
+
+/// Misuse of the sending side: a bug in the caller, not something the peer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// Our Close has been sent: RFC 6455 §5.5.1 forbids sending anything after it.
+    #[error("the connection is closing; nothing may be sent after a Close")]
+    Closed,
+    /// A Ping or Pong payload longer than 125 bytes.
+    #[error("control frame payload longer than 125 bytes")]
+    ControlPayloadTooLong,
+}
+
+/// The frame whose payload is arriving.
+#[derive(Debug, Clone, Copy)]
+struct FrameInProgress {
+    header: FrameHeader,
+    /// Payload bytes received so far.
+    received: u64,
+}
+
+/// Buffers of this size or less are kept for the next message; bigger ones are freed so an
+/// idle connection does not hold on to the memory of its largest message.
+const RECYCLE_LIMIT: usize = 64 * 1024;
+
+/// One endpoint of a WebSocket connection, as a pure state machine.
+#[derive(Debug)]
+pub struct WebSocket {
+    role: Role,
+    state: State,
+    /// The largest data message accepted, in bytes, summed over all its fragments.
+    max_message_size: usize,
+    /// The start of a frame header that was cut off at the end of the previous input.
+    header_buf: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    /// The frame whose payload is arriving, once its header is complete.
+    frame: Option<FrameInProgress>,
+    /// The opcode (Text or Binary) of the data message being assembled, from its first
+    /// frame until its last.
+    message_kind: Option<Opcode>,
+    /// The unmasked payload of the data message being assembled.
+    message: Vec<u8>,
+    /// Checks text as it arrives, across fragments.
+    utf8: Utf8Validator,
+    /// The unmasked payload of the control frame being received.
+    control: ControlPayload,
+    /// Masking keys, used in the client role only.
+    mask_keys: Option<MaskKeys>,
+}
+
+impl WebSocket {
+    /// A connection whose opening handshake is done, in the given role, refusing data
+    /// messages larger than `max_message_size` bytes with close code 1009.
+    pub fn new(role: Role, max_message_size: usize) -> WebSocket {
+        WebSocket {
+            role,
+            state: State::Open,
+            max_message_size,
+            header_buf: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message_kind: None,
+            message: Vec::new(),
+            utf8: Utf8Validator::default(),
+            control: ControlPayload::EMPTY,
+            mask_keys: (role == Role::Client).then(MaskKeys::from_os_seed),
+        }
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Decodes bytes from the front of `input`, advancing it past what was consumed, until
+    /// one event is complete (`Ok(Some)`) or the input is used up (`Ok(None)`). Call again
+    /// with the rest of the input until it returns `Ok(None)`.
+    ///
+    /// On `Err` the peer has broken the protocol: the state becomes [`State::Failed`], the
+    /// rest of the input is discarded, and the caller should send a Close with
+    /// [`ProtocolError::close_code`]. Once the state no longer [`can_receive`]
+    /// (State::can_receive), input is consumed and ignored.
+    pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
+        if !self.state.can_receive() {
+            *input = &[];
+            return Ok(None);
+        }
+        let result = self.decode(input);
+        match &result {
+            Err(_) => {
+                self.state = State::Failed;
+                self.frame = None;
+                self.abandon_message();
+                *input = &[];
+            }
+            Ok(Some(Event::Close(_))) => {
+                self.state = match self.state {
+                    State::CloseSent => State::Closed,
+                    _ => State::CloseReceived,
+                };
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+
+    /// Returns a message buffer that an [`Event::Text`] or [`Event::Binary`] carried, so
+    /// its allocation serves the next message. Large buffers are dropped instead.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.message.capacity() == 0 && buffer.capacity() <= RECYCLE_LIMIT {
+            buffer.clear();
+            self.message = buffer;
+        }
+    }
+
+    /// Appends a data message, as one frame, to `out`.
+    pub fn write_message(
+        &mut self,
+        message: Message<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.write_frame(message.opcode(), message.payload(), out)
+    }
+
+    /// Appends a Ping to `out`.
+    pub fn write_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.write_control(Opcode::Ping, payload, out)
+    }
+
+    /// Appends a Pong to `out` (the answer to a Ping carries the Ping's payload).
+    pub fn write_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.write_control(Opcode::Pong, payload, out)
+    }
+
+    /// Appends our Close to `out`: with a code and reason, or empty. A reason longer than
+    /// 123 bytes is cut at a character boundary. Nothing may be sent after it.
+    ///
+    /// To answer a peer's Close, echo its code (RFC 6455 §5.5.1); after a protocol error,
+    /// send the error's code.
+    pub fn write_close(
+        &mut self,
+        close: Option<(CloseCode, &str)>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if matches!(self.state, State::CloseSent | State::Closed) {
+            return Err(SendError::Closed);
+        }
+        let mut payload = [0; MAX_CONTROL_PAYLOAD];
+        let len = match close {
+            None => 0,
+            Some((code, reason)) => {
+                let reason = truncate_at_char_boundary(reason, MAX_CLOSE_REASON);
+                payload[..2].copy_from_slice(&u16::from(code).to_be_bytes());
+                payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+                2 + reason.len()
+            }
+        };
+        self.write_frame(Opcode::Close, &payload[..len], out)?;
+        self.state = match self.state {
+            State::Open => State::CloseSent,
+            _ => State::Closed,
+        };
+        Ok(())
+    }
+
+    fn write_control(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlPayloadTooLong);
+        }
+        self.write_frame(opcode, payload, out)
+    }
+
+    fn write_frame(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if !self.state.can_send() && !(opcode == Opcode::Close && self.state == State::Failed) {
+            return Err(SendError::Closed);
+        }
+        let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
+        encode_frame(out, opcode, true, payload, mask);
+        Ok(())
+    }
+
+    /// The decoding loop: header, then payload, then (for the last frame of a message, or a
+    /// control frame) an event.
+    fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
+        loop {
+            let mut frame = match self.frame.take() {
+                Some(frame) => frame,
+                None => match self.read_header(input)? {
+                    Some(header) => self.start_frame(header)?,
+                    None => return Ok(None),
+                },
+            };
+
+            let remaining = frame.header.payload_len - frame.received;
+            let take = remaining.min(input.len() as u64) as usize;
+            let (chunk, rest) = input.split_at(take);
+            *input = rest;
+            let completes_frame = take as u64 == remaining;
+            self.absorb_payload(&frame, chunk, completes_frame)?;
+            frame.received += take as u64;
+
+            if !completes_frame {
+                self.frame = Some(frame);
+                return Ok(None);
+            }
+            if let Some(event) = self.finish_frame(&frame.header)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Parses the next frame header, completing one cut off by the previous input.
+    fn read_header(&mut self, input: &mut &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
+        if self.header_len == 0 {
+            // The common case: the whole header is in this input. Parse it in place.
+            if let Some((header, len)) = FrameHeader::parse(input)? {
+                *input = &input[len..];
+                return Ok(Some(header));
+            }
+        }
+        // Collect the header in `header_buf`. At most 14 bytes are copied; a parse that
+        // still finds it incomplete means all of `input` was copied and consumed.
+        let copied = input.len().min(MAX_HEADER_LEN - self.header_len);
+        let before = self.header_len;
+        self.header_buf[before..before + copied].copy_from_slice(&input[..copied]);
+        self.header_len += copied;
+        match FrameHeader::parse(&self.header_buf[..self.header_len])? {
+            Some((header, len)) => {
+                *input = &input[len - before..];
+                self.header_len = 0;
+                Ok(Some(header))
+            }
+            None => {
+                *input = &input[copied..];
+                Ok(None)
+            }
+        }
+    }
+
+    /// Checks a header against the connection's state (§5.2–§5.5) and the size limit.
+    fn start_frame(&mut self, header: FrameHeader) -> Result<FrameInProgress, ProtocolError> {
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+            self.control = ControlPayload::EMPTY;
+        } else {
+            match (header.opcode, self.message_kind) {
+                (Opcode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (Opcode::Continuation, Some(_)) => {}
+                (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                (kind, None) => self.message_kind = Some(kind),
+            }
+            let size = (self.message.len() as u64).saturating_add(header.payload_len);
+            if size > self.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooBig {
+                    size,
+                    limit: self.max_message_size,
+                });
+            }
+        }
+        Ok(FrameInProgress {
+            header,
+            received: 0,
+        })
+    }
+
+    /// Stores, unmasks and (for text) validates the next piece of the frame's payload.
+    fn absorb_payload(
+        &mut self,
+        frame: &FrameInProgress,
+        chunk: &[u8],
+        completes_frame: bool,
+    ) -> Result<(), ProtocolError> {
+        let header = &frame.header;
+        // The key's phase for this piece: how far into the payload it starts, modulo 4.
+        let offset = (frame.received % 4) as usize;
+        if header.opcode.is_control() {
+            // `start_frame` checked the length, so the payload always fits.
+            if let Some(stored) = self.control.try_extend(chunk)
+                && let Some(key) = header.mask
+            {
+                apply_mask(stored, key, offset);
+            }
+            return Ok(());
+        }
+
+        let start = self.message.len();
+        self.message.extend_from_slice(chunk);
+        let stored = &mut self.message[start..];
+        if let Some(key) = header.mask {
+            apply_mask(stored, key, offset);
+        }
+        // A message that arrives whole in one piece is validated once, when it is turned
+        // into a `String` in `finish_frame`; anything else is validated piece by piece so
+        // that the first invalid byte fails the connection at once.
+        let whole_message_at_once =
+            header.fin && start == 0 && frame.received == 0 && completes_frame;
+        if self.message_kind == Some(Opcode::Text) && !whole_message_at_once {
+            self.utf8
+                .feed(stored)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// A frame's payload is complete: produce its event, if it ends something.
+    fn finish_frame(&mut self, header: &FrameHeader) -> Result<Option<Event>, ProtocolError> {
+        let event = match header.opcode {
+            Opcode::Ping => Event::Ping(self.control),
+            Opcode::Pong => Event::Pong(self.control),
+            Opcode::Close => Event::Close(parse_close_payload(&self.control)?),
+            _ if !header.fin => return Ok(None),
+            _ => {
+                let message = std::mem::take(&mut self.message);
+                match self.message_kind.take() {
+                    Some(Opcode::Text) => {
+                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                        let text =
+                            String::from_utf8(message).map_err(|_| ProtocolError::InvalidUtf8)?;
+                        Event::Text(text)
+                    }
+                    _ => Event::Binary(message),
+                }
+            }
+        };
+        Ok(Some(event))
+    }
+
+    fn abandon_message(&mut self) {
+        self.message_kind = None;
+        self.message.clear();
+        self.utf8.reset();
+        self.header_len = 0;
+    }
+}
+
+/// Reads a Close payload: empty, or a 2-byte code and a UTF-8 reason (§5.5.1).
+fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(ProtocolError::CloseFrameTooShort),
+        [hi, lo, reason @ ..] => {
+            let number = u16::from_be_bytes([*hi, *lo]);
+            let code = CloseCode::from(number);
+            if !code.is_allowed_on_wire() {
+                return Err(ProtocolError::InvalidCloseCode(number));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }))
+        }
+    }
+}
+
+/// The longest prefix of `text` that is at most `max` bytes and ends on a character boundary.
+fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,430 @@
+use super::*;
+
+const LIMIT: usize = 1 << 20;
+const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+/// A frame as a client would send it (masked).
+fn masked(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, opcode, fin, payload, Some(KEY));
+    out
+}
+
+/// A frame as a server would send it (unmasked).
+fn unmasked(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, opcode, fin, payload, None);
+    out
+}
+
+/// Feeds `bytes` to a fresh endpoint in pieces of `piece` bytes and collects the events,
+/// ending with the first error if there is one.
+fn decode_in_pieces(role: Role, bytes: &[u8], piece: usize) -> Vec<Result<Event, ProtocolError>> {
+    let mut ws = WebSocket::new(role, LIMIT);
+    let mut results = Vec::new();
+    for mut input in bytes.chunks(piece.max(1)) {
+        loop {
+            match ws.read(&mut input) {
+                Ok(Some(event)) => results.push(Ok(event)),
+                Ok(None) => break,
+                Err(e) => {
+                    results.push(Err(e));
+                    return results;
+                }
+            }
+        }
+    }
+    results
+}
+
+/// Decodes `bytes` whole, one byte at a time, and in every other piece size, checks that
+/// all agree, and returns the result.
+fn decode(role: Role, bytes: &[u8]) -> Vec<Result<Event, ProtocolError>> {
+    let whole = decode_in_pieces(role, bytes, bytes.len());
+    // Every piece size up to 64, then a few more for long inputs: byte-by-byte is the
+    // case that matters most and is always included.
+    let sizes = (1..=bytes.len().min(64)).chain([100, 997, 4096]);
+    for piece in sizes {
+        assert_eq!(
+            decode_in_pieces(role, bytes, piece),
+            whole,
+            "pieces of {piece}"
+        );
+    }
+    whole
+}
+
+fn server(bytes: &[u8]) -> Vec<Result<Event, ProtocolError>> {
+    decode(Role::Server, bytes)
+}
+
+fn concat(frames: &[Vec<u8>]) -> Vec<u8> {
+    frames.concat()
+}
+
+#[test]
+fn single_frame_messages_of_every_length_form() {
+    for len in [0, 1, 125, 126, 127, 65535, 65536, 100_000] {
+        let text = "x".repeat(len);
+        let events = decode_in_pieces(
+            Role::Server,
+            &masked(Opcode::Text, true, text.as_bytes()),
+            1,
+        );
+        assert_eq!(events, vec![Ok(Event::Text(text.clone()))], "text of {len}");
+        let bytes = vec![0xa5; len];
+        let events = decode_in_pieces(Role::Server, &masked(Opcode::Binary, true, &bytes), 4096);
+        assert_eq!(events, vec![Ok(Event::Binary(bytes))], "binary of {len}");
+    }
+}
+
+#[test]
+fn fragmented_message_with_control_frames_between_fragments() {
+    let input = concat(&[
+        masked(Opcode::Text, false, "Hello, ".as_bytes()),
+        masked(Opcode::Ping, true, b"are you there"),
+        masked(Opcode::Continuation, false, "wörld".as_bytes()),
+        masked(Opcode::Pong, true, b""),
+        masked(Opcode::Continuation, true, b"!"),
+        masked(Opcode::Binary, true, &[1, 2, 3]),
+    ]);
+    assert_eq!(
+        server(&input),
+        vec![
+            Ok(Event::Ping(ControlPayload::new(b"are you there").unwrap())),
+            Ok(Event::Pong(ControlPayload::EMPTY)),
+            Ok(Event::Text("Hello, wörld!".into())),
+            Ok(Event::Binary(vec![1, 2, 3])),
+        ]
+    );
+}
+
+#[test]
+fn a_character_split_across_fragments_is_valid() {
+    let euro = "€".as_bytes(); // e2 82 ac
+    let input = concat(&[
+        masked(Opcode::Text, false, &euro[..1]),
+        masked(Opcode::Continuation, false, &euro[1..2]),
+        masked(Opcode::Continuation, true, &euro[2..]),
+    ]);
+    assert_eq!(server(&input), vec![Ok(Event::Text("€".into()))]);
+}
+
+#[test]
+fn masking_rules_depend_on_the_role() {
+    assert_eq!(
+        server(&unmasked(Opcode::Text, true, b"hi")),
+        vec![Err(ProtocolError::UnmaskedFrame)]
+    );
+    assert_eq!(
+        decode(Role::Client, &masked(Opcode::Text, true, b"hi")),
+        vec![Err(ProtocolError::MaskedFrame)]
+    );
+    assert_eq!(
+        decode(Role::Client, &unmasked(Opcode::Text, true, b"hi")),
+        vec![Ok(Event::Text("hi".into()))]
+    );
+}
+
+#[test]
+fn framing_violations_are_protocol_errors() {
+    let mut rsv = masked(Opcode::Text, true, b"hi");
+    rsv[0] |= 0x40;
+    let mut reserved_opcode = masked(Opcode::Text, true, b"hi");
+    reserved_opcode[0] = 0x80 | 0x3;
+    let cases: Vec<(&str, Vec<u8>, ProtocolError)> = vec![
+        (
+            "rsv1 without extension",
+            rsv,
+            ProtocolError::ReservedBits(4),
+        ),
+        (
+            "reserved opcode",
+            reserved_opcode,
+            ProtocolError::ReservedOpcode(3),
+        ),
+        (
+            "fragmented ping",
+            masked(Opcode::Ping, false, b""),
+            ProtocolError::FragmentedControlFrame,
+        ),
+        (
+            "ping of 126 bytes",
+            masked(Opcode::Ping, true, &[0; 126]),
+            ProtocolError::ControlFrameTooLong(126),
+        ),
+        (
+            "continuation first",
+            masked(Opcode::Continuation, true, b"x"),
+            ProtocolError::UnexpectedContinuation,
+        ),
+        (
+            "text inside a fragmented message",
+            concat(&[
+                masked(Opcode::Text, false, b"a"),
+                masked(Opcode::Text, true, b"b"),
+            ]),
+            ProtocolError::ExpectedContinuation,
+        ),
+        (
+            "one-byte close",
+            masked(Opcode::Close, true, &[3]),
+            ProtocolError::CloseFrameTooShort,
+        ),
+        (
+            "close code 1005",
+            masked(Opcode::Close, true, &[0x03, 0xed]),
+            ProtocolError::InvalidCloseCode(1005),
+        ),
+        (
+            "close code 999",
+            masked(Opcode::Close, true, &[0x03, 0xe7]),
+            ProtocolError::InvalidCloseCode(999),
+        ),
+        (
+            "close reason not UTF-8",
+            masked(Opcode::Close, true, &[0x03, 0xe8, 0xff]),
+            ProtocolError::InvalidUtf8,
+        ),
+        (
+            "text not UTF-8",
+            masked(Opcode::Text, true, b"ab\xffcd"),
+            ProtocolError::InvalidUtf8,
+        ),
+        (
+            "text cut mid-character",
+            masked(Opcode::Text, true, b"ab\xe2\x82"),
+            ProtocolError::InvalidUtf8,
+        ),
+    ];
+    for (name, input, error) in cases {
+        assert_eq!(server(&input), vec![Err(error)], "{name}");
+        assert_eq!(
+            error.close_code() == CloseCode::InvalidPayload,
+            error == ProtocolError::InvalidUtf8
+        );
+    }
+}
+
+#[test]
+fn invalid_text_fails_before_the_rest_of_the_message_arrives() {
+    // Across fragments: the bad byte is in the second fragment; no final fragment is sent.
+    let input = concat(&[
+        masked(Opcode::Text, false, "κόσμε".as_bytes()),
+        masked(Opcode::Continuation, false, b"\xed\xa0\x80more"),
+    ]);
+    assert_eq!(server(&input), vec![Err(ProtocolError::InvalidUtf8)]);
+
+    // Within one frame: only the start of a long payload has arrived.
+    let mut payload = b"valid \xf4\x90\x80\x80".to_vec();
+    payload.resize(10_000, b'a');
+    let frame = masked(Opcode::Text, true, &payload);
+    let header_len = frame.len() - payload.len();
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let mut input = &frame[..header_len + 8];
+    assert_eq!(ws.read(&mut input), Err(ProtocolError::InvalidUtf8));
+    assert_eq!(ws.state(), State::Failed);
+}
+
+#[test]
+fn oversized_messages_are_refused_from_the_header() {
+    let mut ws = WebSocket::new(Role::Server, 1000);
+    // Only the header of a 1001-byte frame: refused before any payload is sent.
+    let frame = masked(Opcode::Binary, true, &[0; 1001]);
+    let mut input = &frame[..8];
+    assert_eq!(
+        ws.read(&mut input),
+        Err(ProtocolError::MessageTooBig {
+            size: 1001,
+            limit: 1000
+        })
+    );
+
+    // Fragments count together.
+    let mut ws = WebSocket::new(Role::Server, 1000);
+    let input = concat(&[
+        masked(Opcode::Binary, false, &[0; 600]),
+        masked(Opcode::Continuation, true, &[0; 401]),
+    ]);
+    let mut input = &input[..];
+    assert_eq!(
+        ws.read(&mut input),
+        Err(ProtocolError::MessageTooBig {
+            size: 1001,
+            limit: 1000
+        })
+    );
+    assert_eq!(
+        ProtocolError::MessageTooBig { size: 0, limit: 0 }.close_code(),
+        CloseCode::MessageTooBig
+    );
+
+    // Exactly the limit is fine.
+    let mut ws = WebSocket::new(Role::Server, 1000);
+    let frame = masked(Opcode::Binary, true, &[7; 1000]);
+    assert_eq!(
+        ws.read(&mut &frame[..]),
+        Ok(Some(Event::Binary(vec![7; 1000])))
+    );
+}
+
+#[test]
+fn close_payloads() {
+    assert_eq!(
+        server(&masked(Opcode::Close, true, b"")),
+        vec![Ok(Event::Close(None))]
+    );
+    let mut payload = vec![0x0f, 0xa0]; // 4000, private use
+    payload.extend_from_slice("bye ✓".as_bytes());
+    assert_eq!(
+        server(&masked(Opcode::Close, true, &payload)),
+        vec![Ok(Event::Close(Some(CloseFrame {
+            code: CloseCode::Other(4000),
+            reason: "bye ✓".into()
+        })))]
+    );
+}
+
+#[test]
+fn peer_initiated_closing_handshake() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let frame = masked(Opcode::Close, true, &[0x03, 0xe8]);
+    let event = ws.read(&mut &frame[..]).unwrap();
+    assert_eq!(
+        event,
+        Some(Event::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: String::new()
+        })))
+    );
+    assert_eq!(ws.state(), State::CloseReceived);
+
+    // Anything after the peer's Close is ignored.
+    let more = masked(Opcode::Text, true, b"late");
+    let mut input = &more[..];
+    assert_eq!(ws.read(&mut input), Ok(None));
+    assert!(input.is_empty());
+
+    let mut out = Vec::new();
+    ws.write_close(Some((CloseCode::Normal, "")), &mut out)
+        .unwrap();
+    assert_eq!(out, [0x88, 0x02, 0x03, 0xe8]);
+    assert_eq!(ws.state(), State::Closed);
+    assert_eq!(
+        ws.write_message(Message::Text("x"), &mut out),
+        Err(SendError::Closed)
+    );
+}
+
+#[test]
+fn locally_initiated_closing_handshake() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let mut out = Vec::new();
+    ws.write_close(Some((CloseCode::GoingAway, "restarting")), &mut out)
+        .unwrap();
+    assert_eq!(&out[..4], [0x88, 12, 0x03, 0xe9]);
+    assert_eq!(&out[4..], b"restarting");
+    assert_eq!(ws.state(), State::CloseSent);
+    assert_eq!(ws.write_pong(b"", &mut out), Err(SendError::Closed));
+
+    // Messages still in flight from the peer are decoded; then its Close ends it.
+    let input = concat(&[
+        masked(Opcode::Text, true, b"in flight"),
+        masked(Opcode::Close, true, &[0x03, 0xe9]),
+    ]);
+    let mut input = &input[..];
+    assert_eq!(
+        ws.read(&mut input),
+        Ok(Some(Event::Text("in flight".into())))
+    );
+    assert!(matches!(
+        ws.read(&mut input),
+        Ok(Some(Event::Close(Some(_))))
+    ));
+    assert_eq!(ws.state(), State::Closed);
+}
+
+#[test]
+fn after_an_error_the_close_can_still_be_sent_and_input_is_ignored() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let bad = unmasked(Opcode::Text, true, b"x");
+    let error = ws.read(&mut &bad[..]).unwrap_err();
+    assert_eq!(ws.state(), State::Failed);
+    let good = masked(Opcode::Text, true, b"ignored");
+    assert_eq!(ws.read(&mut &good[..]), Ok(None));
+    let mut out = Vec::new();
+    assert_eq!(
+        ws.write_message(Message::Text("no"), &mut out),
+        Err(SendError::Closed)
+    );
+    ws.write_close(Some((error.close_code(), "unmasked")), &mut out)
+        .unwrap();
+    assert_eq!(&out[2..4], [0x03, 0xea]);
+    assert_eq!(ws.state(), State::Closed);
+}
+
+#[test]
+fn close_reason_is_cut_to_fit_at_a_character_boundary() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let mut out = Vec::new();
+    let reason = "é".repeat(100); // 200 bytes
+    ws.write_close(Some((CloseCode::Normal, &reason)), &mut out)
+        .unwrap();
+    assert_eq!(out[1] as usize, out.len() - 2);
+    assert!(out.len() - 2 <= MAX_CONTROL_PAYLOAD);
+    assert!(std::str::from_utf8(&out[4..]).is_ok());
+}
+
+#[test]
+fn client_and_server_understand_each_other() {
+    let mut client = WebSocket::new(Role::Client, LIMIT);
+    let mut server = WebSocket::new(Role::Server, LIMIT);
+    let mut wire = Vec::new();
+    client
+        .write_message(Message::Text("from the client"), &mut wire)
+        .unwrap();
+    client.write_ping(b"p", &mut wire).unwrap();
+    client
+        .write_message(Message::Binary(&[0; 70_000]), &mut wire)
+        .unwrap();
+    assert_ne!(wire[2..6], [0, 0, 0, 0], "client frames carry a mask key");
+    let mut input = &wire[..];
+    assert_eq!(
+        server.read(&mut input),
+        Ok(Some(Event::Text("from the client".into())))
+    );
+    assert_eq!(
+        server.read(&mut input),
+        Ok(Some(Event::Ping(ControlPayload::new(b"p").unwrap())))
+    );
+    assert_eq!(
+        server.read(&mut input),
+        Ok(Some(Event::Binary(vec![0; 70_000])))
+    );
+
+    let mut wire = Vec::new();
+    server
+        .write_message(Message::Text("from the server"), &mut wire)
+        .unwrap();
+    assert_eq!(wire[1], 15, "server frames are not masked");
+    assert_eq!(
+        client.read(&mut &wire[..]),
+        Ok(Some(Event::Text("from the server".into())))
+    );
+}
+
+#[test]
+fn message_buffers_are_recycled_but_large_ones_are_freed() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let frame = masked(Opcode::Binary, true, &[1; 100]);
+    let Ok(Some(Event::Binary(buffer))) = ws.read(&mut &frame[..]) else {
+        panic!("expected binary")
+    };
+    let capacity = buffer.capacity();
+    ws.recycle(buffer);
+    assert_eq!(ws.message.capacity(), capacity);
+
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    ws.recycle(Vec::with_capacity(RECYCLE_LIMIT + 1));
+    assert_eq!(ws.message.capacity(), 0);
+}
