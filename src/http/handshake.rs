@@ -1,0 +1,383 @@
+//! The WebSocket opening handshake (RFC 6455 §4), in both roles.
+//!
+//! Server side: [`classify`] looks at a parsed request and says whether it is a valid
+//! upgrade (answer it with [`Upgrade::response`]), a plain HTTP request (serve a page), or
+//! a broken upgrade (answer with the [`HttpError`]'s response).
+//!
+//! Client side: [`ClientHandshake`] writes the request and checks the server's answer,
+//! including that `Sec-WebSocket-Accept` proves the server read our key.
+
+use super::error::HttpError;
+use super::request::{HeadLimits, Request};
+use crate::ws::mask::MaskKeys;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha1::{Digest, Sha1};
+use thiserror::Error;
+
+/// The GUID that RFC 6455 §1.3 appends to the client's key.
+pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(WEBSOCKET_GUID.as_bytes());
+    BASE64.encode(sha1.finalize())
+}
+
+/// What a request asks of the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A valid WebSocket upgrade.
+    Upgrade(Upgrade),
+    /// An ordinary HTTP request, with no sign of wanting a WebSocket.
+    Plain,
+}
+
+/// A valid upgrade request, reduced to what the server needs to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The `Sec-WebSocket-Accept` value to send back.
+    pub accept: String,
+    /// The `Origin` header, which browsers always send, if present.
+    pub origin: Option<String>,
+}
+
+impl Upgrade {
+    /// The 101 response that completes the handshake.
+    pub fn response(&self) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            self.accept
+        )
+        .into_bytes()
+    }
+}
+
+/// Decides what `request` is. A request counts as an upgrade attempt if it carries an
+/// `Upgrade` header or a `Sec-WebSocket-Key`; an attempt must then satisfy RFC 6455 §4.2.1
+/// in full or be refused with the precise reason.
+pub fn classify(request: &Request) -> Result<RequestKind, HttpError> {
+    let attempt =
+        request.header("upgrade").is_some() || request.header("sec-websocket-key").is_some();
+    if !attempt {
+        return Ok(RequestKind::Plain);
+    }
+    if request.method != "GET" {
+        return Err(HttpError::MethodNotAllowed {
+            method: request.method.clone(),
+            allowed: "GET",
+        });
+    }
+    if request.minor_version < 1 {
+        return Err(HttpError::UpgradeNeedsHttp11);
+    }
+    if request.headers_named("host").count() != 1 {
+        return Err(HttpError::BadHost);
+    }
+    if !request
+        .headers_named("upgrade")
+        .flat_map(|value| value.split(|&b| b == b','))
+        // A protocol may carry a version after a slash ("websocket/13" is not a thing, but
+        // the grammar allows it); compare the name only.
+        .any(|p| {
+            p.trim_ascii()
+                .split(|&b| b == b'/')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"websocket"))
+        })
+    {
+        return Err(HttpError::NotWebSocketUpgrade);
+    }
+    if !request.has_token("connection", "upgrade") {
+        return Err(HttpError::MissingConnectionUpgrade);
+    }
+    if request
+        .header("sec-websocket-version")
+        .map(<[u8]>::trim_ascii)
+        != Some(b"13")
+    {
+        return Err(HttpError::UnsupportedVersion);
+    }
+    let mut keys = request.headers_named("sec-websocket-key");
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err(HttpError::BadKey);
+    };
+    let key = key.trim_ascii();
+    if BASE64.decode(key).map(|nonce| nonce.len()) != Ok(16) {
+        return Err(HttpError::BadKey);
+    }
+    let origin = request
+        .header("origin")
+        .map(|o| String::from_utf8_lossy(o).into_owned());
+    Ok(RequestKind::Upgrade(Upgrade {
+        accept: accept_key(key),
+        origin,
+    }))
+}
+
+/// Why a server's answer to our upgrade request was not a valid 101.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientHandshakeError {
+    /// Not a parseable HTTP response, or one larger than the head limit.
+    #[error("malformed handshake response: {0}")]
+    Malformed(String),
+    /// Any status other than 101.
+    #[error("the server answered {status} instead of 101 Switching Protocols")]
+    Refused {
+        /// The status the server sent.
+        status: u16,
+    },
+    /// A 101 without `Upgrade: websocket` and `Connection: upgrade`.
+    #[error("the 101 response lacks Upgrade: websocket or Connection: upgrade")]
+    NotUpgraded,
+    /// A `Sec-WebSocket-Accept` that does not match our key.
+    #[error("Sec-WebSocket-Accept does not match the key we sent")]
+    WrongAccept,
+}
+
+/// The client's half of the handshake: a fresh random key, the request that carries it,
+/// and the check of the server's answer.
+#[derive(Debug, Clone)]
+pub struct ClientHandshake {
+    expected_accept: String,
+    request: Vec<u8>,
+}
+
+impl ClientHandshake {
+    /// A handshake for `path` (such as `/ws`) on `host` (such as `127.0.0.1:8080`).
+    pub fn new(host: &str, path: &str) -> ClientHandshake {
+        let mut keys = MaskKeys::from_os_seed();
+        let nonce: Vec<u8> = (0..4).flat_map(|_| keys.next_key()).collect();
+        let key = BASE64.encode(nonce);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes();
+        ClientHandshake {
+            expected_accept: accept_key(key.as_bytes()),
+            request,
+        }
+    }
+
+    /// The request bytes to send.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// Checks the response at the start of `buf`. Returns the length of the response
+    /// head once it is complete and valid (frames may follow it in `buf`), `Ok(None)` while
+    /// it is incomplete.
+    pub fn read_response(&self, buf: &[u8]) -> Result<Option<usize>, ClientHandshakeError> {
+        let limits = HeadLimits::default();
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut fields);
+        let head_len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() < limits.max_head_bytes => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                return Err(ClientHandshakeError::Malformed("head too large".into()));
+            }
+            Err(e) => return Err(ClientHandshakeError::Malformed(e.to_string())),
+        };
+        let status = response.code.unwrap_or_default();
+        if status != 101 {
+            return Err(ClientHandshakeError::Refused { status });
+        }
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
+        let has_token = |name: &str, token: &[u8]| {
+            header(name).is_some_and(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            })
+        };
+        if !has_token("upgrade", b"websocket") || !has_token("connection", b"upgrade") {
+            return Err(ClientHandshakeError::NotUpgraded);
+        }
+        if header("sec-websocket-accept").map(<[u8]>::trim_ascii)
+            != Some(self.expected_accept.as_bytes())
+        {
+            return Err(ClientHandshakeError::WrongAccept);
+        }
+        Ok(Some(head_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::parse_request;
+
+    fn request(text: &str) -> Request {
+        parse_request(text.as_bytes(), &HeadLimits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    const GOOD: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn rfc_example_accept_key() {
+        // RFC 6455 §1.3.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn a_valid_upgrade_gets_a_101() {
+        let Ok(RequestKind::Upgrade(upgrade)) = classify(&request(GOOD)) else {
+            panic!("not an upgrade")
+        };
+        assert_eq!(upgrade.origin.as_deref(), Some("http://example.com"));
+        let response = String::from_utf8(upgrade.response()).unwrap();
+        assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(response.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(response.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_tokens_are_lists_and_case_insensitive() {
+        let text = GOOD
+            .replace("Upgrade: websocket", "upgrade: WebSocket")
+            .replace("Connection: Upgrade", "Connection: keep-alive, UPGRADE");
+        assert!(matches!(
+            classify(&request(&text)),
+            Ok(RequestKind::Upgrade(_))
+        ));
+    }
+
+    #[test]
+    fn a_request_without_upgrade_headers_is_plain() {
+        let plain = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(classify(&request(plain)), Ok(RequestKind::Plain));
+    }
+
+    #[test]
+    fn broken_upgrades_get_precise_errors() {
+        let cases: Vec<(String, HttpError)> = vec![
+            (
+                GOOD.replace("GET", "POST"),
+                HttpError::MethodNotAllowed {
+                    method: "POST".into(),
+                    allowed: "GET",
+                },
+            ),
+            (
+                GOOD.replace("HTTP/1.1", "HTTP/1.0"),
+                HttpError::UpgradeNeedsHttp11,
+            ),
+            (
+                GOOD.replace("Host: server.example.com\r\n", ""),
+                HttpError::BadHost,
+            ),
+            (
+                GOOD.replace("Host: server.example.com\r\n", "Host: a\r\nHost: b\r\n"),
+                HttpError::BadHost,
+            ),
+            (
+                GOOD.replace("Upgrade: websocket", "Upgrade: h2c"),
+                HttpError::NotWebSocketUpgrade,
+            ),
+            (
+                GOOD.replace("Connection: Upgrade", "Connection: keep-alive"),
+                HttpError::MissingConnectionUpgrade,
+            ),
+            (
+                GOOD.replace("Version: 13", "Version: 8"),
+                HttpError::UnsupportedVersion,
+            ),
+            (
+                GOOD.replace("Sec-WebSocket-Version: 13\r\n", ""),
+                HttpError::UnsupportedVersion,
+            ),
+            (
+                GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+                HttpError::BadKey,
+            ),
+            (
+                GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ=="),
+                HttpError::BadKey,
+            ),
+            (
+                GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64!"),
+                HttpError::BadKey,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(classify(&request(&text)), Err(expected), "{text}");
+        }
+        let mut duplicate_key = GOOD.to_owned();
+        duplicate_key.insert_str(
+            GOOD.len() - 2,
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        );
+        assert_eq!(classify(&request(&duplicate_key)), Err(HttpError::BadKey));
+    }
+
+    #[test]
+    fn error_responses_carry_status_reason_and_required_headers() {
+        let version = String::from_utf8(
+            HttpError::UnsupportedVersion
+                .response()
+                .encode(false, false),
+        )
+        .unwrap();
+        assert!(version.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(version.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        assert!(version.ends_with("this server speaks version 13\n"));
+        let method = HttpError::MethodNotAllowed {
+            method: "PUT".into(),
+            allowed: "GET",
+        };
+        let method = String::from_utf8(method.response().encode(false, false)).unwrap();
+        assert!(
+            method.starts_with("HTTP/1.1 405 Method Not Allowed\r\n")
+                && method.contains("\r\nAllow: GET\r\n")
+        );
+        assert_eq!(HttpError::HeadTooLarge(1).status(), 431);
+    }
+
+    #[test]
+    fn client_and_server_handshakes_agree() {
+        let client = ClientHandshake::new("127.0.0.1:9", "/ws");
+        let (parsed, len) = parse_request(client.request(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(len, client.request().len());
+        let Ok(RequestKind::Upgrade(upgrade)) = classify(&parsed) else {
+            panic!("client request refused")
+        };
+        let response = upgrade.response();
+        for prefix in 0..response.len() {
+            assert_eq!(client.read_response(&response[..prefix]), Ok(None));
+        }
+        assert_eq!(client.read_response(&response), Ok(Some(response.len())));
+
+        let other = ClientHandshake::new("127.0.0.1:9", "/ws");
+        assert_eq!(
+            other.read_response(&response),
+            Err(ClientHandshakeError::WrongAccept)
+        );
+        let refused = HttpError::UnsupportedVersion
+            .response()
+            .encode(false, false);
+        assert_eq!(
+            client.read_response(&refused),
+            Err(ClientHandshakeError::Refused { status: 426 })
+        );
+    }
+}

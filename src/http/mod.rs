@@ -1,0 +1,18 @@
+//! HTTP/1.1 as far as a WebSocket server needs it, as pure code over bytes.
+//!
+//! - [`request`]: reading a request head with `httparse`, within limits.
+//! - [`handshake`]: the WebSocket opening handshake, server and client side.
+//! - [`response`]: writing a response.
+//! - [`error`]: refusals, each knowing its status code and reason.
+
+pub mod error;
+pub mod handshake;
+pub mod request;
+pub mod response;
+
+pub use error::HttpError;
+pub use handshake::{
+    ClientHandshake, ClientHandshakeError, RequestKind, Upgrade, accept_key, classify,
+};
+pub use request::{HeadLimits, Request, parse_request};
+pub use response::Response;
