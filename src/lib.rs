@@ -1,3 +1,50 @@
+//! loopchat: a WebSocket server on one hand-driven `mio` event loop.
+//!
+//! One thread, one `mio::Poll`, every connection in a `slab` whose key is the connection's
+//! token. Bytes read from a socket go to that connection's state machine: an HTTP/1.1
+//! request head first, then RFC 6455 frames. Output is queued per connection and written
+//! once per loop turn without blocking. Concurrency without threads, as in Node.
+//!
+//! # Layout
+//!
+//! - [`ws`]: the WebSocket protocol after the handshake, as pure code over byte buffers:
+//!   frame headers, masking, UTF-8 checking, close codes, and [`ws::WebSocket`], the state
+//!   machine for either role (server, or client for the terminal client and load
+//!   generator). No sockets, no clock: tested and fuzzed with byte slices.
+//! - [`http`]: the HTTP/1.1 side, also pure: parsing a request head within limits
+//!   (with `httparse`), the opening handshake in both roles, responses, and the small
+//!   page served to a plain GET.
+//! - [`event_loop`]: the loop itself ([`Server`]), the per-connection session logic that
+//!   feeds bytes to the protocol code, the outbound queues with their shared broadcast
+//!   frames, deadlines, and the [`Handler`] trait through which an application plugs in.
+//! - [`apps`]: applications: [`apps::Echo`] and [`apps::Broadcast`].
+//!
+//! The binary (`src/main.rs`) is the command line: `loopchat serve --mode echo`.
+//!
+//! # An application in a screenful
+//!
+//! ```no_run
+//! use loopchat::{ConnectionId, Context, Handler, Message, Server, ServerConfig};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {
+//!         ctx.send(conn, message);
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     Server::bind(ServerConfig::default(), Echo)?.run()
+//! }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod apps;
+pub mod event_loop;
 pub mod http;
 pub mod ws;
+
+pub use event_loop::{ConnectionId, Context, Handler, Server, ServerConfig, SharedFrame};
+pub use ws::{CloseCode, Message};

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod handshake;
+pub mod landing;
 pub mod request;
 pub mod response;
 

@@ -1,0 +1,51 @@
+//! The server's settings, each with its default and what it trades.
+
+use crate::http::HeadLimits;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings for [`Server`](super::Server). `ServerConfig::default()` gives the values the
+/// command line uses when no option is given.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen. Default `127.0.0.1:8080`; use port 0 for any free port.
+    pub addr: SocketAddr,
+    /// The largest WebSocket message accepted, summed over its fragments. Default 16 MiB.
+    /// A bigger message is refused with close code 1009 as soon as its frame header says
+    /// so, before it is buffered. Memory per connection can reach this much while a
+    /// message is assembled.
+    pub max_message_size: usize,
+    /// Limits on the HTTP request head: 8 KiB and 64 header fields by default. Past
+    /// them the request is refused with 431.
+    pub head_limits: HeadLimits,
+    /// How long a new connection has to send its request head. Default 10 s. Guards
+    /// against clients that connect and say nothing, or dribble a byte at a time.
+    pub handshake_timeout: Duration,
+    /// How long to wait for the peer's side of a closing handshake, or for it to close
+    /// TCP after ours, before dropping the connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// The most output one connection may have queued, in bytes. Default 64 MiB (four
+    /// maximum-size messages). A client that reads slower than its traffic arrives is
+    /// closed with 1008 when it passes the limit, so it cannot grow the server's memory
+    /// without bound or hold up anyone else.
+    pub max_outbound_bytes: usize,
+    /// The most connections at once, open or handshaking. Default 100 000. Beyond it, new
+    /// connections are answered with 503 and closed. The process's open-file limit must
+    /// allow this many sockets; the `loopchat` binary raises its soft limit to the hard
+    /// limit at start.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_message_size: 16 * 1024 * 1024,
+            head_limits: HeadLimits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            max_outbound_bytes: 64 * 1024 * 1024,
+            max_connections: 100_000,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! One client connection: its socket, where it stands, and its queued output.
+
+use super::outbound::{OutboundQueue, SharedFrame};
+use super::timers::{TimerQueue, TimerTarget};
+use crate::ws::frame::encoded_len;
+use crate::ws::{CloseCode, Message, State, WebSocket};
+use mio::net::TcpStream;
+use slab::Slab;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Where a connection stands. A connection moves forward only:
+/// `Handshake` → `WebSocket` → `Lingering`, or `Handshake` → `Lingering`.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Reading the HTTP request head. The bytes are kept until the head is complete; the
+    /// buffer is bounded by the head limit.
+    Handshake(Vec<u8>),
+    /// The upgrade is done and frames flow. The codec's [`State`] says how far the
+    /// closing handshake has got.
+    WebSocket(WebSocket),
+    /// Nothing more will be said: the last bytes (a Close, an HTTP response) are flushed,
+    /// then our side of the TCP connection is shut down (the server closes first, as RFC
+    /// 6455 §7.1.1 asks), and input is read and discarded until the peer's FIN or the
+    /// close deadline. Reading to the end, rather than closing at once, keeps the kernel
+    /// from answering unread input with a reset that could destroy our last bytes before
+    /// the peer reads them.
+    Lingering,
+}
+
+/// A connection in the slab. Its key there is its `mio::Token`.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    /// The socket, registered with the poll under the connection's token.
+    pub stream: TcpStream,
+    /// The peer's address, for logs.
+    pub peer: SocketAddr,
+    /// A number unique to this connection for the life of the server. Slab keys are
+    /// reused; timers carry the serial so that a timer set for an old connection does not
+    /// fire on a new one in the same slot.
+    pub serial: u64,
+    /// Where the connection stands.
+    pub phase: Phase,
+    /// Output not yet accepted by the kernel.
+    pub out: OutboundQueue,
+    /// When the current phase times out: the handshake, or the closing handshake.
+    pub deadline: Option<Instant>,
+    /// Whether WRITABLE interest is registered: only while output remains after a short
+    /// write, so an idle connection costs no writable wake-ups.
+    pub writable_registered: bool,
+    /// Whether the connection is on the loop's list of connections to flush this turn.
+    pub flush_scheduled: bool,
+    /// Whether the connection is on the loop's list to read again next turn, because it
+    /// used its read budget before the socket ran dry.
+    pub read_scheduled: bool,
+    /// Whether our write side has been shut down.
+    pub shutdown_sent: bool,
+    /// Whether the application has been told the connection opened and not yet told it
+    /// closed. Guarantees exactly one `on_close` for each `on_open`.
+    pub in_app: bool,
+}
+
+impl Connection {
+    /// A freshly accepted connection, waiting for its request head until `deadline`.
+    pub fn new(stream: TcpStream, peer: SocketAddr, serial: u64, deadline: Instant) -> Connection {
+        Connection {
+            stream,
+            peer,
+            serial,
+            phase: Phase::Handshake(Vec::new()),
+            out: OutboundQueue::default(),
+            deadline: Some(deadline),
+            writable_registered: false,
+            flush_scheduled: false,
+            read_scheduled: false,
+            shutdown_sent: false,
+            in_app: false,
+        }
+    }
+
+    /// Puts this connection (whose key is `key`) on the flush list, unless it is there.
+    pub fn schedule_flush(&mut self, key: usize, to_flush: &mut Vec<usize>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            to_flush.push(key);
+        }
+    }
+
+    /// Whether the WebSocket is open for application messages.
+    pub fn is_open(&self) -> bool {
+        matches!(&self.phase, Phase::WebSocket(ws) if ws.state() == State::Open)
+    }
+}
+
+/// Every connection, and the bookkeeping that handlers' actions feed: which connections
+/// have output to flush, which sessions ended (to tell the handler), and deadlines.
+///
+/// Handlers reach this through [`Context`](super::Context); nothing here does I/O. A
+/// send only queues bytes and marks the connection for flushing at the end of the loop
+/// turn, so a handler can never block, and never re-enter itself.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    /// The connections; the key of each is its token.
+    pub slab: Slab<Connection>,
+    /// Keys of connections with output to write this turn. Each appears once (see
+    /// [`Connection::flush_scheduled`]).
+    pub to_flush: Vec<usize>,
+    /// Sessions that ended and whose `on_close` the handler has not yet been given.
+    /// Delivered by the loop after the current handler call returns.
+    pub closed: Vec<usize>,
+    /// Handshake and closing deadlines.
+    pub timers: TimerQueue,
+    /// How long to wait for the peer's half of the closing handshake.
+    pub close_timeout: Duration,
+    /// The most output bytes one connection may have queued.
+    pub max_outbound_bytes: usize,
+    /// The time at the start of this loop turn.
+    pub now: Instant,
+}
+
+impl Connections {
+    /// Puts the connection on this turn's flush list, once.
+    pub fn schedule_flush(&mut self, key: usize) {
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.schedule_flush(key, &mut self.to_flush);
+        }
+    }
+
+    /// Sets (or with `None`, clears) the connection's deadline.
+    pub fn set_deadline(&mut self, key: usize, deadline: Option<Instant>) {
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.deadline = deadline;
+            if let Some(at) = deadline {
+                self.timers.schedule(
+                    at,
+                    TimerTarget {
+                        key,
+                        serial: conn.serial,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records that the application's session on this connection is over, if it had one
+    /// and has not been told yet.
+    pub fn end_session(&mut self, key: usize) {
+        if let Some(conn) = self.slab.get_mut(key)
+            && conn.in_app
+        {
+            conn.in_app = false;
+            self.closed.push(key);
+        }
+    }
+
+    /// Queues a data message for one connection. Returns false, sending nothing, if the
+    /// connection is not open; if the message would take its queue past the limit, the
+    /// connection is closed with 1008 instead.
+    pub fn send(&mut self, key: usize, message: Message<'_>) -> bool {
+        let frame_len = encoded_len(message.payload().len(), false);
+        if !self.make_room(key, frame_len) {
+            return false;
+        }
+        let Some(Connection {
+            phase: Phase::WebSocket(ws),
+            out,
+            ..
+        }) = self.slab.get_mut(key)
+        else {
+            return false;
+        };
+        let sent = out
+            .encode_with(|buffer| ws.write_message(message, buffer))
+            .is_ok();
+        self.schedule_flush(key);
+        sent
+    }
+
+    /// Queues a shared frame for one connection, with the same rules as [`Self::send`].
+    pub fn send_shared(&mut self, key: usize, frame: &SharedFrame) -> bool {
+        if !self.make_room(key, frame.len()) {
+            return false;
+        }
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.out.push_shared(frame);
+        }
+        self.schedule_flush(key);
+        true
+    }
+
+    /// Queues one shared frame for every open connection but `except`, and returns how
+    /// many it was queued for. The hot path of a chat server: per recipient it costs a
+    /// reference count and a queue slot, nothing more.
+    pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) -> usize {
+        let mut sent = 0;
+        let mut overflowing = Vec::new();
+        for (key, conn) in self.slab.iter_mut() {
+            if !conn.is_open() || Some(key) == except {
+                continue;
+            }
+            if conn.out.len() + frame.len() > self.max_outbound_bytes {
+                overflowing.push(key);
+                continue;
+            }
+            conn.out.push_shared(frame);
+            conn.schedule_flush(key, &mut self.to_flush);
+            sent += 1;
+        }
+        for key in overflowing {
+            self.make_room(key, frame.len());
+        }
+        sent
+    }
+
+    /// Checks that the connection is open and can queue `len` more bytes. A connection
+    /// that cannot is a consumer too slow for its traffic: it is closed, so that it costs
+    /// no more memory and no one else waits for it.
+    fn make_room(&mut self, key: usize, len: usize) -> bool {
+        let Some(conn) = self.slab.get(key) else {
+            return false;
+        };
+        if !conn.is_open() {
+            return false;
+        }
+        if conn.out.len() + len <= self.max_outbound_bytes {
+            return true;
+        }
+        log::info!(
+            "{}: output queue over {} bytes; closing",
+            conn.peer,
+            self.max_outbound_bytes
+        );
+        self.close(
+            key,
+            CloseCode::PolicyViolation,
+            "too slow: output queue full",
+        );
+        false
+    }
+
+    /// Starts the closing handshake from our side: queues a Close and gives the peer
+    /// until the close deadline to answer. Does nothing unless the connection is open.
+    pub fn close(&mut self, key: usize, code: CloseCode, reason: &str) {
+        let Some(conn) = self.slab.get_mut(key) else {
+            return;
+        };
+        let Connection {
+            phase: Phase::WebSocket(ws),
+            out,
+            ..
+        } = conn
+        else {
+            return;
+        };
+        if ws.state() != State::Open {
+            return;
+        }
+        // The state is Open, so writing the Close cannot fail.
+        let _ = out.encode_with(|buffer| ws.write_close(Some((code, reason)), buffer));
+        self.set_deadline(key, Some(self.now + self.close_timeout));
+        self.schedule_flush(key);
+        self.end_session(key);
+    }
+
+    /// Moves the connection to [`Phase::Lingering`]: flush, shut down, drain, drop.
+    pub fn linger(&mut self, key: usize) {
+        self.end_session(key);
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.phase = Phase::Lingering;
+        }
+        self.set_deadline(key, Some(self.now + self.close_timeout));
+        self.schedule_flush(key);
+    }
+}

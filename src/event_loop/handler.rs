@@ -1,0 +1,136 @@
+//! How an application plugs into the loop: the [`Handler`] trait and its [`Context`].
+//!
+//! The loop owns the sockets and speaks HTTP and WebSocket; the handler only hears about
+//! sessions and messages, and answers through the context. A minimal handler:
+//!
+//! ```
+//! use loopchat::{ConnectionId, Context, Handler, Message};
+//!
+//! struct Shout;
+//!
+//! impl Handler for Shout {
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, from: ConnectionId, message: Message<'_>) {
+//!         if let Message::Text(text) = message {
+//!             ctx.broadcast(Message::Text(&text.to_uppercase()), Some(from));
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Every context method only queues: output is written when the current loop turn ends,
+//! and a close is carried out by the loop, which then calls `on_close` after the current
+//! callback has returned. A handler is therefore never re-entered and never blocks.
+
+use super::connection::{Connection, Connections};
+use super::outbound::SharedFrame;
+use crate::http::{Request, Response};
+use crate::ws::{CloseCode, Message};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Names a connection. It is the connection's slab key, which is also its `mio::Token`.
+///
+/// Keys are reused after a connection is gone, so a handler that stores ids (in a room,
+/// say) must drop them in `on_close`; the loop guarantees `on_close` comes before the key
+/// can be given to a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(pub(crate) usize);
+
+impl ConnectionId {
+    /// The slab key (and token number) behind the id.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An application served by the loop. Only `on_message` is required.
+pub trait Handler {
+    /// A WebSocket handshake completed; the connection can send and receive.
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
+        let _ = (ctx, conn);
+    }
+
+    /// A complete message arrived (text already checked to be UTF-8).
+    fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>);
+
+    /// The session ended: a closing handshake began (from either side), the peer broke the
+    /// protocol, or the connection dropped. Called exactly once per `on_open`. Messages
+    /// can no longer be sent to `conn`.
+    fn on_close(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
+        let _ = (ctx, conn);
+    }
+
+    /// A plain HTTP request (not an upgrade) arrived. The default serves a small page at
+    /// `/` that says what this server is and offers a WebSocket console.
+    fn on_http(&mut self, request: &Request) -> Response {
+        crate::http::landing::respond(request, "loopchat")
+    }
+}
+
+/// What a handler can do: send, broadcast, close, and look at connections.
+pub struct Context<'a> {
+    conns: &'a mut Connections,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(conns: &'a mut Connections) -> Context<'a> {
+        Context { conns }
+    }
+
+    /// Sends a message to one connection. Returns false if the connection is not open
+    /// (closing or gone), or if its output queue is full, in which case it is closed
+    /// with 1008 as too slow.
+    pub fn send(&mut self, to: ConnectionId, message: Message<'_>) -> bool {
+        self.conns.send(to.0, message)
+    }
+
+    /// Sends an already encoded frame; see [`SharedFrame`]. Same rules as [`Self::send`].
+    pub fn send_shared(&mut self, to: ConnectionId, frame: &SharedFrame) -> bool {
+        self.conns.send_shared(to.0, frame)
+    }
+
+    /// Sends a message to every open connection except `except`. The frame is encoded
+    /// once and its bytes shared by all recipients. Returns how many it was queued for.
+    pub fn broadcast(&mut self, message: Message<'_>, except: Option<ConnectionId>) -> usize {
+        self.conns
+            .broadcast(&SharedFrame::new(message), except.map(|id| id.0))
+    }
+
+    /// Starts closing a connection with the given code and reason (at most 123 bytes;
+    /// longer is cut). The peer has until the close timeout to answer. `on_close` follows
+    /// once the current callback returns.
+    pub fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: &str) {
+        self.conns.close(conn.0, code, reason);
+    }
+
+    /// Whether the connection is open for messages.
+    pub fn is_open(&self, conn: ConnectionId) -> bool {
+        self.conns.slab.get(conn.0).is_some_and(Connection::is_open)
+    }
+
+    /// The peer's address, while the connection exists.
+    pub fn peer_addr(&self, conn: ConnectionId) -> Option<SocketAddr> {
+        self.conns.slab.get(conn.0).map(|c| c.peer)
+    }
+
+    /// Every connection open for messages.
+    pub fn open_connections(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.conns
+            .slab
+            .iter()
+            .filter(|(_, c)| c.is_open())
+            .map(|(key, _)| ConnectionId(key))
+    }
+
+    /// The time at the start of the current loop turn.
+    pub fn now(&self) -> Instant {
+        self.conns.now
+    }
+}

@@ -1,0 +1,413 @@
+//! The event loop: one thread, one `mio::Poll`, every connection.
+//!
+//! Each turn of the loop does the same five things, in this order:
+//!
+//! 1. **Sleep** in `poll` until a socket is ready or the earliest deadline comes (not at
+//!    all if work was left over from the last turn).
+//! 2. **Dispatch** each readiness event by token: the listener's token means accept;
+//!    any other token is a slab key, and the connection is read.
+//! 3. **Read again** the connections that stopped at their read budget last turn.
+//! 4. **Run due timers**: handshake and closing deadlines.
+//! 5. **Flush** every connection that has output queued: one vectored write each.
+//!
+//! Two rules of `mio` shape the code. Readiness is edge-triggered: after a wake-up we
+//! must read (or accept) until `WouldBlock`, or we may never hear of the remaining bytes
+//! again. The one exception is deliberate: a connection that reaches its per-turn read
+//! budget is put on a ready list and read again next turn, so one fast sender cannot
+//! starve the rest. And wake-ups can be spurious: every handler copes with `WouldBlock`.
+//!
+//! Writes never happen inside a handler. A send only queues bytes and marks the
+//! connection; the flush at the end of the turn writes each marked connection once, with
+//! everything queued for it in one `write_vectored`. WRITABLE interest is registered
+//! only when the kernel did not take it all, and dropped again once the queue is empty.
+//!
+//! A connection is removed in exactly one place, [`Server::remove`]: it leaves the slab,
+//! its socket is deregistered and closed, and the handler hears `on_close` if it had
+//! heard `on_open`.
+
+mod config;
+mod connection;
+mod handler;
+mod outbound;
+mod session;
+mod timers;
+
+pub use config::ServerConfig;
+pub use handler::{ConnectionId, Context, Handler};
+pub use outbound::{OutboundQueue, SharedFrame};
+
+use crate::http::Response;
+use connection::{Connection, Connections};
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+use timers::{TimerQueue, TimerTarget};
+
+/// The listener's token. Connection tokens are slab keys, which never reach this value.
+const LISTENER: Token = Token(usize::MAX);
+
+/// Bytes read from a socket per `read` call. One buffer serves every connection: bytes
+/// are decoded straight out of it, so an idle connection holds no read buffer at all.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes one connection may read per loop turn before the others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+
+/// Bytes one connection may write per loop turn before the others get their turn.
+const WRITE_BUDGET: usize = 1024 * 1024;
+
+/// How long to wait before accepting again after `accept` failed for lack of resources
+/// (no free file descriptors, say): retrying at once would spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Readiness events taken from the kernel per `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// A WebSocket server: the listener, the connections, and the application's handler.
+pub struct Server<H: Handler> {
+    poll: Poll,
+    listener: TcpListener,
+    handler: H,
+    config: ServerConfig,
+    conns: Connections,
+    /// The shared read buffer (see [`READ_CHUNK`]).
+    read_buf: Box<[u8]>,
+    /// Connections to read again next turn: they used their budget before `WouldBlock`.
+    ready: Vec<usize>,
+    /// The serial number for the next connection.
+    next_serial: u64,
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds the listening socket and prepares the loop. Nothing is accepted until
+    /// [`Server::run`].
+    pub fn bind(config: ServerConfig, handler: H) -> io::Result<Server<H>> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let conns = Connections {
+            slab: Slab::new(),
+            to_flush: Vec::new(),
+            closed: Vec::new(),
+            timers: TimerQueue::default(),
+            close_timeout: config.close_timeout,
+            max_outbound_bytes: config.max_outbound_bytes,
+            now: Instant::now(),
+        };
+        Ok(Server {
+            poll,
+            listener,
+            handler,
+            config,
+            conns,
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            ready: Vec::new(),
+            next_serial: 0,
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The application handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// How many connections exist, in any phase.
+    pub fn connection_count(&self) -> usize {
+        self.conns.slab.len()
+    }
+
+    /// Runs the loop. Returns only if polling itself fails.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            self.turn(&mut events)?;
+        }
+    }
+
+    /// One turn of the loop (see the module documentation).
+    fn turn(&mut self, events: &mut Events) -> io::Result<()> {
+        let timeout = self.poll_timeout();
+        if let Err(error) = self.poll.poll(events, timeout) {
+            // A signal interrupted the wait: not an error, just an early wake-up.
+            return if error.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(error)
+            };
+        }
+        self.conns.now = Instant::now();
+
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_all(),
+                Token(key) => {
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read_ready(key);
+                    }
+                    if event.is_writable() {
+                        self.conns.schedule_flush(key);
+                    }
+                }
+            }
+        }
+        for key in std::mem::take(&mut self.ready) {
+            if let Some(conn) = self.conns.slab.get_mut(key)
+                && std::mem::take(&mut conn.read_scheduled)
+            {
+                self.read_ready(key);
+            }
+        }
+        self.run_due_timers();
+        self.flush_all();
+        Ok(())
+    }
+
+    /// How long `poll` may sleep: not at all if work is waiting, else until the earliest
+    /// deadline, else indefinitely.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ready.is_empty() || !self.conns.to_flush.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.conns
+            .timers
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Accepts connections until `WouldBlock`.
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of file descriptors or memory. The pending connections stay in
+                    // the backlog; try again after a pause instead of spinning.
+                    warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                    let at = self.conns.now + ACCEPT_BACKOFF;
+                    self.conns.timers.schedule(
+                        at,
+                        TimerTarget {
+                            key: LISTENER.0,
+                            serial: 0,
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection, or turns it away if the server is full.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        if self.conns.slab.len() >= self.config.max_connections {
+            debug!(
+                "{peer}: refused, {} connections already",
+                self.conns.slab.len()
+            );
+            refuse_now(
+                &mut stream,
+                &Response::text(503, "server full, try again later\n"),
+            );
+            return;
+        }
+        // Frames are small and latency matters more than packet count; the vectored
+        // flush already batches what can be batched.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("{peer}: set_nodelay failed: {e}");
+        }
+        let entry = self.conns.slab.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
+            warn!("{peer}: register failed: {e}");
+            return;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let deadline = self.conns.now + self.config.handshake_timeout;
+        entry.insert(Connection::new(stream, peer, serial, deadline));
+        self.conns
+            .timers
+            .schedule(deadline, TimerTarget { key, serial });
+        debug!("{peer}: accepted as #{key}");
+    }
+
+    /// Reads a connection until `WouldBlock`, end of stream, an error, or its budget.
+    fn read_ready(&mut self, key: usize) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.slab.get_mut(key) else {
+                break;
+            };
+            match conn.stream.read(&mut buf[..]) {
+                Ok(0) => {
+                    // The peer shut down its side; whatever it says now, it said.
+                    self.flush(key);
+                    self.remove(key, "peer closed the connection");
+                    break;
+                }
+                Ok(n) => {
+                    self.receive(key, &buf[..n]);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        if let Some(conn) = self.conns.slab.get_mut(key)
+                            && !std::mem::replace(&mut conn.read_scheduled, true)
+                        {
+                            self.ready.push(key);
+                        }
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.remove(key, &format!("read failed: {e}"));
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+        self.deliver_closes();
+    }
+
+    /// Writes every connection on the flush list.
+    fn flush_all(&mut self) {
+        let keys = std::mem::take(&mut self.conns.to_flush);
+        for &key in &keys {
+            self.flush(key);
+        }
+        self.deliver_closes();
+    }
+
+    /// Writes as much of a connection's queue as the kernel takes, up to the write
+    /// budget, and sets WRITABLE interest to match what is left.
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return;
+        };
+        conn.flush_scheduled = false;
+        let mut budget = WRITE_BUDGET;
+        while !conn.out.is_empty() {
+            match conn.out.write_to(&mut conn.stream) {
+                Ok(0) => return self.remove(key, "socket accepts no more bytes"),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        conn.schedule_flush(key, &mut self.conns.to_flush);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.remove(key, &format!("write failed: {e}")),
+            }
+        }
+
+        let want_writable = !conn.out.is_empty();
+        if want_writable != conn.writable_registered {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(key), interest)
+            {
+                return self.remove(key, &format!("reregister failed: {e}"));
+            }
+            conn.writable_registered = want_writable;
+        }
+        if conn.out.is_empty()
+            && matches!(conn.phase, connection::Phase::Lingering)
+            && !conn.shutdown_sent
+        {
+            // Everything is said: send our FIN. Errors only mean the peer is gone already.
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            conn.shutdown_sent = true;
+        }
+    }
+
+    /// Acts on every deadline that has passed.
+    fn run_due_timers(&mut self) {
+        let now = self.conns.now;
+        while let Some(target) = self.conns.timers.pop_due(now) {
+            if target.key == LISTENER.0 {
+                self.accept_all();
+                continue;
+            }
+            let Some(conn) = self.conns.slab.get_mut(target.key) else {
+                continue;
+            };
+            let due = conn.serial == target.serial && conn.deadline.is_some_and(|at| at <= now);
+            if !due {
+                continue; // stale: the slot was reused, or the deadline moved
+            }
+            conn.deadline = None;
+            match conn.phase {
+                connection::Phase::Handshake(_) => {
+                    refuse_now(
+                        &mut conn.stream,
+                        &Response::text(408, "no complete request in time\n"),
+                    );
+                    self.remove(target.key, "handshake timed out");
+                }
+                _ => self.remove(target.key, "closing handshake timed out"),
+            }
+        }
+        self.deliver_closes();
+    }
+
+    /// Removes a connection: the one place where connections end.
+    fn remove(&mut self, key: usize, why: &str) {
+        self.conns.end_session(key);
+        let Some(mut conn) = self.conns.slab.try_remove(key) else {
+            return;
+        };
+        debug!("{}: #{key} removed: {why}", conn.peer);
+        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+            debug!("{}: deregister failed: {e}", conn.peer);
+        }
+        drop(conn); // closes the socket
+        self.deliver_closes();
+    }
+
+    /// Gives the handler the `on_close` of every session that ended since the last call.
+    /// Handlers may close other connections from `on_close`; those are delivered too.
+    fn deliver_closes(&mut self) {
+        while !self.conns.closed.is_empty() {
+            for key in std::mem::take(&mut self.conns.closed) {
+                self.handler
+                    .on_close(&mut Context::new(&mut self.conns), ConnectionId(key));
+            }
+        }
+    }
+}
+
+/// Writes a short response to a connection we will not keep, without waiting, and shuts
+/// it down. Best effort: the socket's send buffer is empty, so a small response fits.
+fn refuse_now(stream: &mut TcpStream, response: &Response) {
+    let _ = stream.write(&response.encode(false, false));
+    let _ = stream.shutdown(Shutdown::Write);
+}

@@ -1,0 +1,264 @@
+//! Bytes waiting to be written to one connection.
+//!
+//! A connection's output is a queue of chunks of two kinds. Frames meant for this
+//! connection alone (the 101 response, a Pong, an echo) are encoded straight into an owned
+//! buffer at the tail of the queue, several small frames sharing one buffer. Frames meant
+//! for many connections (a broadcast) are encoded once into a [`SharedFrame`], and each
+//! recipient's queue holds a reference-counted pointer to the same bytes: queuing a
+//! broadcast to a thousand connections copies no payload and allocates nothing per
+//! recipient beyond a queue slot.
+//!
+//! The queue is drained by [`OutboundQueue::write_to`], which hands up to 64 chunks to the
+//! kernel in one vectored write, so a connection that has fallen behind catches up with
+//! few system calls.
+
+use crate::ws::Message;
+use crate::ws::frame::encode_frame;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// A server frame encoded once and shared by every queue it is pushed to. Server frames
+/// are not masked, so the same bytes are right for every recipient.
+#[derive(Debug, Clone)]
+pub struct SharedFrame(Rc<[u8]>);
+
+impl SharedFrame {
+    /// Encodes `message` as a single unmasked frame.
+    pub fn new(message: Message<'_>) -> SharedFrame {
+        let mut bytes = Vec::new();
+        encode_frame(&mut bytes, message.opcode(), true, message.payload(), None);
+        SharedFrame(bytes.into())
+    }
+
+    /// The frame's length on the wire.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (never true for an encoded frame).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// One piece of queued output.
+#[derive(Debug)]
+enum Chunk {
+    /// Bytes for this connection only; small frames are appended to the same buffer.
+    Owned(Vec<u8>),
+    /// A frame shared with other connections.
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(bytes) => bytes,
+            Chunk::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// Owned frames are appended to the last owned chunk while it is smaller than this, so a
+/// burst of small replies becomes one buffer (and one iovec).
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// The most chunks handed to one `write_vectored` call. Linux accepts 1024 (IOV_MAX);
+/// 64 chunks of typical chat frames already fill a socket buffer.
+const MAX_IOVECS: usize = 64;
+
+/// A connection's unwritten output, in order.
+#[derive(Debug, Default)]
+pub struct OutboundQueue {
+    chunks: VecDeque<Chunk>,
+    /// How many bytes of the front chunk have already been written.
+    front_written: usize,
+    /// Unwritten bytes in the whole queue.
+    len: usize,
+}
+
+impl OutboundQueue {
+    /// Unwritten bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether everything has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a shared frame: one reference count, no copy.
+    pub fn push_shared(&mut self, frame: &SharedFrame) {
+        self.len += frame.len();
+        self.chunks.push_back(Chunk::Shared(Rc::clone(&frame.0)));
+    }
+
+    /// Queues raw bytes (an HTTP response, say) by copying them.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.encode_with(|buffer| buffer.extend_from_slice(bytes));
+    }
+
+    /// Lets `encode` append bytes directly to the queue's tail buffer, so a frame is
+    /// encoded in place instead of being built elsewhere and copied in.
+    pub fn encode_with<R>(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let reuse_tail =
+            matches!(self.chunks.back(), Some(Chunk::Owned(tail)) if tail.len() < COALESCE_LIMIT);
+        if !reuse_tail {
+            self.chunks.push_back(Chunk::Owned(Vec::new()));
+        }
+        let Some(Chunk::Owned(tail)) = self.chunks.back_mut() else {
+            unreachable!("an owned chunk was just ensured at the back");
+        };
+        let before = tail.len();
+        let result = encode(tail);
+        let added = tail.len() - before;
+        if tail.is_empty() {
+            self.chunks.pop_back();
+        }
+        self.len += added;
+        result
+    }
+
+    /// Writes as much of the queue as `writer` takes in one vectored write, and drops
+    /// what was written. Returns the number of bytes written; errors, `WouldBlock`
+    /// included, are the writer's.
+    pub fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            let bytes = chunk.bytes();
+            *slot = IoSlice::new(if count == 0 {
+                &bytes[self.front_written..]
+            } else {
+                bytes
+            });
+            count += 1;
+        }
+        let written = writer.write_vectored(&slices[..count])?;
+        self.consume(written);
+        Ok(written)
+    }
+
+    /// Drops `n` written bytes from the front.
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.front_written;
+            if n < left {
+                self.front_written += n;
+                return;
+            }
+            n -= left;
+            self.front_written = 0;
+            self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() && self.chunks.capacity() > MAX_IOVECS {
+            // A burst is over: give back the slots rather than hold them while idle.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `limit` bytes per call, like a nearly full socket.
+    struct Trickle {
+        written: Vec<u8>,
+        limit: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.limit);
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut total = 0;
+            for buf in bufs {
+                let n = self.write(&buf[..buf.len().min(self.limit - total)])?;
+                total += n;
+                if total == self.limit {
+                    break;
+                }
+            }
+            Ok(total)
+        }
+    }
+
+    #[test]
+    fn writes_everything_in_order_whatever_the_write_sizes() {
+        let shared = SharedFrame::new(Message::Text("shared"));
+        for limit in [1, 2, 3, 7, 100, 100_000] {
+            let mut queue = OutboundQueue::default();
+            let mut expected = Vec::new();
+            for i in 0..200u32 {
+                if i % 3 == 0 {
+                    queue.push_shared(&shared);
+                    expected.extend_from_slice(shared.as_bytes());
+                } else {
+                    let bytes = i.to_be_bytes();
+                    queue.push_bytes(&bytes);
+                    expected.extend_from_slice(&bytes);
+                }
+            }
+            assert_eq!(queue.len(), expected.len());
+            let mut writer = Trickle {
+                written: Vec::new(),
+                limit,
+            };
+            while !queue.is_empty() {
+                queue.write_to(&mut writer).unwrap();
+            }
+            assert_eq!(writer.written, expected, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn small_owned_frames_share_a_buffer() {
+        let mut queue = OutboundQueue::default();
+        for _ in 0..100 {
+            queue.push_bytes(b"pong");
+        }
+        assert_eq!(queue.chunks.len(), 1);
+        queue.push_bytes(&vec![0; COALESCE_LIMIT]);
+        queue.push_bytes(b"next");
+        assert_eq!(queue.chunks.len(), 2);
+    }
+
+    #[test]
+    fn a_shared_frame_is_not_copied() {
+        let frame = SharedFrame::new(Message::Binary(&[1, 2, 3]));
+        let mut a = OutboundQueue::default();
+        let mut b = OutboundQueue::default();
+        a.push_shared(&frame);
+        b.push_shared(&frame);
+        assert_eq!(Rc::strong_count(&frame.0), 3);
+        let mut sink = Vec::new();
+        a.write_to(&mut sink).unwrap();
+        assert_eq!(Rc::strong_count(&frame.0), 2);
+    }
+
+    #[test]
+    fn an_encoder_that_writes_nothing_leaves_no_chunk() {
+        let mut queue = OutboundQueue::default();
+        let result: Result<(), ()> = queue.encode_with(|_| Err(()));
+        assert!(result.is_err());
+        assert!(queue.is_empty() && queue.chunks.is_empty());
+    }
+}

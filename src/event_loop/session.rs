@@ -1,0 +1,191 @@
+//! What the bytes read from a connection mean: an HTTP request head, then WebSocket
+//! frames. The loop in `mod.rs` moves bytes; this file gives them to the sans-IO
+//! protocol code and acts on what comes back: queue a response, open a session, call the
+//! handler, answer a Ping, complete or begin a closing handshake.
+
+use super::connection::{Connection, Phase};
+use super::{ConnectionId, Context, Handler, Server};
+use crate::http::{
+    HttpError, RequestKind, Response, Upgrade, classify, parse_request, request::completes_a_line,
+};
+use crate::ws::{Event, Role, State, WebSocket};
+use log::debug;
+
+impl<H: Handler> Server<H> {
+    /// Feeds bytes just read from connection `key` to whatever it is in the middle of.
+    pub(super) fn receive(&mut self, key: usize, mut input: &[u8]) {
+        while !input.is_empty() {
+            let Some(conn) = self.conns.slab.get(key) else {
+                return;
+            };
+            match conn.phase {
+                Phase::Handshake(_) => input = self.receive_head(key, input),
+                Phase::WebSocket(_) => return self.receive_frames(key, input),
+                // Nothing more is expected; input is read only to reach the peer's FIN.
+                Phase::Lingering => return,
+            }
+        }
+    }
+
+    /// Adds bytes to the request head and acts on it once complete. Returns the bytes
+    /// that follow the head if it opened a WebSocket (a client may send its first frames
+    /// without waiting for the 101), and nothing otherwise.
+    fn receive_head<'a>(&mut self, key: usize, input: &'a [u8]) -> &'a [u8] {
+        let limits = self.config.head_limits;
+        let Some(Connection {
+            phase: Phase::Handshake(head),
+            ..
+        }) = self.conns.slab.get_mut(key)
+        else {
+            return &[];
+        };
+        let old_len = head.len();
+        let take = input
+            .len()
+            .min(limits.max_head_bytes.saturating_sub(old_len));
+        head.extend_from_slice(&input[..take]);
+        if !completes_a_line(head, old_len) && head.len() < limits.max_head_bytes {
+            return &[];
+        }
+        let (request, head_len) = match parse_request(head, &limits) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return &[],
+            Err(error) => {
+                self.refuse(key, &error);
+                return &[];
+            }
+        };
+        let after_head = &input[head_len.saturating_sub(old_len).min(input.len())..];
+        match classify(&request) {
+            Ok(RequestKind::Upgrade(upgrade)) => {
+                self.open(key, &upgrade);
+                after_head
+            }
+            Ok(RequestKind::Plain) => {
+                let response = self.handler.on_http(&request);
+                self.respond_and_linger(key, &response, request.method == "HEAD");
+                &[]
+            }
+            Err(error) => {
+                self.refuse(key, &error);
+                &[]
+            }
+        }
+    }
+
+    /// Completes the upgrade: queues the 101 and starts the application's session.
+    fn open(&mut self, key: usize, upgrade: &Upgrade) {
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return;
+        };
+        conn.out.push_bytes(&upgrade.response());
+        conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, self.config.max_message_size));
+        conn.in_app = true;
+        debug!("{}: #{key} upgraded to WebSocket", conn.peer);
+        self.conns.set_deadline(key, None);
+        self.conns.schedule_flush(key);
+        self.handler
+            .on_open(&mut Context::new(&mut self.conns), ConnectionId(key));
+        self.deliver_closes();
+    }
+
+    /// Answers a request we refuse, and closes.
+    fn refuse(&mut self, key: usize, error: &HttpError) {
+        if let Some(conn) = self.conns.slab.get(key) {
+            debug!(
+                "{}: #{key} refused with {}: {error}",
+                conn.peer,
+                error.status()
+            );
+        }
+        self.respond_and_linger(key, &error.response(), false);
+    }
+
+    /// Queues a response and moves to lingering: flush, FIN, drain, drop.
+    fn respond_and_linger(&mut self, key: usize, response: &Response, head_only: bool) {
+        if let Some(conn) = self.conns.slab.get_mut(key) {
+            conn.out.push_bytes(&response.encode(head_only, false));
+        }
+        self.conns.linger(key);
+    }
+
+    /// Decodes frames and acts on each event.
+    fn receive_frames(&mut self, key: usize, mut input: &[u8]) {
+        loop {
+            let Some(Connection {
+                phase: Phase::WebSocket(ws),
+                out,
+                peer,
+                ..
+            }) = self.conns.slab.get_mut(key)
+            else {
+                return;
+            };
+            let event = match ws.read(&mut input) {
+                Ok(Some(event)) => event,
+                Ok(None) => return,
+                Err(error) => {
+                    // Fail the connection (RFC 6455 §7.1.7): our Close with the error's
+                    // code, then close TCP. Anything more the peer sends is discarded.
+                    debug!("{peer}: #{key} failed: {error}");
+                    let reason = error.to_string();
+                    let _ = out.encode_with(|buffer| {
+                        ws.write_close(Some((error.close_code(), &reason)), buffer)
+                    });
+                    self.conns.linger(key);
+                    return;
+                }
+            };
+            match event {
+                Event::Ping(payload) => {
+                    // After our Close nothing may be sent, Pongs included; then this fails
+                    // and the Ping goes unanswered, as it should.
+                    if out
+                        .encode_with(|buffer| ws.write_pong(&payload, buffer))
+                        .is_ok()
+                    {
+                        self.conns.schedule_flush(key);
+                    }
+                }
+                Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    if ws.state() == State::CloseReceived {
+                        // The peer began the closing handshake: echo its code (or its
+                        // empty Close) and close TCP. Otherwise this answers ours.
+                        let echo = frame.as_ref().map(|f| (f.code, ""));
+                        let _ = out.encode_with(|buffer| ws.write_close(echo, buffer));
+                    }
+                    debug!("{peer}: #{key} closing handshake done ({frame:?})");
+                    self.conns.linger(key);
+                    return;
+                }
+                Event::Text(_) | Event::Binary(_) => {
+                    // Once we have sent our Close, the application is done with this
+                    // connection; messages still in flight are dropped.
+                    if ws.state() == State::Open
+                        && let Some(message) = event.as_message()
+                    {
+                        self.handler.on_message(
+                            &mut Context::new(&mut self.conns),
+                            ConnectionId(key),
+                            message,
+                        );
+                        self.deliver_closes();
+                    }
+                    let buffer = match event {
+                        Event::Text(text) => text.into_bytes(),
+                        Event::Binary(bytes) => bytes,
+                        _ => continue,
+                    };
+                    if let Some(Connection {
+                        phase: Phase::WebSocket(ws),
+                        ..
+                    }) = self.conns.slab.get_mut(key)
+                    {
+                        ws.recycle(buffer);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Deadlines: a min-heap of (instant, connection) with lazy cancellation.
+//!
+//! Each connection has at most one deadline at a time (handshake, or closing). Setting a
+//! new one pushes a heap entry, O(log n); the old entry is not searched for and removed but
+//! left to expire, and is recognised as stale when it pops: the connection's serial no longer
+//! matches (the slot was reused), or its current deadline is later. So nothing ever scans
+//! all connections, and the loop sleeps exactly until the earliest deadline.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// What a timer entry points at: a slab key and the serial of the connection that held
+/// that key when the timer was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerTarget {
+    /// The connection's slab key (its token).
+    pub key: usize,
+    /// The connection's serial number, unique for the life of the server.
+    pub serial: u64,
+}
+
+/// Pending deadlines, earliest first.
+#[derive(Debug, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Instant, TimerTarget)>>,
+}
+
+impl TimerQueue {
+    /// Adds a deadline.
+    pub fn schedule(&mut self, at: Instant, target: TimerTarget) {
+        self.heap.push(Reverse((at, target)));
+    }
+
+    /// The earliest deadline, stale or not.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns the earliest entry if it is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<TimerTarget> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => {
+                self.heap.pop().map(|Reverse((_, target))| target)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pops_due_entries_in_deadline_order() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let target = |key| TimerTarget {
+            key,
+            serial: key as u64,
+        };
+        let mut timers = TimerQueue::default();
+        timers.schedule(at(30), target(3));
+        timers.schedule(at(10), target(1));
+        timers.schedule(at(20), target(2));
+        assert_eq!(timers.next_deadline(), Some(at(10)));
+        assert_eq!(timers.pop_due(at(5)), None);
+        assert_eq!(timers.pop_due(at(25)), Some(target(1)));
+        assert_eq!(timers.pop_due(at(25)), Some(target(2)));
+        assert_eq!(timers.pop_due(at(25)), None);
+        assert_eq!(timers.next_deadline(), Some(at(30)));
+    }
+}

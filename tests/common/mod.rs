@@ -1,0 +1,328 @@
+//! Shared by the integration tests: start a real server on an ephemeral loopback port, and
+//! talk to it over a raw TCP socket with a frame writer and reader written here from RFC
+//! 6455, independent of the crate's own codec, so the tests check the server against the
+//! RFC and not against itself.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use loopchat::{Handler, Server, ServerConfig};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single read in a test may wait. Generous: tests must not be flaky on a
+/// loaded CI machine, and a passing test never waits this long.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts a server with `handler` on 127.0.0.1, any free port, in a background thread,
+/// and returns its address. The server runs until the test process exits.
+pub fn start<H: Handler + Send + 'static>(handler: H) -> SocketAddr {
+    start_with(ServerConfig::default(), handler)
+}
+
+/// Like [`start`] with a custom configuration; its `addr` is replaced by 127.0.0.1:0.
+pub fn start_with<H: Handler + Send + 'static>(config: ServerConfig, handler: H) -> SocketAddr {
+    // Tests open many sockets in one process; the default soft limit of 1024 is too low.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let config = ServerConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..config
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut server = Server::bind(config, handler).expect("bind");
+        tx.send(server.local_addr().expect("local addr"))
+            .expect("send addr");
+        server.run().expect("server loop");
+    });
+    rx.recv().expect("server started")
+}
+
+/// The echo server, started once per test.
+pub fn echo_server() -> SocketAddr {
+    start(loopchat::apps::Echo)
+}
+
+/// A frame as read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The close code of a Close frame, if it has one.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == OP_CLOSE && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xa;
+
+/// The mask key the raw client uses. Fixed, so test failures are reproducible.
+pub const MASK: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+
+/// Builds a frame byte by byte as RFC 6455 §5.2 lays it out. `first_byte` is FIN, RSV
+/// and opcode together, so tests can set any combination, valid or not.
+pub fn frame_bytes(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A client-to-server frame: masked with [`MASK`].
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame_bytes(if fin { 0x80 } else { 0 } | opcode, payload, Some(MASK))
+}
+
+/// A Close frame payload: code and reason.
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
+/// A raw TCP connection to the server.
+pub struct RawClient {
+    pub stream: TcpStream,
+    /// Bytes read but not yet consumed.
+    buffer: Vec<u8>,
+}
+
+impl RawClient {
+    /// Connects without sending anything.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Connects and completes a WebSocket handshake on `/`, checking the 101.
+    pub fn open(addr: SocketAddr) -> RawClient {
+        let mut client = RawClient::connect(addr);
+        client.send(&upgrade_request(&addr.to_string(), "/"));
+        let head = client.read_http_head();
+        assert!(
+            head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+            "{head}"
+        );
+        // RFC 6455 §1.3's example key, so the accept value is known.
+        assert!(
+            head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+            "{head}"
+        );
+        client
+    }
+
+    /// Writes bytes, all of them.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Writes bytes; returns false if the server has already closed (a reset or broken
+    /// pipe), which some tests expect.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Writes bytes in pieces of `piece` with a flush between, to exercise reassembly.
+    pub fn send_in_pieces(&mut self, bytes: &[u8], piece: usize, pause: Duration) {
+        for chunk in bytes.chunks(piece) {
+            self.send(chunk);
+            if !pause.is_zero() {
+                thread::sleep(pause);
+            }
+        }
+    }
+
+    /// Reads until `buffer` holds at least `n` bytes. Panics on EOF or timeout.
+    fn fill(&mut self, n: usize) {
+        let mut chunk = [0; 64 * 1024];
+        while self.buffer.len() < n {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed with {} of {n} bytes", self.buffer.len()),
+                Ok(k) => self.buffer.extend_from_slice(&chunk[..k]),
+                Err(e) => panic!("read failed with {} of {n} bytes: {e}", self.buffer.len()),
+            }
+        }
+    }
+
+    /// Reads an HTTP response head (up to and including the blank line).
+    pub fn read_http_head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buffer.drain(..end + 4).collect();
+                return String::from_utf8(head).expect("head is UTF-8");
+            }
+            let have = self.buffer.len();
+            self.fill(have + 1);
+        }
+    }
+
+    /// Reads a whole HTTP response (head and a body of `Content-Length` bytes).
+    pub fn read_http_response(&mut self) -> (String, Vec<u8>) {
+        let head = self.read_http_head();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            })
+            .unwrap_or(0);
+        self.fill(length);
+        let body = self.buffer.drain(..length).collect();
+        (head, body)
+    }
+
+    /// Reads one frame.
+    pub fn read_frame(&mut self) -> Frame {
+        self.fill(2);
+        let (b0, b1) = (self.buffer[0], self.buffer[1]);
+        let masked = b1 & 0x80 != 0;
+        let (len, mut at) = match b1 & 0x7f {
+            126 => {
+                self.fill(4);
+                (
+                    u16::from_be_bytes([self.buffer[2], self.buffer[3]]) as usize,
+                    4,
+                )
+            }
+            127 => {
+                self.fill(10);
+                let mut be = [0; 8];
+                be.copy_from_slice(&self.buffer[2..10]);
+                (u64::from_be_bytes(be) as usize, 10)
+            }
+            n => (n as usize, 2),
+        };
+        let key = if masked {
+            self.fill(at + 4);
+            let key = [
+                self.buffer[at],
+                self.buffer[at + 1],
+                self.buffer[at + 2],
+                self.buffer[at + 3],
+            ];
+            at += 4;
+            Some(key)
+        } else {
+            None
+        };
+        self.fill(at + len);
+        let mut payload: Vec<u8> = self.buffer.drain(..at + len).skip(at).collect();
+        if let Some(key) = key {
+            payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b ^= key[i % 4]);
+        }
+        Frame {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 7,
+            opcode: b0 & 0x0f,
+            masked,
+            payload,
+        }
+    }
+
+    /// Reads one frame and checks it is a final, unmasked frame with this opcode and
+    /// payload.
+    pub fn expect_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let frame = self.read_frame();
+        assert_eq!(
+            (frame.fin, frame.rsv, frame.opcode, frame.masked),
+            (true, 0, opcode, false),
+            "{frame:?}"
+        );
+        assert!(
+            frame.payload == payload,
+            "payload of {} bytes differs from the {} expected",
+            frame.payload.len(),
+            payload.len()
+        );
+    }
+
+    /// Reads one frame and checks it is a Close with `code`; returns its reason.
+    pub fn expect_close(&mut self, code: u16) -> String {
+        let frame = self.read_frame();
+        assert_eq!(frame.opcode, OP_CLOSE, "expected a Close, got {frame:?}");
+        assert_eq!(frame.close_code(), Some(code), "close frame {frame:?}");
+        String::from_utf8(frame.payload[2..].to_vec()).expect("close reason is UTF-8")
+    }
+
+    /// Checks that the server closes the TCP connection (after any unread bytes are
+    /// consumed, which must be none) within the timeout. A reset counts as closed.
+    pub fn expect_eof(&mut self) {
+        assert!(
+            self.buffer.is_empty(),
+            "unread bytes before EOF: {:?}",
+            self.buffer
+        );
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let mut chunk = [0; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => panic!("expected EOF, got {:?}", &chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected EOF, got error {e}"),
+            }
+        }
+    }
+
+    /// Sends our Close with `code` and checks the server echoes it and closes TCP: a
+    /// clean closing handshake begun by the client.
+    pub fn close_cleanly(&mut self, code: u16) {
+        self.send(&client_frame(true, OP_CLOSE, &code.to_be_bytes()));
+        self.expect_close(code);
+        self.expect_eof();
+    }
+
+    /// Shuts down our write side (sends FIN) but keeps reading.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// A valid upgrade request for `path`, with RFC 6455's example key.
+pub fn upgrade_request(host: &str, path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
