@@ -255,7 +255,10 @@ impl WebSocket {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        if !self.state.can_send() && !(opcode == Opcode::Close && self.state == State::Failed) {
+        // A failed connection may still send the Close that reports the failure.
+        let allowed =
+            self.state.can_send() || (opcode == Opcode::Close && self.state == State::Failed);
+        if !allowed {
             return Err(SendError::Closed);
         }
         let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
