@@ -255,10 +255,7 @@ impl<H: Handler> Server<H> {
     fn read_ready(&mut self, key: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut budget = READ_BUDGET;
-        loop {
-            let Some(conn) = self.conns.slab.get_mut(key) else {
-                break;
-            };
+        while let Some(conn) = self.conns.slab.get_mut(key) {
             match conn.stream.read(&mut buf[..]) {
                 Ok(0) => {
                     // The peer shut down its side; whatever it says now, it said.
