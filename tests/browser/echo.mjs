@@ -1,0 +1,330 @@
+// A real browser against `loopchat serve --mode echo`: Debian's Chromium, driven by
+// playwright-core, opens the server's page, uses its console, then runs a plain
+// `new WebSocket()` in the page through text, binary, large, many and a clean close.
+//
+//   node tests/browser/echo.mjs http://127.0.0.1:PORT OUTPUT_DIR
+//
+// Prints one line per check and exits 0 when all pass; on any failure prints
+// `FAIL <check>: <why>` and exits 1 (2 for bad usage). Whatever happens, it finishes
+// within OVERALL_TIMEOUT_MS, closes the browser and removes its temporary profile.
+// Run by tests/browser.rs; install with `npm ci --prefix tests/browser` and
+// `apt-get install -y chromium`.
+
+import { chromium } from 'playwright-core';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const CHROMIUM = '/usr/bin/chromium';
+// The browser's whole command line is these flags, the fresh profile and the pipe
+// Playwright drives it through: `ignoreDefaultArgs: true` drops Playwright's own.
+// (Debian's /usr/bin/chromium wrapper adds its /etc/chromium.d defaults in front.)
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const OVERALL_TIMEOUT_MS = 60_000;
+const STEP_TIMEOUT_MS = 15_000;
+
+const [baseArg, outArg] = process.argv.slice(2);
+if (!baseArg || !outArg || process.argv.length > 4) {
+  console.error('usage: node tests/browser/echo.mjs http://HOST:PORT OUTPUT_DIR');
+  process.exit(2);
+}
+let base;
+try {
+  base = new URL(baseArg);
+  if (base.protocol !== 'http:') throw new Error('not http:');
+} catch (e) {
+  console.error(`FAIL arguments: ${JSON.stringify(baseArg)} is not an http:// URL (${e.message})`);
+  process.exit(2);
+}
+const pageUrl = new URL('/', base).href;
+const wsUrl = `ws://${base.host}/`;
+const outDir = resolve(outArg);
+const screenshot = join(outDir, 'echo-page.png');
+
+// What cleanup needs, filled in as the run goes.
+const state = { profile: null, browser: null, step: 'start', passed: 0 };
+
+function ok(what) {
+  state.passed += 1;
+  console.log(`ok ${state.passed} - ${what}`);
+}
+
+function check(condition, why) {
+  if (!condition) throw new Error(why);
+}
+
+async function main() {
+  state.step = 'launch Chromium';
+  await mkdir(outDir, { recursive: true });
+  state.profile = await mkdtemp(join(tmpdir(), 'loopchat-chromium-'));
+  const args = [...FLAGS, `--user-data-dir=${state.profile}`, '--remote-debugging-pipe'];
+  state.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    ignoreDefaultArgs: true,
+    args,
+    timeout: STEP_TIMEOUT_MS,
+    // Signals are handled below, so the profile is removed too.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+  });
+  ok(`launched Chromium ${state.browser.version()} (${CHROMIUM} ${args.join(' ')})`);
+
+  const context = await state.browser.newContext({ viewport: { width: 900, height: 720 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    // The browser asks for /favicon.ico on its own; the server rightly answers 404.
+    if (m.type() === 'error' && !m.location().url?.endsWith('/favicon.ico')) {
+      pageErrors.push(`console: ${m.text()} (${m.location().url})`);
+    }
+  });
+
+  // The page and its console, as a person would use them.
+  state.step = 'load the page';
+  const response = await page.goto(pageUrl);
+  check(response && response.status() === 200, `GET ${pageUrl} answered ${response?.status()}`);
+  check(
+    (await page.locator('#url').textContent()) === wsUrl,
+    `the page shows ${JSON.stringify(await page.locator('#url').textContent())}, not ${wsUrl}`,
+  );
+  ok(`GET ${pageUrl}: 200, "${await page.title()}"`);
+
+  state.step = 'page console connects';
+  await page.waitForFunction(
+    () => document.querySelector('#status')?.textContent === 'open',
+    null,
+    { timeout: STEP_TIMEOUT_MS },
+  ).catch(async (e) => {
+    const status = await page.locator('#status').textContent().catch(() => '?');
+    throw new Error(`#status is ${JSON.stringify(status)}, not "open" (${e.message.split('\n')[0]})`);
+  });
+  ok('page console connected: #status reads "open"');
+
+  state.step = 'page console echoes a typed message';
+  const typed = 'Hello from Chromium, héllo wörld ✓';
+  await page.locator('#text').click();
+  await page.keyboard.type(typed);
+  await page.keyboard.press('Enter');
+  const echoedLine = page.locator('#log div.in', { hasText: `< ${typed}` });
+  await echoedLine.waitFor({ state: 'visible' });
+  const lines = await page.locator('#log div').allTextContents();
+  check(
+    JSON.stringify(lines) === JSON.stringify([`> ${typed}`, `< ${typed}`]),
+    `#log holds ${JSON.stringify(lines)}`,
+  );
+  check((await page.locator('#text').inputValue()) === '', 'the input was not cleared');
+  await page.screenshot({ path: screenshot, fullPage: true });
+  ok(`page console: typed "${typed}" + Enter, "< ${typed}" came back; screenshot ${screenshot}`);
+
+  // A plain `new WebSocket()` in the page. Messages are queued in the page; `next()`
+  // waits for one, failing if the socket closes or nothing comes in time.
+  state.step = 'open a WebSocket';
+  await page.evaluate(
+    ({ url, stepMs }) =>
+      new Promise((resolve, reject) => {
+        const t = (window.__echo = { queue: [], waiters: [], closeEvent: null });
+        const ws = (t.ws = new WebSocket(url));
+        ws.onmessage = (e) => {
+          const waiter = t.waiters.shift();
+          if (waiter) waiter.resolve(e.data);
+          else t.queue.push(e.data);
+        };
+        t.closed = new Promise((done) => {
+          ws.onclose = (e) => {
+            t.closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+            for (const w of t.waiters.splice(0)) {
+              w.reject(new Error(`socket closed while waiting for a message: code ${e.code}`));
+            }
+            reject(new Error(`closed before open: code ${e.code}, wasClean ${e.wasClean}`));
+            done(t.closeEvent);
+          };
+        });
+        t.next = () => {
+          if (t.queue.length) return Promise.resolve(t.queue.shift());
+          if (t.closeEvent) return Promise.reject(new Error('socket already closed'));
+          return new Promise((res, rej) => {
+            const w = { resolve: res, reject: rej };
+            t.waiters.push(w);
+            setTimeout(() => {
+              const i = t.waiters.indexOf(w);
+              if (i >= 0) {
+                t.waiters.splice(i, 1);
+                rej(new Error(`no message within ${stepMs} ms`));
+              }
+            }, stepMs);
+          });
+        };
+        ws.onopen = () => resolve();
+      }),
+    { url: wsUrl, stepMs: STEP_TIMEOUT_MS },
+  );
+  ok(`new WebSocket('${wsUrl}') opened`);
+
+  state.step = 'echo non-ASCII text';
+  const unicode = 'héllo wörld · κόσμε · Привет · 日本語 · 😀🎉 · \u0000 · 𝄞';
+  const textResult = await page.evaluate(async (text) => {
+    const t = window.__echo;
+    t.ws.send(text);
+    const back = await t.next();
+    return { type: typeof back, same: back === text, length: String(back).length };
+  }, unicode);
+  check(textResult.type === 'string', `got a ${textResult.type}, not a string`);
+  check(textResult.same, `got ${textResult.length} UTF-16 units back, not the same text`);
+  ok(`text with non-ASCII characters echoed (${Buffer.byteLength(unicode)} UTF-8 bytes)`);
+
+  state.step = 'echo binary';
+  const binaryResult = await page.evaluate(async () => {
+    const t = window.__echo;
+    t.ws.binaryType = 'arraybuffer';
+    const bytes = new Uint8Array(4096);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + 7) % 256;
+    bytes.set([0, 0xff, 0x80, 0xc3, 0x28], 0); // also bytes that are not UTF-8
+    t.ws.send(bytes.buffer);
+    const back = await t.next();
+    if (!(back instanceof ArrayBuffer)) {
+      return { error: `got ${Object.prototype.toString.call(back)}, not an ArrayBuffer` };
+    }
+    const got = new Uint8Array(back);
+    if (got.length !== bytes.length) return { error: `got ${got.length} bytes, sent ${bytes.length}` };
+    const at = got.findIndex((b, i) => b !== bytes[i]);
+    if (at >= 0) return { error: `byte ${at} is ${got[at]}, sent ${bytes[at]}` };
+    return { length: got.length };
+  });
+  check(!binaryResult.error, binaryResult.error);
+  ok(`binary message echoed byte for byte (${binaryResult.length} bytes, ArrayBuffer)`);
+
+  state.step = 'echo 1 MiB of text';
+  const bigResult = await page.evaluate(async () => {
+    const t = window.__echo;
+    // 131072 numbered 8-byte pieces: exactly 1 MiB, and a shuffled piece would show.
+    const pieces = [];
+    for (let i = 0; i < 131072; i++) pieces.push(`${String(i).padStart(7, '0')} `);
+    const text = pieces.join('');
+    t.ws.send(text);
+    const back = await t.next();
+    if (typeof back !== 'string') return { error: `got a ${typeof back}, not a string` };
+    if (back.length !== text.length) return { error: `got ${back.length} characters, sent ${text.length}` };
+    if (back !== text) {
+      let at = 0;
+      while (back[at] === text[at]) at++;
+      return { error: `text differs from character ${at}` };
+    }
+    return { length: back.length };
+  });
+  check(!bigResult.error, bigResult.error);
+  check(bigResult.length === 1 << 20, `sent ${bigResult.length} bytes, not 1 MiB`);
+  ok(`1 MiB text message echoed intact (${bigResult.length} bytes)`);
+
+  state.step = 'echo 100 messages in order';
+  const manyResult = await page.evaluate(async () => {
+    const t = window.__echo;
+    const sent = [];
+    for (let i = 0; i < 100; i++) {
+      sent.push(`message ${i} of 100`);
+      t.ws.send(sent[i]);
+    }
+    const got = [];
+    for (let i = 0; i < 100; i++) got.push(await t.next());
+    const at = got.findIndex((m, i) => m !== sent[i]);
+    if (at >= 0) return { error: `message ${at} came back as ${JSON.stringify(got[at])}` };
+    return { count: got.length, queued: t.queue.length };
+  });
+  check(!manyResult.error, manyResult.error);
+  check(manyResult.queued === 0, `${manyResult.queued} unexpected extra messages came back`);
+  ok(`100 messages sent back to back all came back, in order`);
+
+  state.step = 'close with 4000';
+  const closeResult = await page.evaluate(async () => {
+    const t = window.__echo;
+    t.ws.close(4000, 'done');
+    return await Promise.race([
+      t.closed,
+      new Promise((res) => setTimeout(() => res(null), 10_000)),
+    ]);
+  });
+  check(closeResult !== null, 'no close event within 10 s of ws.close(4000, "done")');
+  check(
+    closeResult.code === 4000 && closeResult.wasClean === true,
+    `close event has code ${closeResult.code}, wasClean ${closeResult.wasClean}, ` +
+      `reason ${JSON.stringify(closeResult.reason)}; expected code 4000, wasClean true`,
+  );
+  ok(`ws.close(4000, 'done'): close event code 4000, wasClean true, reason ${JSON.stringify(closeResult.reason)}`);
+
+  state.step = 'no page errors';
+  check(pageErrors.length === 0, `the page reported errors: ${pageErrors.join(' | ')}`);
+  ok('no errors in the page');
+}
+
+// Closes the browser (bounded) and removes the profile; never throws.
+async function cleanup() {
+  const browser = state.browser;
+  state.browser = null;
+  if (browser) {
+    const closed = browser.close().then(() => true, () => false);
+    const inTime = await Promise.race([closed, sleep(10_000).then(() => false)]);
+    if (!inTime) console.error('warning: Chromium did not close in 10 s; it is killed on exit');
+  }
+  if (state.profile) {
+    await rm(state.profile, { recursive: true, force: true, maxRetries: 5 }).catch((e) =>
+      console.error(`warning: could not remove ${state.profile}: ${e.message}`),
+    );
+    state.profile = null;
+  }
+}
+
+function sleep(ms) {
+  return new Promise((res) => setTimeout(res, ms).unref());
+}
+
+let finishing = false;
+async function finish(code) {
+  if (finishing) return;
+  finishing = true;
+  await cleanup();
+  // Playwright's exit hook kills any browser process still alive.
+  process.exit(code);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`FAIL ${state.step}: interrupted by ${signal}`);
+    finish(1);
+  });
+}
+
+let timer;
+const overall = new Promise((_, reject) => {
+  timer = setTimeout(
+    () => reject(new Error(`overall timeout: not done within ${OVERALL_TIMEOUT_MS / 1000} s`)),
+    OVERALL_TIMEOUT_MS,
+  );
+});
+const run = main();
+run.catch(() => {}); // reported through the race below
+
+try {
+  await Promise.race([run, overall]);
+  console.log(`PASS: all ${state.passed} browser checks passed against ${pageUrl}`);
+  clearTimeout(timer);
+  await finish(0);
+} catch (e) {
+  clearTimeout(timer);
+  if (!finishing) {
+    // (When a signal is already finishing the run, this is just the aborted step.)
+    const why = String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, ''); // Playwright's colours
+    console.error(`FAIL ${state.step}: ${why}`);
+    await finish(1);
+  }
+}
