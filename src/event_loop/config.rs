@@ -25,9 +25,11 @@ pub struct ServerConfig {
     /// TCP after ours, before dropping the connection. Default 5 s.
     pub close_timeout: Duration,
     /// The most output one connection may have queued, in bytes. Default 64 MiB (four
-    /// maximum-size messages). A client that reads slower than its traffic arrives is
-    /// closed with 1008 when it passes the limit, so it cannot grow the server's memory
-    /// without bound or hold up anyone else.
+    /// maximum-size messages). When a send would pass it, the queue is first offered to
+    /// the kernel; if it is still over, the client reads slower than its traffic arrives
+    /// and is closed with 1008, so it cannot grow the server's memory without bound or
+    /// hold up anyone else. A broadcast frame counts in full for each recipient, though
+    /// its bytes are stored once.
     pub max_outbound_bytes: usize,
     /// The most connections at once, open or handshaking. Default 100 000. Beyond it, new
     /// connections are answered with 503 and closed. The process's open-file limit must

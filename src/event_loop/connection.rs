@@ -211,34 +211,45 @@ impl Connections {
             sent += 1;
         }
         for key in overflowing {
-            self.make_room(key, frame.len());
+            if self.make_room(key, frame.len())
+                && let Some(conn) = self.slab.get_mut(key)
+            {
+                conn.out.push_shared(frame);
+                conn.schedule_flush(key, &mut self.to_flush);
+                sent += 1;
+            }
         }
         sent
     }
 
-    /// Checks that the connection is open and can queue `len` more bytes. A connection
-    /// that cannot is a consumer too slow for its traffic: it is closed, so that it costs
-    /// no more memory and no one else waits for it.
+    /// Checks that the connection is open and can queue `len` more bytes.
+    ///
+    /// Output is normally written at the end of the loop turn, so the queue also holds
+    /// what was produced this turn and not yet offered to the kernel. Before calling a
+    /// client slow, then, give the kernel what it will take now; only if the queue is
+    /// still over the limit is the client really behind. It is closed, so that it costs no
+    /// more memory and no one else waits for it.
     fn make_room(&mut self, key: usize, len: usize) -> bool {
-        let Some(conn) = self.slab.get(key) else {
-            return false;
-        };
+        let Some(conn) = self.slab.get_mut(key) else { return false };
         if !conn.is_open() {
             return false;
         }
         if conn.out.len() + len <= self.max_outbound_bytes {
             return true;
         }
-        log::info!(
-            "{}: output queue over {} bytes; closing",
-            conn.peer,
-            self.max_outbound_bytes
-        );
-        self.close(
-            key,
-            CloseCode::PolicyViolation,
-            "too slow: output queue full",
-        );
+        // Errors are left for the end-of-turn flush, which removes the connection.
+        while !conn.out.is_empty() {
+            match conn.out.write_to(&mut conn.stream) {
+                Ok(n) if n > 0 => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+        if conn.out.len() + len <= self.max_outbound_bytes {
+            return true;
+        }
+        log::info!("{}: output queue over {} bytes; closing", conn.peer, self.max_outbound_bytes);
+        self.close(key, CloseCode::PolicyViolation, "too slow: output queue full");
         false
     }
 

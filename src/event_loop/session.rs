@@ -44,7 +44,12 @@ impl<H: Handler> Server<H> {
             .len()
             .min(limits.max_head_bytes.saturating_sub(old_len));
         head.extend_from_slice(&input[..take]);
-        if !completes_a_line(head, old_len) && head.len() < limits.max_head_bytes {
+        // Parse the first bytes at once (so a TLS handshake or binary noise is refused
+        // immediately), then again whenever a line is completed or the head is full;
+        // parsing on every byte would let a client that dribbles its head cost a parse
+        // per byte.
+        let worth_parsing = old_len == 0 || completes_a_line(head, old_len) || head.len() >= limits.max_head_bytes;
+        if !worth_parsing {
             return &[];
         }
         let (request, head_len) = match parse_request(head, &limits) {
