@@ -230,7 +230,9 @@ impl Connections {
     /// still over the limit is the client really behind. It is closed, so that it costs no
     /// more memory and no one else waits for it.
     fn make_room(&mut self, key: usize, len: usize) -> bool {
-        let Some(conn) = self.slab.get_mut(key) else { return false };
+        let Some(conn) = self.slab.get_mut(key) else {
+            return false;
+        };
         if !conn.is_open() {
             return false;
         }
@@ -248,8 +250,16 @@ impl Connections {
         if conn.out.len() + len <= self.max_outbound_bytes {
             return true;
         }
-        log::info!("{}: output queue over {} bytes; closing", conn.peer, self.max_outbound_bytes);
-        self.close(key, CloseCode::PolicyViolation, "too slow: output queue full");
+        log::info!(
+            "{}: output queue over {} bytes; closing",
+            conn.peer,
+            self.max_outbound_bytes
+        );
+        self.close(
+            key,
+            CloseCode::PolicyViolation,
+            "too slow: output queue full",
+        );
         false
     }
 

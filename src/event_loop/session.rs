@@ -48,7 +48,8 @@ impl<H: Handler> Server<H> {
         // immediately), then again whenever a line is completed or the head is full;
         // parsing on every byte would let a client that dribbles its head cost a parse
         // per byte.
-        let worth_parsing = old_len == 0 || completes_a_line(head, old_len) || head.len() >= limits.max_head_bytes;
+        let worth_parsing =
+            old_len == 0 || completes_a_line(head, old_len) || head.len() >= limits.max_head_bytes;
         if !worth_parsing {
             return &[];
         }
