@@ -7,12 +7,13 @@
 //! Open two browser consoles on the page at http://127.0.0.1:8080 and type in one: the
 //! other sees it. Joins and leaves are announced to everyone else.
 
+use loopchat::http::Request;
 use loopchat::{ConnectionId, Context, Handler, Message, Server, ServerConfig};
 
 struct Relay;
 
 impl Handler for Relay {
-    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, _request: &Request) {
         let notice = format!("{conn} joined");
         ctx.broadcast(Message::Text(&notice), Some(conn));
     }

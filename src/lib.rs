@@ -9,8 +9,8 @@
 //!
 //! - [`ws`]: the WebSocket protocol after the handshake, as pure code over byte buffers:
 //!   frame headers, masking, UTF-8 checking, close codes, and [`ws::WebSocket`], the state
-//!   machine for either role (server, or client for the terminal client and load
-//!   generator). No sockets, no clock: tested and fuzzed with byte slices.
+//!   machine for either role (the server's, or a client's). No sockets, no clock: it is
+//!   tested with plain byte slices.
 //! - [`http`]: the HTTP/1.1 side, also pure: parsing a request head within limits
 //!   (with `httparse`), the opening handshake in both roles, responses, and the small
 //!   page served to a plain GET.

@@ -1052,3 +1052,121 @@ fn close_then_immediate_write_shutdown_still_gets_the_close_echo_before_eof() {
     client.expect_eof();
     assert_still_serves(addr, &mut earlier);
 }
+
+// ---------------------------------------------------------------------------------------
+// Output limits: Pongs, large messages, half-closed peers
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn client_that_pings_but_never_reads_is_closed_before_its_pongs_pile_up() {
+    // Pongs are output like any other: a client that pings and never reads must hit the
+    // same queue limit as one that sends messages, not grow the server's memory.
+    let addr = common::start_with(
+        ServerConfig {
+            max_outbound_bytes: 64 * 1024,
+            close_timeout: Duration::from_secs(1),
+            ..ServerConfig::default()
+        },
+        Echo,
+    );
+    let mut earlier = RawClient::open(addr);
+    let mut hog = RawClient::open(addr);
+    let pings: Vec<u8> = (0..64)
+        .flat_map(|_| client_frame(true, OP_PING, &[0x70; 125]))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0usize;
+    let write_error = loop {
+        if Instant::now() > deadline {
+            panic!(
+                "after 60 s and {sent} bytes of Pings the server still reads from a client that never reads"
+            );
+        }
+        match hog.stream.write_all(&pings) {
+            Ok(()) => sent += pings.len(),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            write_error.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ),
+        "writing should end because the server closed the connection, got {write_error}"
+    );
+    let (bytes, _reset) = read_to_close(&mut hog.stream);
+    let frames = parse_frames(&bytes);
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.opcode == common::OP_PONG || f.opcode == OP_CLOSE),
+        "only Pongs and a Close expected"
+    );
+    if let Some(close) = frames.iter().find(|f| f.opcode == OP_CLOSE) {
+        assert_eq!(close.close_code, Some(1008), "{close:?}");
+    }
+    assert_still_serves(addr, &mut earlier);
+}
+
+#[test]
+fn a_message_larger_than_the_output_limit_still_reaches_a_client_that_reads() {
+    // The output limit bounds a backlog; it must not forbid a single message that the
+    // message size limit allows. An empty queue takes any one message.
+    let addr = common::start_with(
+        ServerConfig {
+            max_outbound_bytes: 64 * 1024,
+            max_message_size: 1024 * 1024,
+            ..ServerConfig::default()
+        },
+        Echo,
+    );
+    let mut client = RawClient::open(addr);
+    let payload: Vec<u8> = (0..512 * 1024).map(|i| (i % 253) as u8).collect();
+    client.send(&client_frame(true, OP_BINARY, &payload));
+    client.expect_frame(OP_BINARY, &payload);
+    client.close_cleanly(1000);
+}
+
+#[test]
+fn a_client_that_half_closes_still_receives_its_whole_echo() {
+    // The peer's FIN ends its session, but what was queued for it (an 8 MiB echo, far
+    // more than one flush writes) is delivered before the server closes.
+    let addr = common::echo_server();
+    let mut earlier = RawClient::open(addr);
+    let mut client = RawClient::open(addr);
+    let payload: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    client.send(&client_frame(true, OP_BINARY, &payload));
+    client.shutdown_write();
+    client.expect_frame(OP_BINARY, &payload);
+    client.expect_eof();
+    assert_still_serves(addr, &mut earlier);
+}
+
+#[test]
+fn plain_http_1_1_without_host_is_refused_with_400() {
+    refused(
+        b"GET / HTTP/1.1\r\n\r\n",
+        "HTTP/1.1 400 Bad Request",
+        "Host",
+    );
+    refused(
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "HTTP/1.1 400 Bad Request",
+        "Host",
+    );
+}
+
+#[test]
+fn an_upgrade_to_another_protocol_is_ignored_and_the_page_served() {
+    // RFC 9110 §7.8: a server may ignore an Upgrade it does not speak (curl --http2
+    // sends `Upgrade: h2c`). Only an upgrade naming websocket, or carrying a WebSocket
+    // key, is a WebSocket attempt.
+    let addr = common::echo_server();
+    let (head, body) = http_exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+          HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body.contains("<html"), "{body}");
+}

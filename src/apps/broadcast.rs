@@ -5,7 +5,7 @@ use crate::{ConnectionId, Context, Handler, Message};
 
 /// Relays each message to every other open connection, as it came. The frame is encoded
 /// once and shared by all recipients. No rooms, no names, no envelope: the raw fan-out
-/// that benchmarks measure, and that the chat mode builds on.
+/// that benchmarks measure.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Broadcast;
 

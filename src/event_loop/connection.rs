@@ -3,7 +3,7 @@
 use super::outbound::{OutboundQueue, SharedFrame};
 use super::timers::{TimerQueue, TimerTarget};
 use crate::ws::frame::encoded_len;
-use crate::ws::{CloseCode, Message, State, WebSocket};
+use crate::ws::{CloseCode, Message, SendError, State, WebSocket};
 use mio::net::TcpStream;
 use slab::Slab;
 use std::net::SocketAddr;
@@ -59,6 +59,9 @@ pub(crate) struct Connection {
     pub read_scheduled: bool,
     /// Whether our write side has been shut down.
     pub shutdown_sent: bool,
+    /// Whether the peer has shut down its write side (we read end of stream). The
+    /// connection is removed as soon as its queued output is written.
+    pub read_closed: bool,
     /// Whether the application has been told the connection opened and not yet told it
     /// closed. Guarantees exactly one `on_close` for each `on_open`.
     pub in_app: bool,
@@ -78,6 +81,7 @@ impl Connection {
             flush_scheduled: false,
             read_scheduled: false,
             shutdown_sent: false,
+            read_closed: false,
             in_app: false,
         }
     }
@@ -99,9 +103,11 @@ impl Connection {
 /// Every connection, and the bookkeeping that handlers' actions feed: which connections
 /// have output to flush, which sessions ended (to tell the handler), and deadlines.
 ///
-/// Handlers reach this through [`Context`](super::Context); nothing here does I/O. A
-/// send only queues bytes and marks the connection for flushing at the end of the loop
-/// turn, so a handler can never block, and never re-enter itself.
+/// Handlers reach this through [`Context`](super::Context). A send queues bytes and marks
+/// the connection for flushing at the end of the loop turn; the one exception is a send
+/// that would take a queue past its limit, which first offers the queue to the kernel
+/// (see [`Connections::make_room`]). Either way nothing blocks, and no handler is
+/// re-entered: closes are reported through [`Connections::closed`].
 #[derive(Debug)]
 pub(crate) struct Connections {
     /// The connections; the key of each is its token.
@@ -158,26 +164,18 @@ impl Connections {
     }
 
     /// Queues a data message for one connection. Returns false, sending nothing, if the
-    /// connection is not open; if the message would take its queue past the limit, the
-    /// connection is closed with 1008 instead.
+    /// connection is not open, or if its queue is full and it is closed as too slow (see
+    /// [`Self::make_room`]).
     pub fn send(&mut self, key: usize, message: Message<'_>) -> bool {
-        let frame_len = encoded_len(message.payload().len(), false);
-        if !self.make_room(key, frame_len) {
-            return false;
-        }
-        let Some(Connection {
-            phase: Phase::WebSocket(ws),
-            out,
-            ..
-        }) = self.slab.get_mut(key)
-        else {
-            return false;
-        };
-        let sent = out
-            .encode_with(|buffer| ws.write_message(message, buffer))
-            .is_ok();
-        self.schedule_flush(key);
-        sent
+        let len = encoded_len(message.payload().len(), false);
+        self.send_encoded(key, len, |ws, buffer| ws.write_message(message, buffer))
+    }
+
+    /// Queues the Pong that answers a Ping. A Pong is output like any other: a client
+    /// that pings and never reads must not grow its queue past the limit either.
+    pub fn pong(&mut self, key: usize, payload: &[u8]) -> bool {
+        let len = encoded_len(payload.len(), false);
+        self.send_encoded(key, len, |ws, buffer| ws.write_pong(payload, buffer))
     }
 
     /// Queues a shared frame for one connection, with the same rules as [`Self::send`].
@@ -185,11 +183,39 @@ impl Connections {
         if !self.make_room(key, frame.len()) {
             return false;
         }
-        if let Some(conn) = self.slab.get_mut(key) {
-            conn.out.push_shared(frame);
-        }
-        self.schedule_flush(key);
+        let Some(conn) = self.slab.get_mut(key) else {
+            return false;
+        };
+        conn.out.push_shared(frame);
+        conn.schedule_flush(key, &mut self.to_flush);
         true
+    }
+
+    /// Makes room for `len` bytes, then lets `encode` write a frame into the tail of the
+    /// connection's queue.
+    fn send_encoded(
+        &mut self,
+        key: usize,
+        len: usize,
+        encode: impl FnOnce(&mut WebSocket, &mut Vec<u8>) -> Result<(), SendError>,
+    ) -> bool {
+        if !self.make_room(key, len) {
+            return false;
+        }
+        let Some(Connection {
+            phase: Phase::WebSocket(ws),
+            out,
+            flush_scheduled,
+            ..
+        }) = self.slab.get_mut(key)
+        else {
+            return false;
+        };
+        let sent = out.encode_with(|buffer| encode(ws, buffer)).is_ok();
+        if sent && !std::mem::replace(flush_scheduled, true) {
+            self.to_flush.push(key);
+        }
+        sent
     }
 
     /// Queues one shared frame for every open connection but `except`, and returns how
@@ -197,27 +223,21 @@ impl Connections {
     /// reference count and a queue slot, nothing more.
     pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) -> usize {
         let mut sent = 0;
-        let mut overflowing = Vec::new();
+        let mut crowded = Vec::new();
         for (key, conn) in self.slab.iter_mut() {
             if !conn.is_open() || Some(key) == except {
                 continue;
             }
             if conn.out.len() + frame.len() > self.max_outbound_bytes {
-                overflowing.push(key);
+                crowded.push(key); // needs `make_room`, which needs `&mut self`
                 continue;
             }
             conn.out.push_shared(frame);
             conn.schedule_flush(key, &mut self.to_flush);
             sent += 1;
         }
-        for key in overflowing {
-            if self.make_room(key, frame.len())
-                && let Some(conn) = self.slab.get_mut(key)
-            {
-                conn.out.push_shared(frame);
-                conn.schedule_flush(key, &mut self.to_flush);
-                sent += 1;
-            }
+        for key in crowded {
+            sent += usize::from(self.send_shared(key, frame));
         }
         sent
     }
@@ -226,9 +246,10 @@ impl Connections {
     ///
     /// Output is normally written at the end of the loop turn, so the queue also holds
     /// what was produced this turn and not yet offered to the kernel. Before calling a
-    /// client slow, then, give the kernel what it will take now; only if the queue is
-    /// still over the limit is the client really behind. It is closed, so that it costs no
-    /// more memory and no one else waits for it.
+    /// client slow, then, the queue is offered to the kernel now (the one write that
+    /// happens during a handler call); if the kernel takes it all, any one message fits,
+    /// however large. Only if the queue is still over the limit is the client really
+    /// behind. It is closed, so that it costs no more memory and no one else waits for it.
     fn make_room(&mut self, key: usize, len: usize) -> bool {
         let Some(conn) = self.slab.get_mut(key) else {
             return false;
@@ -239,15 +260,9 @@ impl Connections {
         if conn.out.len() + len <= self.max_outbound_bytes {
             return true;
         }
-        // Errors are left for the end-of-turn flush, which removes the connection.
-        while !conn.out.is_empty() {
-            match conn.out.write_to(&mut conn.stream) {
-                Ok(n) if n > 0 => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                _ => break,
-            }
-        }
-        if conn.out.len() + len <= self.max_outbound_bytes {
+        // A write error is left for the end-of-turn flush, which removes the connection.
+        let _ = conn.out.write_until_blocked(&mut conn.stream, usize::MAX);
+        if conn.out.is_empty() || conn.out.len() + len <= self.max_outbound_bytes {
             return true;
         }
         log::info!(
@@ -264,8 +279,15 @@ impl Connections {
     }
 
     /// Starts the closing handshake from our side: queues a Close and gives the peer
-    /// until the close deadline to answer. Does nothing unless the connection is open.
+    /// until the close deadline to answer. Does nothing unless the connection is open. A
+    /// code that may not be sent (1005, 1006, 1015, or outside the allowed ranges) is
+    /// replaced by 1011, internal error: it is the application's mistake.
     pub fn close(&mut self, key: usize, code: CloseCode, reason: &str) {
+        let code = if code.is_allowed_on_wire() {
+            code
+        } else {
+            CloseCode::InternalError
+        };
         let Some(conn) = self.slab.get_mut(key) else {
             return;
         };

@@ -17,9 +17,10 @@
 //! }
 //! ```
 //!
-//! Every context method only queues: output is written when the current loop turn ends,
-//! and a close is carried out by the loop, which then calls `on_close` after the current
-//! callback has returned. A handler is therefore never re-entered and never blocks.
+//! Context methods queue: output is written when the current loop turn ends (or, for a
+//! send that would overflow a queue, offered to the kernel at once without blocking), and
+//! a close is carried out by the loop, which calls `on_close` after the current callback
+//! has returned. A handler is therefore never re-entered and never blocks.
 
 use super::connection::{Connection, Connections};
 use super::outbound::SharedFrame;
@@ -52,9 +53,18 @@ impl fmt::Display for ConnectionId {
 
 /// An application served by the loop. Only `on_message` is required.
 pub trait Handler {
-    /// A WebSocket handshake completed; the connection can send and receive.
-    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
-        let _ = (ctx, conn);
+    /// Decides whether to accept a valid WebSocket upgrade request: route by path, check
+    /// the `Origin` header against an allowlist, and so on. `Err` refuses it with that
+    /// response (the connection is then closed). The default accepts every upgrade.
+    fn accept_upgrade(&mut self, request: &Request) -> Result<(), Response> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// A WebSocket handshake completed; the connection can send and receive. `request`
+    /// is the upgrade request, for its path, query string and headers.
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: &Request) {
+        let _ = (ctx, conn, request);
     }
 
     /// A complete message arrived (text already checked to be UTF-8).

@@ -8,7 +8,8 @@
 //!    any other token is a slab key, and the connection is read.
 //! 3. **Read again** the connections that stopped at their read budget last turn.
 //! 4. **Run due timers**: handshake and closing deadlines.
-//! 5. **Flush** every connection that has output queued: one vectored write each.
+//! 5. **Flush** every connection that has output queued: vectored writes of up to 64
+//!    chunks each, until the socket would block or the connection's write budget is spent.
 //!
 //! Two rules of `mio` shape the code. Readiness is edge-triggered: after a wake-up we
 //! must read (or accept) until `WouldBlock`, or we may never hear of the remaining bytes
@@ -16,10 +17,12 @@
 //! budget is put on a ready list and read again next turn, so one fast sender cannot
 //! starve the rest. And wake-ups can be spurious: every handler copes with `WouldBlock`.
 //!
-//! Writes never happen inside a handler. A send only queues bytes and marks the
-//! connection; the flush at the end of the turn writes each marked connection once, with
-//! everything queued for it in one `write_vectored`. WRITABLE interest is registered
-//! only when the kernel did not take it all, and dropped again once the queue is empty.
+//! A handler's send only queues bytes and marks the connection; the flush at the end of
+//! the turn writes each marked connection once, everything queued for it together
+//! ("corking"). The one exception: a send that would take a queue past its limit first
+//! offers the queue to the kernel, so that only a client that is really behind is called
+//! slow. WRITABLE interest is registered only when the kernel did not take it all, and
+//! dropped again once the queue is empty.
 //!
 //! A connection is removed in exactly one place, [`Server::remove`]: it leaves the slab,
 //! its socket is deregistered and closed, and the handler hears `on_close` if it had
@@ -34,7 +37,7 @@ mod timers;
 
 pub use config::ServerConfig;
 pub use handler::{ConnectionId, Context, Handler};
-pub use outbound::{OutboundQueue, SharedFrame};
+pub use outbound::{Drain, OutboundQueue, SharedFrame};
 
 use crate::http::Response;
 use connection::{Connection, Connections};
@@ -78,6 +81,9 @@ pub struct Server<H: Handler> {
     read_buf: Box<[u8]>,
     /// Connections to read again next turn: they used their budget before `WouldBlock`.
     ready: Vec<usize>,
+    /// An empty list kept to swap with `ready` or the flush list while one is walked, so
+    /// that neither is reallocated every turn.
+    scratch: Vec<usize>,
     /// The serial number for the next connection.
     next_serial: u64,
 }
@@ -107,6 +113,7 @@ impl<H: Handler> Server<H> {
             conns,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
+            scratch: Vec::new(),
             next_serial: 0,
         })
     }
@@ -160,13 +167,16 @@ impl<H: Handler> Server<H> {
                 }
             }
         }
-        for key in std::mem::take(&mut self.ready) {
+        let mut again = std::mem::replace(&mut self.ready, std::mem::take(&mut self.scratch));
+        for &key in &again {
             if let Some(conn) = self.conns.slab.get_mut(key)
                 && std::mem::take(&mut conn.read_scheduled)
             {
                 self.read_ready(key);
             }
         }
+        again.clear();
+        self.scratch = again;
         self.run_due_timers();
         self.flush_all();
         Ok(())
@@ -258,9 +268,7 @@ impl<H: Handler> Server<H> {
         while let Some(conn) = self.conns.slab.get_mut(key) {
             match conn.stream.read(&mut buf[..]) {
                 Ok(0) => {
-                    // The peer shut down its side; whatever it says now, it said.
-                    self.flush(key);
-                    self.remove(key, "peer closed the connection");
+                    self.peer_finished(key);
                     break;
                 }
                 Ok(n) => {
@@ -287,12 +295,30 @@ impl<H: Handler> Server<H> {
         self.deliver_closes();
     }
 
+    /// The peer shut down its side: whatever it had to say, it said. Its session ends;
+    /// output still queued (an echo of its last message, say) is written before the
+    /// connection is removed, within the close deadline.
+    fn peer_finished(&mut self, key: usize) {
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return;
+        };
+        conn.read_closed = true;
+        if conn.out.is_empty() {
+            return self.remove(key, "peer closed the connection");
+        }
+        if !matches!(conn.phase, connection::Phase::Lingering) {
+            self.conns.linger(key);
+        }
+    }
+
     /// Writes every connection on the flush list.
     fn flush_all(&mut self) {
-        let keys = std::mem::take(&mut self.conns.to_flush);
+        let keys = std::mem::replace(&mut self.conns.to_flush, std::mem::take(&mut self.scratch));
         for &key in &keys {
             self.flush(key);
         }
+        self.scratch = keys;
+        self.scratch.clear();
         self.deliver_closes();
     }
 
@@ -303,21 +329,14 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.flush_scheduled = false;
-        let mut budget = WRITE_BUDGET;
-        while !conn.out.is_empty() {
-            match conn.out.write_to(&mut conn.stream) {
-                Ok(0) => return self.remove(key, "socket accepts no more bytes"),
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        conn.schedule_flush(key, &mut self.conns.to_flush);
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.remove(key, &format!("write failed: {e}")),
-            }
+        match conn.out.write_until_blocked(&mut conn.stream, WRITE_BUDGET) {
+            Ok(Drain::Empty | Drain::Blocked) => {}
+            // Still writable: come back next turn, after the others have had theirs.
+            Ok(Drain::BudgetSpent) => conn.schedule_flush(key, &mut self.conns.to_flush),
+            Err(e) => return self.remove(key, &format!("write failed: {e}")),
+        }
+        if conn.out.is_empty() && conn.read_closed {
+            return self.remove(key, "peer closed the connection; output written");
         }
 
         let want_writable = !conn.out.is_empty();

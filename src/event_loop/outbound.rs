@@ -13,7 +13,7 @@
 //! few system calls.
 
 use crate::ws::Message;
-use crate::ws::frame::encode_frame;
+use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -24,11 +24,22 @@ use std::rc::Rc;
 pub struct SharedFrame(Rc<[u8]>);
 
 impl SharedFrame {
-    /// Encodes `message` as a single unmasked frame.
+    /// Encodes `message` as a single unmasked frame, in one allocation: header and
+    /// payload are written straight into the reference-counted buffer.
     pub fn new(message: Message<'_>) -> SharedFrame {
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, message.opcode(), true, message.payload(), None);
-        SharedFrame(bytes.into())
+        let payload = message.payload();
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: message.opcode(),
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        // Both halves are slice iterators of known length, so `Rc<[u8]>` allocates once
+        // at the exact size and copies into place.
+        SharedFrame(head[..head_len].iter().chain(payload).copied().collect())
     }
 
     /// The frame's length on the wire.
@@ -72,6 +83,17 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 /// The most chunks handed to one `write_vectored` call. Linux accepts 1024 (IOV_MAX);
 /// 64 chunks of typical chat frames already fill a socket buffer.
 const MAX_IOVECS: usize = 64;
+
+/// How far [`OutboundQueue::write_until_blocked`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Everything was written.
+    Empty,
+    /// The kernel's send buffer is full; wait for WRITABLE.
+    Blocked,
+    /// The per-turn budget ran out with the socket still writable.
+    BudgetSpent,
+}
 
 /// A connection's unwritten output, in order.
 #[derive(Debug, Default)]
@@ -124,6 +146,30 @@ impl OutboundQueue {
         }
         self.len += added;
         result
+    }
+
+    /// Writes until the queue is empty, `writer` would block, or `budget` bytes have been
+    /// written, and says which. Errors other than `WouldBlock` and `Interrupted` are
+    /// returned; a writer that takes nothing is an error (`WriteZero`).
+    pub fn write_until_blocked(
+        &mut self,
+        writer: &mut impl Write,
+        budget: usize,
+    ) -> io::Result<Drain> {
+        let mut written = 0;
+        while !self.is_empty() {
+            if written >= budget {
+                return Ok(Drain::BudgetSpent);
+            }
+            match self.write_to(writer) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drain::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Drain::Empty)
     }
 
     /// Writes as much of the queue as `writer` takes in one vectored write, and drops
@@ -239,6 +285,25 @@ mod tests {
         queue.push_bytes(&vec![0; COALESCE_LIMIT]);
         queue.push_bytes(b"next");
         assert_eq!(queue.chunks.len(), 2);
+    }
+
+    #[test]
+    fn a_shared_frame_is_the_encoded_frame() {
+        for len in [0, 125, 126, 70_000] {
+            let payload = vec![7; len];
+            let mut expected = Vec::new();
+            crate::ws::frame::encode_frame(
+                &mut expected,
+                crate::ws::Opcode::Binary,
+                true,
+                &payload,
+                None,
+            );
+            assert_eq!(
+                SharedFrame::new(Message::Binary(&payload)).as_bytes(),
+                expected
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use super::connection::{Connection, Phase};
 use super::{ConnectionId, Context, Handler, Server};
 use crate::http::{
-    HttpError, RequestKind, Response, Upgrade, classify, parse_request, request::completes_a_line,
+    HttpError, Request, RequestKind, Response, Upgrade, classify, parse_request,
+    request::completes_a_line,
 };
 use crate::ws::{Event, Role, State, WebSocket};
 use log::debug;
@@ -63,10 +64,16 @@ impl<H: Handler> Server<H> {
         };
         let after_head = &input[head_len.saturating_sub(old_len).min(input.len())..];
         match classify(&request) {
-            Ok(RequestKind::Upgrade(upgrade)) => {
-                self.open(key, &upgrade);
-                after_head
-            }
+            Ok(RequestKind::Upgrade(upgrade)) => match self.handler.accept_upgrade(&request) {
+                Ok(()) => {
+                    self.open(key, &upgrade, &request);
+                    after_head
+                }
+                Err(response) => {
+                    self.respond_and_linger(key, &response, false);
+                    &[]
+                }
+            },
             Ok(RequestKind::Plain) => {
                 let response = self.handler.on_http(&request);
                 self.respond_and_linger(key, &response, request.method == "HEAD");
@@ -80,7 +87,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Completes the upgrade: queues the 101 and starts the application's session.
-    fn open(&mut self, key: usize, upgrade: &Upgrade) {
+    fn open(&mut self, key: usize, upgrade: &Upgrade, request: &Request) {
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
         };
@@ -90,8 +97,11 @@ impl<H: Handler> Server<H> {
         debug!("{}: #{key} upgraded to WebSocket", conn.peer);
         self.conns.set_deadline(key, None);
         self.conns.schedule_flush(key);
-        self.handler
-            .on_open(&mut Context::new(&mut self.conns), ConnectionId(key));
+        self.handler.on_open(
+            &mut Context::new(&mut self.conns),
+            ConnectionId(key),
+            request,
+        );
         self.deliver_closes();
     }
 
@@ -144,14 +154,9 @@ impl<H: Handler> Server<H> {
             };
             match event {
                 Event::Ping(payload) => {
-                    // After our Close nothing may be sent, Pongs included; then this fails
-                    // and the Ping goes unanswered, as it should.
-                    if out
-                        .encode_with(|buffer| ws.write_pong(&payload, buffer))
-                        .is_ok()
-                    {
-                        self.conns.schedule_flush(key);
-                    }
+                    // Only an open connection answers: after our Close nothing may be
+                    // sent, Pongs included, and the Ping goes unanswered, as it should.
+                    self.conns.pong(key, &payload);
                 }
                 Event::Pong(_) => {}
                 Event::Close(frame) => {

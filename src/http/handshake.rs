@@ -56,13 +56,19 @@ impl Upgrade {
     }
 }
 
-/// Decides what `request` is. A request counts as an upgrade attempt if it carries an
-/// `Upgrade` header or a `Sec-WebSocket-Key`; an attempt must then satisfy RFC 6455 §4.2.1
-/// in full or be refused with the precise reason.
+/// Decides what `request` is. A request counts as a WebSocket upgrade attempt if its
+/// `Upgrade` header names websocket or it carries a `Sec-WebSocket-Key`; an attempt must
+/// then satisfy RFC 6455 §4.2.1 in full or be refused with the precise reason. Any other
+/// request is plain HTTP, an `Upgrade` to another protocol (such as curl's `h2c`) being
+/// ignored as RFC 9110 §7.8 allows; HTTP/1.1 still requires exactly one `Host`.
 pub fn classify(request: &Request) -> Result<RequestKind, HttpError> {
-    let attempt =
-        request.header("upgrade").is_some() || request.header("sec-websocket-key").is_some();
+    let attempt = names_websocket(request) || request.header("sec-websocket-key").is_some();
+    let host_count = request.headers_named("host").count();
     if !attempt {
+        // RFC 9112 §3.2: HTTP/1.1 requests carry one Host; no version may carry two.
+        if host_count > 1 || (request.minor_version >= 1 && host_count == 0) {
+            return Err(HttpError::BadHost);
+        }
         return Ok(RequestKind::Plain);
     }
     if request.method != "GET" {
@@ -74,21 +80,10 @@ pub fn classify(request: &Request) -> Result<RequestKind, HttpError> {
     if request.minor_version < 1 {
         return Err(HttpError::UpgradeNeedsHttp11);
     }
-    if request.headers_named("host").count() != 1 {
+    if host_count != 1 {
         return Err(HttpError::BadHost);
     }
-    if !request
-        .headers_named("upgrade")
-        .flat_map(|value| value.split(|&b| b == b','))
-        // A protocol may carry a version after a slash ("websocket/13" is not a thing, but
-        // the grammar allows it); compare the name only.
-        .any(|p| {
-            p.trim_ascii()
-                .split(|&b| b == b'/')
-                .next()
-                .is_some_and(|n| n.eq_ignore_ascii_case(b"websocket"))
-        })
-    {
+    if !names_websocket(request) {
         return Err(HttpError::NotWebSocketUpgrade);
     }
     if !request.has_token("connection", "upgrade") {
@@ -116,6 +111,21 @@ pub fn classify(request: &Request) -> Result<RequestKind, HttpError> {
         accept: accept_key(key),
         origin,
     }))
+}
+
+/// Whether the `Upgrade` header lists websocket among its protocols.
+fn names_websocket(request: &Request) -> bool {
+    request
+        .headers_named("upgrade")
+        .flat_map(|value| value.split(|&b| b == b','))
+        // A protocol may carry a version after a slash ("websocket/13" is not a thing, but
+        // the grammar allows it); compare the name only.
+        .any(|p| {
+            p.trim_ascii()
+                .split(|&b| b == b'/')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"websocket"))
+        })
 }
 
 /// Why a server's answer to our upgrade request was not a valid 101.
@@ -264,6 +274,22 @@ mod tests {
     fn a_request_without_upgrade_headers_is_plain() {
         let plain = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(classify(&request(plain)), Ok(RequestKind::Plain));
+        // An upgrade to another protocol is ignored (curl --http2 sends this).
+        let h2c = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+        assert_eq!(classify(&request(h2c)), Ok(RequestKind::Plain));
+        // HTTP/1.0 needs no Host.
+        assert_eq!(
+            classify(&request("GET / HTTP/1.0\r\n\r\n")),
+            Ok(RequestKind::Plain)
+        );
+    }
+
+    #[test]
+    fn plain_http_1_1_needs_exactly_one_host() {
+        let none = "GET / HTTP/1.1\r\n\r\n";
+        let two = "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+        assert_eq!(classify(&request(none)), Err(HttpError::BadHost));
+        assert_eq!(classify(&request(two)), Err(HttpError::BadHost));
     }
 
     #[test]

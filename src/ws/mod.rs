@@ -8,8 +8,8 @@
 //! - [`protocol`]: [`WebSocket`], the state machine that ties them together, in either
 //!   role.
 //!
-//! Nothing here opens a socket or reads a clock, so it is tested and fuzzed with plain
-//! byte slices, and serves the server, the terminal client and the load generator alike.
+//! Nothing here opens a socket or reads a clock, so it is tested with plain byte slices,
+//! and the same code serves both ends of a connection: the server, and any client.
 
 pub mod close;
 pub mod error;

@@ -50,8 +50,9 @@ pub enum State {
     CloseSent,
     /// The peer sent a Close; ours is still to be sent. Incoming bytes are ignored.
     CloseReceived,
-    /// The peer broke the protocol; we owe it a Close with the error's code. Incoming
-    /// bytes are ignored: after a framing error there is no telling where frames begin.
+    /// The peer broke the protocol before we sent a Close; we owe it one with the error's
+    /// code. Incoming bytes are ignored: after a framing error there is no telling where
+    /// frames begin.
     Failed,
     /// Both sides are done. Only the TCP connection remains to be closed.
     Closed,
@@ -78,6 +79,9 @@ pub enum SendError {
     /// A Ping or Pong payload longer than 125 bytes.
     #[error("control frame payload longer than 125 bytes")]
     ControlPayloadTooLong,
+    /// A close code that RFC 6455 §7.4 does not allow in a Close frame.
+    #[error("close code {0} may not be sent")]
+    CloseCodeNotAllowed(u16),
 }
 
 /// The frame whose payload is arriving.
@@ -150,9 +154,10 @@ impl WebSocket {
     /// one event is complete (`Ok(Some)`) or the input is used up (`Ok(None)`). Call again
     /// with the rest of the input until it returns `Ok(None)`.
     ///
-    /// On `Err` the peer has broken the protocol: the state becomes [`State::Failed`], the
-    /// rest of the input is discarded, and the caller should send a Close with
-    /// [`ProtocolError::close_code`]. Once the state no longer [`can_receive`]
+    /// On `Err` the peer has broken the protocol: the rest of the input is discarded, and
+    /// the state becomes [`State::Failed`], in which the caller should send a Close with
+    /// [`ProtocolError::close_code`]; or, if our Close was already sent, [`State::Closed`],
+    /// since nothing may follow it. Once the state no longer [`can_receive`]
     /// (State::can_receive), input is consumed and ignored.
     pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
         if !self.state.can_receive() {
@@ -162,7 +167,10 @@ impl WebSocket {
         let result = self.decode(input);
         match &result {
             Err(_) => {
-                self.state = State::Failed;
+                self.state = match self.state {
+                    State::CloseSent => State::Closed,
+                    _ => State::Failed,
+                };
                 self.frame = None;
                 self.abandon_message();
                 *input = &[];
@@ -207,7 +215,9 @@ impl WebSocket {
     }
 
     /// Appends our Close to `out`: with a code and reason, or empty. A reason longer than
-    /// 123 bytes is cut at a character boundary. Nothing may be sent after it.
+    /// 123 bytes is cut at a character boundary. Nothing may be sent after it. Codes that
+    /// may not appear on the wire (1005, 1006, 1015, and numbers outside the allowed
+    /// ranges) are refused.
     ///
     /// To answer a peer's Close, echo its code (RFC 6455 §5.5.1); after a protocol error,
     /// send the error's code.
@@ -218,6 +228,11 @@ impl WebSocket {
     ) -> Result<(), SendError> {
         if matches!(self.state, State::CloseSent | State::Closed) {
             return Err(SendError::Closed);
+        }
+        if let Some((code, _)) = close
+            && !code.is_allowed_on_wire()
+        {
+            return Err(SendError::CloseCodeNotAllowed(code.into()));
         }
         let mut payload = [0; MAX_CONTROL_PAYLOAD];
         let len = match close {

@@ -428,3 +428,37 @@ fn message_buffers_are_recycled_but_large_ones_are_freed() {
     ws.recycle(Vec::with_capacity(RECYCLE_LIMIT + 1));
     assert_eq!(ws.message.capacity(), 0);
 }
+
+#[test]
+fn a_protocol_error_after_our_close_owes_no_second_close() {
+    let mut ws = WebSocket::new(Role::Server, LIMIT);
+    let mut out = Vec::new();
+    ws.write_close(Some((CloseCode::Normal, "bye")), &mut out)
+        .unwrap();
+    let bad = unmasked(Opcode::Text, true, b"x");
+    assert_eq!(ws.read(&mut &bad[..]), Err(ProtocolError::UnmaskedFrame));
+    assert_eq!(ws.state(), State::Closed);
+    assert_eq!(
+        ws.write_close(Some((CloseCode::ProtocolError, "")), &mut out),
+        Err(SendError::Closed)
+    );
+}
+
+#[test]
+fn close_codes_that_may_not_be_sent_are_refused() {
+    for code in [
+        CloseCode::NoStatus,
+        CloseCode::Abnormal,
+        CloseCode::TlsHandshake,
+        CloseCode::Other(999),
+    ] {
+        let mut ws = WebSocket::new(Role::Server, LIMIT);
+        let mut out = Vec::new();
+        assert_eq!(
+            ws.write_close(Some((code, "")), &mut out),
+            Err(SendError::CloseCodeNotAllowed(code.into()))
+        );
+        assert!(out.is_empty());
+        assert_eq!(ws.state(), State::Open);
+    }
+}
