@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod landing;
 pub mod request;
 pub mod response;
+pub mod static_files;
 
 pub use error::HttpError;
 pub use handshake::{

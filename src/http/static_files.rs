@@ -1,0 +1,1 @@
+//! Serving a folder of static files (`--public DIR`). Being written.
