@@ -13,7 +13,7 @@ use loopchat::{ConnectionId, Context, Handler, Message, Server, ServerConfig};
 struct Relay;
 
 impl Handler for Relay {
-    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, _request: &Request) {
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, _request: Option<&Request>) {
         let notice = format!("{conn} joined");
         ctx.broadcast(Message::Text(&notice), Some(conn));
     }

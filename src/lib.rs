@@ -44,7 +44,10 @@
 pub mod apps;
 pub mod event_loop;
 pub mod http;
+pub mod line;
 pub mod ws;
 
-pub use event_loop::{ConnectionId, Context, Handler, Server, ServerConfig, SharedFrame};
+pub use event_loop::{
+    ConnectionId, Context, Handler, Server, ServerConfig, SharedFrame, Transport,
+};
 pub use ws::{CloseCode, Message};

@@ -424,7 +424,10 @@ fn more_than_64_header_fields_are_refused_with_431() {
 fn plain_get_of_root_serves_the_html_page_and_closes() {
     let addr = common::echo_server();
     let mut earlier = RawClient::open(addr);
-    let (head, body) = http_exchange(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (head, body) = http_exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(
         head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"),
@@ -441,7 +444,10 @@ fn plain_get_of_root_serves_the_html_page_and_closes() {
 fn plain_get_of_unknown_path_gets_404_naming_the_path() {
     let addr = common::echo_server();
     let mut earlier = RawClient::open(addr);
-    let (head, body) = http_exchange(addr, b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (head, body) = http_exchange(
+        addr,
+        b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
     assert_refusal(&head, &body, "HTTP/1.1 404 Not Found", "/nope");
     assert_still_serves(addr, &mut earlier);
 }
@@ -452,7 +458,7 @@ fn plain_post_of_root_gets_405_allowing_get_and_head() {
     let mut earlier = RawClient::open(addr);
     let (head, body) = http_exchange(
         addr,
-        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_refusal(&head, &body, "HTTP/1.1 405 Method Not Allowed", "POST");
     assert!(head.contains("\r\nAllow: GET, HEAD\r\n"), "{head}");
@@ -463,10 +469,13 @@ fn plain_post_of_root_gets_405_allowing_get_and_head() {
 fn head_of_root_sends_headers_with_length_and_no_body() {
     let addr = common::echo_server();
     let mut earlier = RawClient::open(addr);
-    let (_, get_body) = http_exchange(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (_, get_body) = http_exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
 
     let mut client = RawClient::connect(addr);
-    client.send(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    client.send(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     let head = client.read_http_head();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("\r\nContent-Type: text/html"), "{head}");
@@ -1164,9 +1173,92 @@ fn an_upgrade_to_another_protocol_is_ignored_and_the_page_served() {
     let addr = common::echo_server();
     let (head, body) = http_exchange(
         addr,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n\
           HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(body.contains("<html"), "{body}");
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP keep-alive
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn plain_http_1_1_is_kept_alive_for_more_requests_pipelined_or_not() {
+    let addr = common::echo_server();
+    let mut client = RawClient::connect(addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, body) = client.read_http_response();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+    assert!(!body.is_empty());
+
+    // The next request on the same connection.
+    client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, _) = client.read_http_response();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+
+    // Two pipelined in one write, the second asking to close: both answered, in order.
+    client.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let head = client.read_http_head(); // HEAD: no body follows
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (head, _) = client.read_http_response();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    client.expect_eof();
+}
+
+#[test]
+fn an_upgrade_may_follow_a_plain_request_on_a_kept_alive_connection() {
+    let addr = common::echo_server();
+    let mut client = RawClient::connect(addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, _) = client.read_http_response();
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+    client.send(&common::upgrade_request("x", "/"));
+    let head = client.read_http_head();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    echo_round_trip(&mut client, "after a page load");
+    client.close_cleanly(1000);
+}
+
+#[test]
+fn http_1_0_closes_unless_it_asks_for_keep_alive() {
+    let addr = common::echo_server();
+    let (head, _) = http_exchange(addr, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+
+    let mut client = RawClient::connect(addr);
+    client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let (head, _) = client.read_http_response();
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+    client.send(b"GET / HTTP/1.0\r\n\r\n");
+    let (head, _) = client.read_http_response();
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    client.expect_eof();
+}
+
+#[test]
+fn a_request_with_a_body_is_answered_and_the_connection_closed() {
+    // The server reads no request bodies; it must not mistake one for the next request.
+    let addr = common::echo_server();
+    let (head, _) = http_exchange(
+        addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 405 "), "{head}");
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_quietly_at_the_deadline() {
+    let addr = impatient_server();
+    let mut client = RawClient::connect(addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, _) = client.read_http_response();
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+    // No 408: the client did nothing wrong by not sending another request.
+    client.expect_eof();
 }

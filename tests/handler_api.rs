@@ -31,13 +31,14 @@ impl Handler for Commanded {
         Ok(())
     }
 
-    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: &Request) {
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: Option<&Request>) {
         self.seen
             .lock()
             .unwrap()
             .events
             .push(format!("open {conn}"));
-        ctx.send(conn, Message::Text(&format!("hello {}", request.target)));
+        let target = request.map_or("(line port)", |r| r.target.as_str());
+        ctx.send(conn, Message::Text(&format!("hello {target}")));
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {

@@ -18,8 +18,9 @@ pub struct ServerConfig {
     /// Limits on the HTTP request head: 8 KiB and 64 header fields by default. Past
     /// them the request is refused with 431.
     pub head_limits: HeadLimits,
-    /// How long a new connection has to send its request head. Default 10 s. Guards
-    /// against clients that connect and say nothing, or dribble a byte at a time.
+    /// How long a new connection has to send its request head, and how long a kept-alive
+    /// HTTP connection may wait for its next request. Default 10 s. Guards against
+    /// clients that connect and say nothing, or dribble a byte at a time.
     pub handshake_timeout: Duration,
     /// How long to wait for the peer's side of a closing handshake, or for it to close
     /// TCP after ours, before dropping the connection. Default 5 s.
@@ -36,6 +37,11 @@ pub struct ServerConfig {
     /// allow this many sockets; the `loopchat` binary raises its soft limit to the hard
     /// limit at start.
     pub max_connections: usize,
+    /// Where to listen for the line port (`nc`, `telnet`), if anywhere. Default none.
+    pub line_addr: Option<SocketAddr>,
+    /// The longest line accepted on the line port, in bytes. Default 8 KiB. A longer line
+    /// is dropped, and its sender told so in a line of its own.
+    pub max_line_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +54,8 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             max_outbound_bytes: 64 * 1024 * 1024,
             max_connections: 100_000,
+            line_addr: None,
+            max_line_bytes: 8 * 1024,
         }
     }
 }

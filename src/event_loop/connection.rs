@@ -1,7 +1,9 @@
 //! One client connection: its socket, where it stands, and its queued output.
 
+use super::handler::Transport;
 use super::outbound::{OutboundQueue, SharedFrame};
 use super::timers::{TimerQueue, TimerTarget};
+use crate::line::LineReader;
 use crate::ws::frame::encoded_len;
 use crate::ws::{CloseCode, Message, SendError, State, WebSocket};
 use mio::net::TcpStream;
@@ -10,19 +12,25 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Where a connection stands. A connection moves forward only:
-/// `Handshake` → `WebSocket` → `Lingering`, or `Handshake` → `Lingering`.
+/// `Http` → `WebSocket` → `Lingering`, or `Http` → `Lingering` (after a response, unless
+/// the connection is kept alive for the next request, which starts `Http` afresh), or, on
+/// the line port, `Line` → `Lingering`.
 #[derive(Debug)]
 // The WebSocket variant is the largest by far, and that is fine: connections live in a
 // slab, whose slots are as large as the largest variant anyway. Boxing it would add an
 // allocation per connection and save nothing.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Phase {
-    /// Reading the HTTP request head. The bytes are kept until the head is complete; the
-    /// buffer is bounded by the head limit.
-    Handshake(Vec<u8>),
+    /// Reading an HTTP request head: the first on a new connection, or the next on one
+    /// kept alive. The bytes are kept until the head is complete; the buffer is bounded
+    /// by the head limit.
+    Http(Vec<u8>),
     /// The upgrade is done and frames flow. The codec's [`State`] says how far the
     /// closing handshake has got.
     WebSocket(WebSocket),
+    /// A connection on the line port: text lines both ways, open until either side
+    /// closes.
+    Line(LineReader),
     /// Nothing more will be said: the last bytes (a Close, an HTTP response) are flushed,
     /// then our side of the TCP connection is shut down (the server closes first, as RFC
     /// 6455 §7.1.1 asks), and input is read and discarded until the peer's FIN or the
@@ -59,6 +67,9 @@ pub(crate) struct Connection {
     pub read_scheduled: bool,
     /// Whether our write side has been shut down.
     pub shutdown_sent: bool,
+    /// Whether an HTTP response was sent and the connection kept open for another
+    /// request: then an idle timeout closes it quietly instead of with 408.
+    pub kept_alive: bool,
     /// Whether the peer has shut down its write side (we read end of stream). The
     /// connection is removed as soon as its queued output is written.
     pub read_closed: bool,
@@ -68,20 +79,27 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A freshly accepted connection, waiting for its request head until `deadline`.
-    pub fn new(stream: TcpStream, peer: SocketAddr, serial: u64, deadline: Instant) -> Connection {
+    /// A freshly accepted connection, in `phase`, with a `deadline` for it if it has one.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        serial: u64,
+        phase: Phase,
+        deadline: Option<Instant>,
+    ) -> Connection {
         Connection {
             stream,
             peer,
             serial,
-            phase: Phase::Handshake(Vec::new()),
+            phase,
             out: OutboundQueue::default(),
-            deadline: Some(deadline),
+            deadline,
             writable_registered: false,
             flush_scheduled: false,
             read_scheduled: false,
             shutdown_sent: false,
             read_closed: false,
+            kept_alive: false,
             in_app: false,
         }
     }
@@ -94,9 +112,18 @@ impl Connection {
         }
     }
 
-    /// Whether the WebSocket is open for application messages.
+    /// How the connection talks, while it is open for application messages.
+    pub fn transport(&self) -> Option<Transport> {
+        match &self.phase {
+            Phase::WebSocket(ws) if ws.state() == State::Open => Some(Transport::WebSocket),
+            Phase::Line(_) => Some(Transport::Line),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is open for application messages.
     pub fn is_open(&self) -> bool {
-        matches!(&self.phase, Phase::WebSocket(ws) if ws.state() == State::Open)
+        self.transport().is_some()
     }
 }
 
@@ -167,8 +194,28 @@ impl Connections {
     /// connection is not open, or if its queue is full and it is closed as too slow (see
     /// [`Self::make_room`]).
     pub fn send(&mut self, key: usize, message: Message<'_>) -> bool {
-        let len = encoded_len(message.payload().len(), false);
-        self.send_encoded(key, len, |ws, buffer| ws.write_message(message, buffer))
+        match (self.slab.get(key).and_then(Connection::transport), message) {
+            (Some(Transport::WebSocket), _) => {
+                let len = encoded_len(message.payload().len(), false);
+                self.send_encoded(key, len, |ws, buffer| ws.write_message(message, buffer))
+            }
+            (Some(Transport::Line), Message::Text(text)) => {
+                if !self.make_room(key, text.len() + 1) {
+                    return false;
+                }
+                let Some(conn) = self.slab.get_mut(key) else {
+                    return false;
+                };
+                conn.out.encode_with(|buffer| {
+                    buffer.extend_from_slice(text.as_bytes());
+                    buffer.push(b'\n');
+                });
+                conn.schedule_flush(key, &mut self.to_flush);
+                true
+            }
+            // Lines carry text only; a closed connection carries nothing.
+            (Some(Transport::Line), Message::Binary(_)) | (None, _) => false,
+        }
     }
 
     /// Queues the Pong that answers a Ping. A Pong is output like any other: a client
@@ -180,7 +227,8 @@ impl Connections {
 
     /// Queues a shared frame for one connection, with the same rules as [`Self::send`].
     pub fn send_shared(&mut self, key: usize, frame: &SharedFrame) -> bool {
-        if !self.make_room(key, frame.len()) {
+        let matches = self.slab.get(key).and_then(Connection::transport) == Some(frame.transport());
+        if !matches || !self.make_room(key, frame.len()) {
             return false;
         }
         let Some(conn) = self.slab.get_mut(key) else {
@@ -218,14 +266,14 @@ impl Connections {
         sent
     }
 
-    /// Queues one shared frame for every open connection but `except`, and returns how
-    /// many it was queued for. The hot path of a chat server: per recipient it costs a
+    /// Queues one shared frame for every open connection of the frame's transport but
+    /// `except`, and returns how many it was queued for. The hot path of a chat server: per recipient it costs a
     /// reference count and a queue slot, nothing more.
     pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) -> usize {
         let mut sent = 0;
         let mut crowded = Vec::new();
         for (key, conn) in self.slab.iter_mut() {
-            if !conn.is_open() || Some(key) == except {
+            if conn.transport() != Some(frame.transport()) || Some(key) == except {
                 continue;
             }
             if conn.out.len() + frame.len() > self.max_outbound_bytes {
@@ -281,8 +329,12 @@ impl Connections {
     /// Starts the closing handshake from our side: queues a Close and gives the peer
     /// until the close deadline to answer. Does nothing unless the connection is open. A
     /// code that may not be sent (1005, 1006, 1015, or outside the allowed ranges) is
-    /// replaced by 1011, internal error: it is the application's mistake.
+    /// replaced by 1011, internal error: it is the application's mistake. A line
+    /// connection has no Close frame: what is queued is written, then TCP is closed.
     pub fn close(&mut self, key: usize, code: CloseCode, reason: &str) {
+        if matches!(self.slab.get(key).map(|c| &c.phase), Some(Phase::Line(_))) {
+            return self.linger(key);
+        }
         let code = if code.is_allowed_on_wire() {
             code
         } else {

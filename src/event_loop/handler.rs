@@ -61,13 +61,15 @@ pub trait Handler {
         Ok(())
     }
 
-    /// A WebSocket handshake completed; the connection can send and receive. `request`
-    /// is the upgrade request, for its path, query string and headers.
-    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: &Request) {
+    /// A session began: a WebSocket handshake completed, with `request` the upgrade
+    /// request (for its path, query string and headers), or a client connected to the
+    /// line port (`request` is `None`). The connection can send and receive.
+    fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: Option<&Request>) {
         let _ = (ctx, conn, request);
     }
 
-    /// A complete message arrived (text already checked to be UTF-8).
+    /// A complete message arrived: a WebSocket message (text already checked to be
+    /// UTF-8), or a line from the line port (as text, without its line ending).
     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>);
 
     /// The session ended: a closing handshake began (from either side), the peer broke the
@@ -82,6 +84,16 @@ pub trait Handler {
     fn on_http(&mut self, request: &Request) -> Response {
         crate::http::landing::respond(request, "loopchat")
     }
+}
+
+/// How a connection talks, which decides how messages to it are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebSocket frames, after an HTTP upgrade.
+    WebSocket,
+    /// Text lines on the raw TCP port (`ServerConfig::line_addr`): each text message sent
+    /// becomes a line; binary messages cannot be sent.
+    Line,
 }
 
 /// What a handler can do: send, broadcast, close, and look at connections.
@@ -101,13 +113,15 @@ impl<'a> Context<'a> {
         self.conns.send(to.0, message)
     }
 
-    /// Sends an already encoded frame; see [`SharedFrame`]. Same rules as [`Self::send`].
+    /// Sends an already encoded frame; see [`SharedFrame`]. Same rules as [`Self::send`];
+    /// also false if the frame was encoded for the other transport.
     pub fn send_shared(&mut self, to: ConnectionId, frame: &SharedFrame) -> bool {
         self.conns.send_shared(to.0, frame)
     }
 
-    /// Sends a message to every open connection except `except`. The frame is encoded
-    /// once and its bytes shared by all recipients. Returns how many it was queued for.
+    /// Sends a message to every open WebSocket connection except `except`. The frame is
+    /// encoded once and its bytes shared by all recipients. Returns how many it was
+    /// queued for.
     pub fn broadcast(&mut self, message: Message<'_>, except: Option<ConnectionId>) -> usize {
         self.conns
             .broadcast(&SharedFrame::new(message), except.map(|id| id.0))
@@ -118,6 +132,11 @@ impl<'a> Context<'a> {
     /// once the current callback returns.
     pub fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: &str) {
         self.conns.close(conn.0, code, reason);
+    }
+
+    /// How the connection talks, while it is open for messages.
+    pub fn transport(&self, conn: ConnectionId) -> Option<Transport> {
+        self.conns.slab.get(conn.0).and_then(Connection::transport)
     }
 
     /// Whether the connection is open for messages.

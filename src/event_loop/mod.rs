@@ -36,11 +36,12 @@ mod session;
 mod timers;
 
 pub use config::ServerConfig;
-pub use handler::{ConnectionId, Context, Handler};
+pub use handler::{ConnectionId, Context, Handler, Transport};
 pub use outbound::{Drain, OutboundQueue, SharedFrame};
 
 use crate::http::Response;
-use connection::{Connection, Connections};
+use crate::line::LineReader;
+use connection::{Connection, Connections, Phase};
 use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -52,6 +53,9 @@ use timers::{TimerQueue, TimerTarget};
 
 /// The listener's token. Connection tokens are slab keys, which never reach this value.
 const LISTENER: Token = Token(usize::MAX);
+
+/// The line port's listener's token.
+const LINE_LISTENER: Token = Token(usize::MAX - 1);
 
 /// Bytes read from a socket per `read` call. One buffer serves every connection: bytes
 /// are decoded straight out of it, so an idle connection holds no read buffer at all.
@@ -74,6 +78,8 @@ const EVENTS_CAPACITY: usize = 1024;
 pub struct Server<H: Handler> {
     poll: Poll,
     listener: TcpListener,
+    /// The line port's listener, if `ServerConfig::line_addr` asked for one.
+    line_listener: Option<TcpListener>,
     handler: H,
     config: ServerConfig,
     conns: Connections,
@@ -96,6 +102,15 @@ impl<H: Handler> Server<H> {
         let mut listener = TcpListener::bind(config.addr)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let line_listener = match config.line_addr {
+            Some(addr) => {
+                let mut listener = TcpListener::bind(addr)?;
+                poll.registry()
+                    .register(&mut listener, LINE_LISTENER, Interest::READABLE)?;
+                Some(listener)
+            }
+            None => None,
+        };
         let conns = Connections {
             slab: Slab::new(),
             to_flush: Vec::new(),
@@ -108,6 +123,7 @@ impl<H: Handler> Server<H> {
         Ok(Server {
             poll,
             listener,
+            line_listener,
             handler,
             config,
             conns,
@@ -121,6 +137,13 @@ impl<H: Handler> Server<H> {
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the line port, if there is one.
+    pub fn line_addr(&self) -> Option<SocketAddr> {
+        self.line_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The application handler.
@@ -156,7 +179,8 @@ impl<H: Handler> Server<H> {
 
         for event in events.iter() {
             match event.token() {
-                LISTENER => self.accept_all(),
+                LISTENER => self.accept_all(Transport::WebSocket),
+                LINE_LISTENER => self.accept_all(Transport::Line),
                 Token(key) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         self.read_ready(key);
@@ -194,11 +218,20 @@ impl<H: Handler> Server<H> {
             .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
-    /// Accepts connections until `WouldBlock`.
-    fn accept_all(&mut self) {
+    /// Accepts connections on the listener for `transport` until `WouldBlock`.
+    fn accept_all(&mut self, transport: Transport) {
+        let token = match transport {
+            Transport::WebSocket => LISTENER,
+            Transport::Line => LINE_LISTENER,
+        };
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+            let listener = match transport {
+                Transport::WebSocket => Some(&self.listener),
+                Transport::Line => self.line_listener.as_ref(),
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, transport),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -213,7 +246,7 @@ impl<H: Handler> Server<H> {
                     self.conns.timers.schedule(
                         at,
                         TimerTarget {
-                            key: LISTENER.0,
+                            key: token.0,
                             serial: 0,
                         },
                     );
@@ -223,8 +256,10 @@ impl<H: Handler> Server<H> {
         }
     }
 
-    /// Registers a new connection, or turns it away if the server is full.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Registers a new connection, or turns it away if the server is full. A WebSocket
+    /// connection starts by reading its request head, within the handshake deadline; a
+    /// line connection's session starts at once.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, transport: Transport) {
         if self.conns.slab.len() >= self.config.max_connections {
             debug!(
                 "{peer}: refused, {} connections already",
@@ -253,12 +288,31 @@ impl<H: Handler> Server<H> {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let deadline = self.conns.now + self.config.handshake_timeout;
-        entry.insert(Connection::new(stream, peer, serial, deadline));
-        self.conns
-            .timers
-            .schedule(deadline, TimerTarget { key, serial });
-        debug!("{peer}: accepted as #{key}");
+        debug!("{peer}: accepted as #{key} ({transport:?})");
+        match transport {
+            Transport::WebSocket => {
+                let deadline = self.conns.now + self.config.handshake_timeout;
+                entry.insert(Connection::new(
+                    stream,
+                    peer,
+                    serial,
+                    Phase::Http(Vec::new()),
+                    Some(deadline),
+                ));
+                self.conns
+                    .timers
+                    .schedule(deadline, TimerTarget { key, serial });
+            }
+            Transport::Line => {
+                let phase = Phase::Line(LineReader::new(self.config.max_line_bytes));
+                entry
+                    .insert(Connection::new(stream, peer, serial, phase, None))
+                    .in_app = true;
+                self.handler
+                    .on_open(&mut Context::new(&mut self.conns), ConnectionId(key), None);
+                self.deliver_closes();
+            }
+        }
     }
 
     /// Reads a connection until `WouldBlock`, end of stream, an error, or its budget.
@@ -299,6 +353,8 @@ impl<H: Handler> Server<H> {
     /// output still queued (an echo of its last message, say) is written before the
     /// connection is removed, within the close deadline.
     fn peer_finished(&mut self, key: usize) {
+        // A line client's last words may lack a final newline (`printf hi | nc`).
+        self.finish_lines(key);
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
         };
@@ -306,7 +362,7 @@ impl<H: Handler> Server<H> {
         if conn.out.is_empty() {
             return self.remove(key, "peer closed the connection");
         }
-        if !matches!(conn.phase, connection::Phase::Lingering) {
+        if !matches!(conn.phase, Phase::Lingering) {
             self.conns.linger(key);
         }
     }
@@ -355,10 +411,7 @@ impl<H: Handler> Server<H> {
             }
             conn.writable_registered = want_writable;
         }
-        if conn.out.is_empty()
-            && matches!(conn.phase, connection::Phase::Lingering)
-            && !conn.shutdown_sent
-        {
+        if conn.out.is_empty() && matches!(conn.phase, Phase::Lingering) && !conn.shutdown_sent {
             // Everything is said: send our FIN. Errors only mean the peer is gone already.
             let _ = conn.stream.shutdown(Shutdown::Write);
             conn.shutdown_sent = true;
@@ -370,7 +423,11 @@ impl<H: Handler> Server<H> {
         let now = self.conns.now;
         while let Some(target) = self.conns.timers.pop_due(now) {
             if target.key == LISTENER.0 {
-                self.accept_all();
+                self.accept_all(Transport::WebSocket);
+                continue;
+            }
+            if target.key == LINE_LISTENER.0 {
+                self.accept_all(Transport::Line);
                 continue;
             }
             let Some(conn) = self.conns.slab.get_mut(target.key) else {
@@ -381,13 +438,17 @@ impl<H: Handler> Server<H> {
                 continue; // stale: the slot was reused, or the deadline moved
             }
             conn.deadline = None;
-            match conn.phase {
-                connection::Phase::Handshake(_) => {
+            match &conn.phase {
+                // A kept-alive connection with no request begun: just close it.
+                Phase::Http(head) if head.is_empty() && conn.out.is_empty() && conn.kept_alive => {
+                    self.remove(target.key, "idle keep-alive connection");
+                }
+                Phase::Http(_) => {
                     refuse_now(
                         &mut conn.stream,
                         &Response::text(408, "no complete request in time\n"),
                     );
-                    self.remove(target.key, "handshake timed out");
+                    self.remove(target.key, "request timed out");
                 }
                 _ => self.remove(target.key, "closing handshake timed out"),
             }

@@ -12,16 +12,21 @@
 //! kernel in one vectored write, so a connection that has fallen behind catches up with
 //! few system calls.
 
+use super::handler::Transport;
 use crate::ws::Message;
 use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
-/// A server frame encoded once and shared by every queue it is pushed to. Server frames
-/// are not masked, so the same bytes are right for every recipient.
+/// A message encoded once for the wire and shared by every queue it is pushed to: a
+/// WebSocket frame (server frames are not masked, so the same bytes are right for every
+/// recipient), or a text line for the line port.
 #[derive(Debug, Clone)]
-pub struct SharedFrame(Rc<[u8]>);
+pub struct SharedFrame {
+    bytes: Rc<[u8]>,
+    transport: Transport,
+}
 
 impl SharedFrame {
     /// Encodes `message` as a single unmasked frame, in one allocation: header and
@@ -39,22 +44,40 @@ impl SharedFrame {
         let head_len = header.encode(&mut head);
         // Both halves are slice iterators of known length, so `Rc<[u8]>` allocates once
         // at the exact size and copies into place.
-        SharedFrame(head[..head_len].iter().chain(payload).copied().collect())
+        let bytes = head[..head_len].iter().chain(payload).copied().collect();
+        SharedFrame {
+            bytes,
+            transport: Transport::WebSocket,
+        }
+    }
+
+    /// Encodes `text` as one line for the line port: the text and a `\n`.
+    pub fn line(text: &str) -> SharedFrame {
+        let bytes = text.as_bytes().iter().chain(b"\n").copied().collect();
+        SharedFrame {
+            bytes,
+            transport: Transport::Line,
+        }
+    }
+
+    /// The transport the frame is encoded for.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The frame's length on the wire.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     /// Whether the frame is empty (never true for an encoded frame).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
@@ -119,7 +142,8 @@ impl OutboundQueue {
     /// Queues a shared frame: one reference count, no copy.
     pub fn push_shared(&mut self, frame: &SharedFrame) {
         self.len += frame.len();
-        self.chunks.push_back(Chunk::Shared(Rc::clone(&frame.0)));
+        self.chunks
+            .push_back(Chunk::Shared(Rc::clone(&frame.bytes)));
     }
 
     /// Queues raw bytes (an HTTP response, say) by copying them.
@@ -313,10 +337,10 @@ mod tests {
         let mut b = OutboundQueue::default();
         a.push_shared(&frame);
         b.push_shared(&frame);
-        assert_eq!(Rc::strong_count(&frame.0), 3);
+        assert_eq!(Rc::strong_count(&frame.bytes), 3);
         let mut sink = Vec::new();
         a.write_to(&mut sink).unwrap();
-        assert_eq!(Rc::strong_count(&frame.0), 2);
+        assert_eq!(Rc::strong_count(&frame.bytes), 2);
     }
 
     #[test]

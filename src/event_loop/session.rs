@@ -9,7 +9,8 @@ use crate::http::{
     HttpError, Request, RequestKind, Response, Upgrade, classify, parse_request,
     request::completes_a_line,
 };
-use crate::ws::{Event, Role, State, WebSocket};
+use crate::line::LineEvent;
+use crate::ws::{Event, Message, Role, State, WebSocket};
 use log::debug;
 
 impl<H: Handler> Server<H> {
@@ -20,8 +21,9 @@ impl<H: Handler> Server<H> {
                 return;
             };
             match conn.phase {
-                Phase::Handshake(_) => input = self.receive_head(key, input),
+                Phase::Http(_) => input = self.receive_head(key, input),
                 Phase::WebSocket(_) => return self.receive_frames(key, input),
+                Phase::Line(_) => return self.receive_lines(key, input),
                 // Nothing more is expected; input is read only to reach the peer's FIN.
                 Phase::Lingering => return,
             }
@@ -30,11 +32,12 @@ impl<H: Handler> Server<H> {
 
     /// Adds bytes to the request head and acts on it once complete. Returns the bytes
     /// that follow the head if it opened a WebSocket (a client may send its first frames
-    /// without waiting for the 101), and nothing otherwise.
+    /// without waiting for the 101) or was answered with the connection kept alive (the
+    /// next request may already be there), and nothing otherwise.
     fn receive_head<'a>(&mut self, key: usize, input: &'a [u8]) -> &'a [u8] {
         let limits = self.config.head_limits;
         let Some(Connection {
-            phase: Phase::Handshake(head),
+            phase: Phase::Http(head),
             ..
         }) = self.conns.slab.get_mut(key)
         else {
@@ -76,8 +79,12 @@ impl<H: Handler> Server<H> {
             },
             Ok(RequestKind::Plain) => {
                 let response = self.handler.on_http(&request);
-                self.respond_and_linger(key, &response, request.method == "HEAD");
-                &[]
+                let keep_alive = request.wants_keep_alive() && !request.has_body();
+                if self.respond_plain(key, &response, request.method == "HEAD", keep_alive) {
+                    after_head
+                } else {
+                    &[]
+                }
             }
             Err(error) => {
                 self.refuse(key, &error);
@@ -100,7 +107,7 @@ impl<H: Handler> Server<H> {
         self.handler.on_open(
             &mut Context::new(&mut self.conns),
             ConnectionId(key),
-            request,
+            Some(request),
         );
         self.deliver_closes();
     }
@@ -117,12 +124,86 @@ impl<H: Handler> Server<H> {
         self.respond_and_linger(key, &error.response(), false);
     }
 
+    /// Answers a plain HTTP request, keeping the connection for the next request if the
+    /// client asked for that (and is reading its responses: one that pipelines requests
+    /// without reading the answers is cut off at the output limit). Returns whether it
+    /// was kept alive.
+    fn respond_plain(
+        &mut self,
+        key: usize,
+        response: &Response,
+        head_only: bool,
+        keep_alive: bool,
+    ) -> bool {
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return false;
+        };
+        let keep_alive = keep_alive && conn.out.len() < self.config.max_outbound_bytes;
+        if !keep_alive {
+            self.respond_and_linger(key, response, head_only);
+            return false;
+        }
+        conn.out.push_bytes(&response.encode(head_only, true));
+        conn.phase = Phase::Http(Vec::new());
+        conn.kept_alive = true;
+        self.conns
+            .set_deadline(key, Some(self.conns.now + self.config.handshake_timeout));
+        self.conns.schedule_flush(key);
+        true
+    }
+
     /// Queues a response and moves to lingering: flush, FIN, drain, drop.
     fn respond_and_linger(&mut self, key: usize, response: &Response, head_only: bool) {
         if let Some(conn) = self.conns.slab.get_mut(key) {
             conn.out.push_bytes(&response.encode(head_only, false));
         }
         self.conns.linger(key);
+    }
+
+    /// Splits a line-port connection's input into lines and gives each to the handler.
+    fn receive_lines(&mut self, key: usize, mut input: &[u8]) {
+        while let Some(Connection {
+            phase: Phase::Line(reader),
+            ..
+        }) = self.conns.slab.get_mut(key)
+        {
+            let Some(event) = reader.read(&mut input) else {
+                return;
+            };
+            self.deliver_line(key, event);
+        }
+    }
+
+    /// Delivers the line a line-port peer left unfinished when it closed its side.
+    pub(super) fn finish_lines(&mut self, key: usize) {
+        if let Some(Connection {
+            phase: Phase::Line(reader),
+            ..
+        }) = self.conns.slab.get_mut(key)
+            && let Some(event) = reader.finish()
+        {
+            self.deliver_line(key, event);
+        }
+    }
+
+    fn deliver_line(&mut self, key: usize, event: LineEvent) {
+        match event {
+            LineEvent::Line(text) => {
+                self.handler.on_message(
+                    &mut Context::new(&mut self.conns),
+                    ConnectionId(key),
+                    Message::Text(&text),
+                );
+                self.deliver_closes();
+            }
+            LineEvent::TooLong => {
+                let notice = format!(
+                    "! line too long: at most {} bytes; it was dropped",
+                    self.config.max_line_bytes
+                );
+                self.conns.send(key, Message::Text(&notice));
+            }
+        }
     }
 
     /// Decodes frames and acts on each event.

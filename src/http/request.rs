@@ -69,6 +69,14 @@ impl Request {
         self.target.split('?').next().unwrap_or_default()
     }
 
+    /// Whether the request says a body follows (`Content-Length` above zero, or any
+    /// `Transfer-Encoding`). This server reads no request bodies, so such a request is
+    /// answered and the connection closed rather than kept alive.
+    pub fn has_body(&self) -> bool {
+        let length = self.header("content-length").map(|v| v.trim_ascii());
+        self.header("transfer-encoding").is_some() || length.is_some_and(|v| v != b"0")
+    }
+
     /// Whether the client wants the connection kept open after the response: the
     /// default in HTTP/1.1 unless it says `Connection: close`, and the opposite in 1.0.
     pub fn wants_keep_alive(&self) -> bool {
