@@ -17,9 +17,11 @@
 //! - [`event_loop`]: the loop itself ([`Server`]), the per-connection session logic that
 //!   feeds bytes to the protocol code, the outbound queues with their shared broadcast
 //!   frames, deadlines, and the [`Handler`] trait through which an application plugs in.
-//! - [`apps`]: applications: [`apps::Echo`] and [`apps::Broadcast`].
+//! - [`line`]: the line protocol of the raw TCP port, also pure.
+//! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
+//! - [`client`]: the terminal client, on the same codec in the client role.
 //!
-//! The binary (`src/main.rs`) is the command line: `loopchat serve --mode echo`.
+//! The binary (`src/main.rs`) is the command line: `loopchat serve` and `loopchat client`.
 //!
 //! # An application in a screenful
 //!
@@ -42,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod client;
 pub mod event_loop;
 pub mod http;
 pub mod line;

@@ -2,16 +2,18 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use log::{debug, info};
-use loopchat::apps::{Broadcast, Echo};
+use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
+use loopchat::http::static_files::StaticFiles;
 use loopchat::{Handler, Server, ServerConfig};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "loopchat",
     version,
-    about = "A WebSocket server on one hand-driven mio event loop"
+    about = "A chat server on one hand-driven mio event loop"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,42 +24,94 @@ struct Cli {
 enum Command {
     /// Run the server. Logs go to stderr; set RUST_LOG=debug to see every connection.
     Serve(ServeArgs),
+    /// Chat from the terminal: lines you type are sent, messages from others are printed
+    /// as they arrive. Works with stdin as a pipe, for scripts.
+    Client(ClientArgs),
 }
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address and port to listen on. Use 0.0.0.0 to accept connections from other
-    /// machines, port 0 for any free port.
+    /// Address and port for HTTP and WebSocket. Use 0.0.0.0 to accept connections from
+    /// other machines, port 0 for any free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
 
     /// What the server does with each message.
-    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    #[arg(long, value_enum, default_value_t = Mode::Chat)]
     mode: Mode,
 
     /// The largest message accepted, in bytes, summed over its fragments. A bigger one is
     /// refused with close code 1009 as soon as its frame header announces it.
     #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_message_size)]
     max_message_size: usize,
+
+    /// Also serve the chat as text lines on this address, for `nc` and `telnet` users
+    /// (chat mode). They share rooms with the WebSocket users.
+    #[arg(long, value_name = "ADDR")]
+    tcp_addr: Option<SocketAddr>,
+
+    /// Serve the files of this folder over HTTP instead of the built-in page (chat
+    /// mode). The WebSocket stays at /ws (and /).
+    #[arg(long, value_name = "DIR")]
+    public: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Mode {
+    /// The chat: nicknames, rooms, private messages, images, history, and a web page.
+    Chat,
     /// Send every message back to its sender (the conformance testee).
     Echo,
     /// Relay every message to every other client, unchanged (for benchmarks).
     Broadcast,
 }
 
+#[derive(Args)]
+struct ClientArgs {
+    /// The server's WebSocket URL.
+    #[arg(default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+
+    /// The nickname to take on arrival.
+    #[arg(long)]
+    nick: Option<String>,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let Command::Serve(args) = Cli::parse().command;
+    match Cli::parse().command {
+        Command::Serve(args) => serve_mode(args),
+        Command::Client(args) => loopchat::client::run(&args.url, args.nick.as_deref()),
+    }
+}
+
+fn serve_mode(args: ServeArgs) -> ExitCode {
     let config = ServerConfig {
         addr: args.addr,
         max_message_size: args.max_message_size,
+        line_addr: args.tcp_addr,
         ..ServerConfig::default()
     };
+    let chat_only = |what: &str| {
+        eprintln!("loopchat: {what} is for chat mode");
+        ExitCode::FAILURE
+    };
     match args.mode {
+        Mode::Chat => {
+            let mut chat = Chat::new(ChatConfig::default());
+            if let Some(dir) = &args.public {
+                match StaticFiles::new(dir) {
+                    Ok(files) => chat = chat.with_public_files(files),
+                    Err(e) => {
+                        eprintln!("loopchat: cannot serve {}: {e}", dir.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            serve(config, chat, "chat")
+        }
+        _ if args.tcp_addr.is_some() => chat_only("--tcp-addr"),
+        _ if args.public.is_some() => chat_only("--public"),
         Mode::Echo => serve(config, Echo, "echo"),
         Mode::Broadcast => serve(config, Broadcast, "broadcast"),
     }
@@ -79,7 +133,10 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
         }
     };
     let local = server.local_addr().unwrap_or(addr);
-    info!("loopchat listening on http://{local} and ws://{local}/ in {mode} mode");
+    info!("loopchat {mode} server: open http://{local}/ (WebSocket at ws://{local}/ws)");
+    if let Some(line) = server.line_addr() {
+        info!("line port for nc/telnet on {line}");
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -256,7 +256,10 @@ pub enum ErrorCode {
 impl ServerEvent {
     /// An error event.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerEvent {
-        ServerEvent::Error { code, message: message.into() }
+        ServerEvent::Error {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The event as a JSON string.
@@ -273,22 +276,48 @@ impl ServerEvent {
                 format!("* welcome to {server}; you are {nick} (type /help for commands)")
             }
             ServerEvent::Join { room, nick, .. } => format!("* {nick} joined #{room}"),
-            ServerEvent::Leave { room, nick, reason: LeaveReason::Left, .. } => format!("* {nick} left #{room}"),
-            ServerEvent::Leave { room, nick, reason: LeaveReason::Disconnected, .. } => {
+            ServerEvent::Leave {
+                room,
+                nick,
+                reason: LeaveReason::Left,
+                ..
+            } => format!("* {nick} left #{room}"),
+            ServerEvent::Leave {
+                room,
+                nick,
+                reason: LeaveReason::Disconnected,
+                ..
+            } => {
                 format!("* {nick} disconnected from #{room}")
             }
             ServerEvent::Nick { old, new, .. } => format!("* {old} is now {new}"),
-            ServerEvent::Message { room, from, text, .. } => format!("[#{room}] {from}: {text}"),
-            ServerEvent::Private { from, to, text, .. } => format!("[private] {from} -> {to}: {text}"),
-            ServerEvent::Image { room, to, from, mime, size, .. } => {
+            ServerEvent::Message {
+                room, from, text, ..
+            } => format!("[#{room}] {from}: {text}"),
+            ServerEvent::Private { from, to, text, .. } => {
+                format!("[private] {from} -> {to}: {text}")
+            }
+            ServerEvent::Image {
+                room,
+                to,
+                from,
+                mime,
+                size,
+                ..
+            } => {
                 let place = match (room, to) {
                     (Some(room), _) => format!("#{room}"),
                     (None, Some(to)) => format!("private to {to}"),
                     (None, None) => "?".to_owned(),
                 };
-                format!("[{place}] {from} sent an image ({mime}, {})", human_size(*size))
+                format!(
+                    "[{place}] {from} sent an image ({mime}, {})",
+                    human_size(*size)
+                )
             }
-            ServerEvent::Members { room, members } => format!("* in #{room}: {}", members.join(", ")),
+            ServerEvent::Members { room, members } => {
+                format!("* in #{room}: {}", members.join(", "))
+            }
             ServerEvent::History { room, messages } => {
                 let mut text = format!("* recent messages in #{room}: {}", messages.len());
                 for message in messages {
@@ -297,11 +326,17 @@ impl ServerEvent {
                 text
             }
             ServerEvent::Rooms { rooms } => {
-                let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, r.members)).collect();
+                let list: Vec<String> = rooms
+                    .iter()
+                    .map(|r| format!("#{} ({})", r.name, r.members))
+                    .collect();
                 format!("* rooms: {}", list.join(", "))
             }
             ServerEvent::Error { code, message } => {
-                let code = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let code = serde_json::to_value(code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 format!("! {code}: {message}")
             }
         }
@@ -345,18 +380,30 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
     }
     let Some(command) = line.strip_prefix('/').filter(|rest| !rest.starts_with('/')) else {
         let text = line.strip_prefix('/').unwrap_or(line);
-        return Ok(Command::Request(ClientRequest::Message { room: None, text: text.to_owned() }));
+        return Ok(Command::Request(ClientRequest::Message {
+            room: None,
+            text: text.to_owned(),
+        }));
     };
     let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
     let rest = rest.trim();
     let room = |rest: &str| (!rest.is_empty()).then(|| rest.trim_start_matches('#').to_owned());
     let request = match name.to_ascii_lowercase().as_str() {
-        "nick" if !rest.is_empty() => ClientRequest::Nick { nick: rest.to_owned() },
-        "join" if !rest.is_empty() => ClientRequest::Join { room: rest.trim_start_matches('#').to_owned() },
-        "leave" | "part" => ClientRequest::Leave { room: room(rest).unwrap_or_default() },
+        "nick" if !rest.is_empty() => ClientRequest::Nick {
+            nick: rest.to_owned(),
+        },
+        "join" if !rest.is_empty() => ClientRequest::Join {
+            room: rest.trim_start_matches('#').to_owned(),
+        },
+        "leave" | "part" => ClientRequest::Leave {
+            room: room(rest).unwrap_or_default(),
+        },
         "msg" | "private" => {
             let (to, text) = rest.split_once(' ').ok_or("usage: /msg USER TEXT")?;
-            ClientRequest::Private { to: to.to_owned(), text: text.trim().to_owned() }
+            ClientRequest::Private {
+                to: to.to_owned(),
+                text: text.trim().to_owned(),
+            }
         }
         "who" | "names" => ClientRequest::Who { room: room(rest) },
         "rooms" | "list" => ClientRequest::Rooms,
@@ -378,29 +425,65 @@ mod tests {
     #[test]
     fn requests_parse_from_the_documented_json() {
         let cases = [
-            (r#"{"type":"nick","nick":"ada"}"#, ClientRequest::Nick { nick: "ada".into() }),
-            (r#"{"type":"join","room":"rust"}"#, ClientRequest::Join { room: "rust".into() }),
-            (r#"{"type":"message","text":"hi"}"#, ClientRequest::Message { room: None, text: "hi".into() }),
+            (
+                r#"{"type":"nick","nick":"ada"}"#,
+                ClientRequest::Nick { nick: "ada".into() },
+            ),
+            (
+                r#"{"type":"join","room":"rust"}"#,
+                ClientRequest::Join {
+                    room: "rust".into(),
+                },
+            ),
+            (
+                r#"{"type":"message","text":"hi"}"#,
+                ClientRequest::Message {
+                    room: None,
+                    text: "hi".into(),
+                },
+            ),
             (
                 r#"{"type":"message","room":"rust","text":"hi","extra":1}"#,
-                ClientRequest::Message { room: Some("rust".into()), text: "hi".into() },
+                ClientRequest::Message {
+                    room: Some("rust".into()),
+                    text: "hi".into(),
+                },
             ),
             (r#"{"type":"rooms"}"#, ClientRequest::Rooms),
             (r#"{"type":"who"}"#, ClientRequest::Who { room: None }),
         ];
         for (json, expected) in cases {
-            assert_eq!(serde_json::from_str::<ClientRequest>(json).unwrap(), expected, "{json}");
+            assert_eq!(
+                serde_json::from_str::<ClientRequest>(json).unwrap(),
+                expected,
+                "{json}"
+            );
         }
         assert!(serde_json::from_str::<ClientRequest>(r#"{"type":"dance"}"#).is_err());
     }
 
     #[test]
     fn events_serialize_with_their_type_tag() {
-        let event = ServerEvent::Message { id: 7, room: "lobby".into(), from: "ada".into(), text: "hi".into(), time: 1 };
-        assert_eq!(event.to_json(), r#"{"type":"message","id":7,"room":"lobby","from":"ada","text":"hi","time":1}"#);
+        let event = ServerEvent::Message {
+            id: 7,
+            room: "lobby".into(),
+            from: "ada".into(),
+            text: "hi".into(),
+            time: 1,
+        };
+        assert_eq!(
+            event.to_json(),
+            r#"{"type":"message","id":7,"room":"lobby","from":"ada","text":"hi","time":1}"#
+        );
         let error = ServerEvent::error(ErrorCode::NickTaken, "taken");
-        assert_eq!(error.to_json(), r#"{"type":"error","code":"nick_taken","message":"taken"}"#);
-        assert_eq!(serde_json::from_str::<ServerEvent>(&event.to_json()).unwrap(), event);
+        assert_eq!(
+            error.to_json(),
+            r#"{"type":"error","code":"nick_taken","message":"taken"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerEvent>(&event.to_json()).unwrap(),
+            event
+        );
     }
 
     #[test]
@@ -409,13 +492,42 @@ mod tests {
             Ok(Command::Request(request)) => request,
             other => panic!("{line}: {other:?}"),
         };
-        assert_eq!(request("hello"), ClientRequest::Message { room: None, text: "hello".into() });
-        assert_eq!(request("//slash"), ClientRequest::Message { room: None, text: "/slash".into() });
-        assert_eq!(request("/nick ada"), ClientRequest::Nick { nick: "ada".into() });
-        assert_eq!(request("/join #rust"), ClientRequest::Join { room: "rust".into() });
-        assert_eq!(request("/msg bob hi there"), ClientRequest::Private { to: "bob".into(), text: "hi there".into() });
+        assert_eq!(
+            request("hello"),
+            ClientRequest::Message {
+                room: None,
+                text: "hello".into()
+            }
+        );
+        assert_eq!(
+            request("//slash"),
+            ClientRequest::Message {
+                room: None,
+                text: "/slash".into()
+            }
+        );
+        assert_eq!(
+            request("/nick ada"),
+            ClientRequest::Nick { nick: "ada".into() }
+        );
+        assert_eq!(
+            request("/join #rust"),
+            ClientRequest::Join {
+                room: "rust".into()
+            }
+        );
+        assert_eq!(
+            request("/msg bob hi there"),
+            ClientRequest::Private {
+                to: "bob".into(),
+                text: "hi there".into()
+            }
+        );
         assert_eq!(request("/who"), ClientRequest::Who { room: None });
-        assert_eq!(parse_command("/image cat.png"), Ok(Command::Image("cat.png".into())));
+        assert_eq!(
+            parse_command("/image cat.png"),
+            Ok(Command::Image("cat.png".into()))
+        );
         assert_eq!(parse_command("/quit"), Ok(Command::Quit));
         assert_eq!(parse_command("  "), Ok(Command::Nothing));
         assert!(parse_command("/msg bob").is_err());
@@ -434,7 +546,10 @@ mod tests {
             data: String::new(),
             time: 0,
         };
-        assert_eq!(image.render_line(), "[#lobby] ada sent an image (image/png, 12.3 KiB)");
+        assert_eq!(
+            image.render_line(),
+            "[#lobby] ada sent an image (image/png, 12.3 KiB)"
+        );
         let error = ServerEvent::error(ErrorCode::UnknownUser, "no one called bob");
         assert_eq!(error.render_line(), "! unknown_user: no one called bob");
     }
