@@ -46,11 +46,12 @@ impl Response {
             let _ = write!(head, "{name}: {value}\r\n");
         }
         let connection = if keep_alive { "keep-alive" } else { "close" };
-        let _ = write!(
-            head,
-            "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
-            self.body.len()
-        );
+        // A 304 has no body, and RFC 9110 §8.6 lets it carry a Content-Length only equal
+        // to the full resource's; 1xx and 204 carry none at all.
+        if !matches!(self.status, 100..=199 | 204 | 304) {
+            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        }
+        let _ = write!(head, "Connection: {connection}\r\n\r\n");
         let mut bytes = head.into_bytes();
         if !head_only {
             bytes.extend_from_slice(&self.body);
@@ -64,6 +65,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        301 => "Moved Permanently",
         304 => "Not Modified",
         400 => "Bad Request",
         403 => "Forbidden",
@@ -94,5 +96,7 @@ mod tests {
         );
         let head = String::from_utf8(response.encode(true, true)).unwrap();
         assert!(head.ends_with("Content-Length: 13\r\nConnection: keep-alive\r\n\r\n"));
+        let not_modified = String::from_utf8(Response::text(304, "").encode(false, true)).unwrap();
+        assert!(!not_modified.contains("Content-Length"), "{not_modified}");
     }
 }

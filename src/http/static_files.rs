@@ -267,6 +267,12 @@ fn decode_path(path: &str) -> Result<(Vec<String>, bool), Refusal> {
         // not read as one plain name (a `C:` prefix or a `\` separator on Windows).
         let mut components = Path::new(segment).components();
         match (components.next(), components.next()) {
+            // Hidden files and folders (`.git/`, `.env`) are someone's working files,
+            // not the site: refused, except `.well-known/` (RFC 8615), which is meant
+            // to be served.
+            _ if segment.starts_with('.') && segment != ".well-known" => {
+                return Err(Refusal::NotFound);
+            }
             (Some(Component::Normal(name)), None) if name == segment => {
                 segments.push(segment.to_owned());
             }
@@ -466,4 +472,600 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use tempfile::TempDir;
+
+    const SECRET: &str = "TOP-SECRET-7f3a9c-do-not-serve";
+    /// 1994-11-06 08:49:37 UTC, the example date of RFC 9110.
+    const MTIME: u64 = 784_111_777;
+
+    /// A temporary directory holding `secret.txt` and, next to it, the served `public/`.
+    struct Site {
+        dir: TempDir,
+        files: StaticFiles,
+    }
+
+    impl Site {
+        fn new() -> Site {
+            let dir = tempfile::tempdir().unwrap();
+            let top = dir.path();
+            fs::write(top.join("secret.txt"), SECRET).unwrap();
+            let public = top.join("public");
+            for folder in ["sub/deeper", "empty", "docs", "a b"] {
+                fs::create_dir_all(public.join(folder)).unwrap();
+            }
+            let write =
+                |name: &str, contents: &str| fs::write(public.join(name), contents).unwrap();
+            write("index.html", "<h1>home</h1>");
+            write("style.css", "body {}");
+            write("app.js", "console.log(1)");
+            write("logo.png", "\u{89}PNG");
+            write("icon.svg", "<svg/>");
+            write("data.json", "{}");
+            write("blob.qqqzz", "?");
+            write("README", "readme");
+            write("sub/deeper/page.html", "<p>deep</p>");
+            write("empty/notes.txt", "notes");
+            write("docs/index.html", "<h1>docs</h1>");
+            write("a b/index.html", "spaced");
+            write("back\\slash.txt", "backslash");
+            symlink(top.join("secret.txt"), public.join("link-out.txt")).unwrap();
+            symlink("../secret.txt", public.join("relative-out.txt")).unwrap();
+            symlink(top, public.join("dir-out")).unwrap();
+            symlink("style.css", public.join("link-in.css")).unwrap();
+            symlink("sub", public.join("sub-link")).unwrap();
+            symlink("loop", public.join("loop")).unwrap();
+            let files = StaticFiles::new(&public).unwrap();
+            Site { dir, files }
+        }
+
+        fn public(&self) -> PathBuf {
+            self.dir.path().join("public")
+        }
+
+        fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+            let request = Request {
+                method: method.to_owned(),
+                target: target.to_owned(),
+                minor_version: 1,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+                    .collect(),
+            };
+            let response = self.files.respond(&request);
+            assert!(
+                !String::from_utf8_lossy(&response.body).contains(SECRET),
+                "{method} {target} leaked the secret"
+            );
+            let as_text = format!("{response:?}");
+            let top = self.dir.path().to_string_lossy().into_owned();
+            assert!(
+                !as_text.contains(&top),
+                "{method} {target} named a filesystem path: {as_text}"
+            );
+            response
+        }
+
+        fn get(&self, target: &str) -> Response {
+            self.request("GET", target, &[])
+        }
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body(response: &Response) -> &str {
+        std::str::from_utf8(&response.body).unwrap()
+    }
+
+    fn set_mtime(path: &Path, seconds: u64) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(seconds))
+            .unwrap();
+    }
+
+    #[test]
+    fn new_requires_an_existing_directory() {
+        let site = Site::new();
+        assert_eq!(site.files.root(), fs::canonicalize(site.public()).unwrap());
+        let missing = StaticFiles::new(site.dir.path().join("nope")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert!(missing.to_string().contains("nope"), "{missing}");
+        let file = StaticFiles::new(site.dir.path().join("secret.txt")).unwrap_err();
+        assert_eq!(file.kind(), io::ErrorKind::NotADirectory);
+        // A symlink to a directory is fine; its target becomes the root.
+        let via_link = StaticFiles::new(site.public().join("sub-link")).unwrap();
+        assert_eq!(via_link.root(), site.files.root().join("sub"));
+    }
+
+    #[test]
+    fn serves_index_at_root_and_nested_files() {
+        let site = Site::new();
+        let index = site.get("/");
+        assert_eq!(index.status, 200);
+        assert_eq!(body(&index), "<h1>home</h1>");
+        assert_eq!(
+            header(&index, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(header(&index, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&index, "cache-control"), Some("no-cache"));
+        assert!(header(&index, "last-modified").is_some_and(|d| d.ends_with(" GMT")));
+        assert_eq!(body(&site.get("/?q=1")), "<h1>home</h1>");
+        assert_eq!(body(&site.get("/index.html")), "<h1>home</h1>");
+        let deep = site.get("/sub/deeper/page.html");
+        assert_eq!((deep.status, body(&deep)), (200, "<p>deep</p>"));
+        assert_eq!(
+            body(&site.get("/sub/deeper/page.html?x=/../..")),
+            "<p>deep</p>"
+        );
+        assert_eq!(body(&site.get("//sub//./deeper/page.html")), "<p>deep</p>");
+        assert_eq!(body(&site.get("/sub%2Fdeeper%2fpage.html")), "<p>deep</p>");
+        assert_eq!(body(&site.get("/docs/")), "<h1>docs</h1>");
+        assert_eq!(body(&site.get("/a%20b/")), "spaced");
+        assert_eq!(body(&site.get("/back%5Cslash.txt")), "backslash");
+        assert_eq!(body(&site.get("/back\\slash.txt")), "backslash");
+    }
+
+    #[test]
+    fn content_types() {
+        let site = Site::new();
+        for (target, expected) in [
+            ("/index.html", "text/html; charset=utf-8"),
+            ("/style.css", "text/css; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/data.json", "application/json; charset=utf-8"),
+            ("/logo.png", "image/png"),
+            ("/icon.svg", "image/svg+xml; charset=utf-8"),
+            ("/blob.qqqzz", "application/octet-stream"),
+            ("/README", "application/octet-stream"),
+            ("/link-in.css", "text/css; charset=utf-8"),
+        ] {
+            let response = site.get(target);
+            assert_eq!(response.status, 200, "{target}");
+            assert_eq!(
+                header(&response, "content-type"),
+                Some(expected),
+                "{target}"
+            );
+        }
+        assert_eq!(
+            content_type(Path::new("x.mjs")),
+            "application/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("feed.atom")),
+            "application/atom+xml; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn missing_and_unservable_are_404() {
+        let site = Site::new();
+        for target in [
+            "/nope.html",
+            "/sub/nope",
+            "/style.css/",
+            "/index.html/x",
+            "/loop",
+            "/empty/notes.txt/",
+        ] {
+            let response = site.get(target);
+            assert_eq!(
+                (response.status, body(&response)),
+                (404, "not found\n"),
+                "{target}"
+            );
+            assert_eq!(
+                header(&response, "content-type"),
+                Some("text/plain; charset=utf-8")
+            );
+        }
+    }
+
+    #[test]
+    fn directory_without_index_is_404_without_listing() {
+        let site = Site::new();
+        for target in ["/empty/", "/sub/", "/sub/deeper/"] {
+            let response = site.get(target);
+            assert_eq!(response.status, 404, "{target}");
+            assert!(!body(&response).contains("notes"), "{target}");
+            assert!(!body(&response).contains("page"), "{target}");
+        }
+    }
+
+    #[test]
+    fn directory_without_slash_redirects_to_the_slash_form() {
+        let site = Site::new();
+        for (target, location) in [
+            ("/docs", "/docs/"),
+            ("/docs?lang=en", "/docs/?lang=en"),
+            ("//docs", "/docs/"),
+            ("/%2fdocs", "/docs/"),
+            ("/./docs", "/docs/"),
+            ("/a%20b", "/a%20b/"),
+            ("/sub/deeper", "/sub/deeper/"),
+            ("/empty", "/empty/"),
+        ] {
+            let response = site.get(target);
+            assert_eq!(response.status, 301, "{target}");
+            assert_eq!(header(&response, "location"), Some(location), "{target}");
+        }
+        assert_eq!(reason_phrase_of(301), "Moved Permanently");
+    }
+
+    fn reason_phrase_of(status: u16) -> &'static str {
+        crate::http::response::reason_phrase(status)
+    }
+
+    #[test]
+    fn other_methods_get_405_with_allow() {
+        let site = Site::new();
+        for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
+            for target in ["/", "/style.css", "/../secret.txt"] {
+                let response = site.request(method, target, &[]);
+                assert_eq!(response.status, 405, "{method} {target}");
+                assert_eq!(header(&response, "allow"), Some("GET, HEAD"));
+            }
+        }
+        assert_eq!(site.request("OPTIONS", "*", &[]).status, 405);
+    }
+
+    #[test]
+    fn head_is_answered_like_get() {
+        let site = Site::new();
+        for target in [
+            "/",
+            "/style.css",
+            "/nope",
+            "/docs",
+            "/%00",
+            "/../secret.txt",
+        ] {
+            let get = site.request("GET", target, &[]);
+            let head = site.request("HEAD", target, &[]);
+            assert_eq!(head, get, "{target}");
+        }
+        let head = site.request("HEAD", "/style.css", &[]);
+        assert_eq!(head.body, b"body {}");
+        assert!(
+            String::from_utf8(head.encode(true, true))
+                .unwrap()
+                .contains("Content-Length: 7\r\n")
+        );
+    }
+
+    #[test]
+    fn hidden_files_are_404_but_well_known_is_served() {
+        let site = Site::new();
+        let public = site.public();
+        fs::create_dir_all(public.join(".git")).unwrap();
+        fs::create_dir_all(public.join(".well-known")).unwrap();
+        fs::write(public.join(".env"), "TOKEN=1").unwrap();
+        fs::write(public.join(".git/config"), "[core]").unwrap();
+        fs::write(public.join(".well-known/security.txt"), "Contact: x").unwrap();
+        for target in ["/.env", "/.git/config", "/%2eenv", "/sub/../.env", "/.git/"] {
+            assert_eq!(site.get(target).status, 404, "{target}");
+        }
+        let known = site.get("/.well-known/security.txt");
+        assert_eq!(
+            (known.status, known.body.as_slice()),
+            (200, &b"Contact: x"[..])
+        );
+    }
+
+    #[test]
+    fn every_traversal_form_is_404() {
+        let site = Site::new();
+        let top = site.dir.path().to_str().unwrap().to_owned();
+        let encoded_top = top.replace('/', "%2f");
+        let mut targets = vec![
+            "/../secret.txt".to_owned(),
+            "/..".to_owned(),
+            "/../".to_owned(),
+            "/a/../../secret.txt".to_owned(),
+            "/sub/../../secret.txt".to_owned(),
+            "/sub/../index.html".to_owned(),
+            "/%2e%2e/secret.txt".to_owned(),
+            "/%2E%2E/secret.txt".to_owned(),
+            "/%2E%2E%2Fsecret.txt".to_owned(),
+            "/..%2fsecret.txt".to_owned(),
+            "/..%2Fsecret.txt".to_owned(),
+            "/.%2e/secret.txt".to_owned(),
+            "/%2e./secret.txt".to_owned(),
+            "/sub%2f..%2f..%2fsecret.txt".to_owned(),
+            "/%252e%252e/secret.txt".to_owned(),
+            "/%252e%252e%252fsecret.txt".to_owned(),
+            "/..%5csecret.txt".to_owned(),
+            "/..\\secret.txt".to_owned(),
+            "/sub/..%5c..%5csecret.txt".to_owned(),
+            "//etc/passwd".to_owned(),
+            "/%2fetc%2fpasswd".to_owned(),
+            "/etc/passwd".to_owned(),
+            format!("/{top}/secret.txt"),
+            format!("/{encoded_top}%2fsecret.txt"),
+            format!("{top}/secret.txt"),
+            "/link-out.txt".to_owned(),
+            "/relative-out.txt".to_owned(),
+            "/dir-out".to_owned(),
+            "/dir-out/".to_owned(),
+            "/dir-out/secret.txt".to_owned(),
+        ];
+        targets.extend(["/x/..", "/x/../.."].map(str::to_owned));
+        // Out through a symlink and back in: the canonical path is inside, so it is served.
+        assert_eq!(
+            body(&site.get("/dir-out/public/index.html")),
+            "<h1>home</h1>"
+        );
+        for target in &targets {
+            let response = site.get(target);
+            assert_eq!(
+                (response.status, body(&response)),
+                (404, "not found\n"),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn double_encoding_is_decoded_once() {
+        let site = Site::new();
+        assert_eq!(site.get("/%252e%252e/x").status, 404);
+        // Proof that it was read as the literal name `%2e%2e`, not as `..`.
+        fs::create_dir(site.public().join("%2e%2e")).unwrap();
+        fs::write(site.public().join("%2e%2e/x"), "literal").unwrap();
+        let literal = site.get("/%252e%252e/x");
+        assert_eq!((literal.status, body(&literal)), (200, "literal"));
+        assert_eq!(site.get("/%2e%2e/x").status, 404);
+        let redirect = site.get("/%252e%252e");
+        assert_eq!(header(&redirect, "location"), Some("/%252e%252e/"));
+    }
+
+    #[test]
+    fn bad_targets_are_400() {
+        let site = Site::new();
+        for target in [
+            "/%00",
+            "/a%00.html",
+            "/index.html%00.png",
+            "/%ff",
+            "/%c3%28",
+        ] {
+            let response = site.get(target);
+            assert_eq!(response.status, 400, "{target}");
+        }
+        for target in ["*", "http://example.com/", "index.html", ""] {
+            assert_eq!(site.get(target).status, 400, "{target:?}");
+        }
+        // A malformed escape is not decoded; it is part of a name that does not exist.
+        assert_eq!(site.get("/%zz").status, 404);
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_are_followed() {
+        let site = Site::new();
+        let linked = site.get("/link-in.css");
+        assert_eq!((linked.status, body(&linked)), (200, "body {}"));
+        let deep = site.get("/sub-link/deeper/page.html");
+        assert_eq!((deep.status, body(&deep)), (200, "<p>deep</p>"));
+    }
+
+    #[test]
+    fn root_behind_a_symlink_still_confines() {
+        let site = Site::new();
+        symlink(site.public(), site.dir.path().join("www")).unwrap();
+        let files = StaticFiles::new(site.dir.path().join("www")).unwrap();
+        let request = |target: &str| Request {
+            method: "GET".to_owned(),
+            target: target.to_owned(),
+            minor_version: 1,
+            headers: Vec::new(),
+        };
+        assert_eq!(files.respond(&request("/style.css")).status, 200);
+        for target in ["/../secret.txt", "/link-out.txt", "/dir-out/secret.txt"] {
+            let response = files.respond(&request(target));
+            assert_eq!(response.status, 404, "{target}");
+            assert!(!body(&response).contains(SECRET));
+        }
+    }
+
+    #[test]
+    fn sibling_with_a_common_prefix_is_outside() {
+        let site = Site::new();
+        let sibling = site.dir.path().join("public2");
+        fs::create_dir(&sibling).unwrap();
+        fs::write(sibling.join("f.txt"), SECRET).unwrap();
+        symlink(sibling.join("f.txt"), site.public().join("prefix.txt")).unwrap();
+        assert_eq!(site.get("/prefix.txt").status, 404);
+    }
+
+    #[test]
+    fn fifo_is_404_without_blocking() {
+        let site = Site::new();
+        let made = std::process::Command::new("mkfifo")
+            .arg(site.public().join("pipe"))
+            .status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // no mkfifo here
+        }
+        assert_eq!(site.get("/pipe").status, 404);
+    }
+
+    #[test]
+    fn unreadable_file_is_404() {
+        use std::os::unix::fs::PermissionsExt;
+        let site = Site::new();
+        let path = site.public().join("locked.txt");
+        fs::write(&path, "locked").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+        if File::open(&path).is_ok() {
+            return; // running as root: permissions do not stop the read
+        }
+        let response = site.get("/locked.txt");
+        assert_eq!((response.status, body(&response)), (404, "not found\n"));
+    }
+
+    #[test]
+    fn too_large_is_403() {
+        let site = Site::new();
+        let big = File::create(site.public().join("big.bin")).unwrap();
+        big.set_len(MAX_STATIC_FILE_BYTES + 1).unwrap(); // sparse; never read
+        let response = site.get("/big.bin");
+        assert_eq!(
+            (response.status, body(&response)),
+            (403, "file too large to serve\n")
+        );
+        big.set_len(MAX_STATIC_FILE_BYTES).unwrap();
+        assert_eq!(
+            read_limited(&site.public().join("big.bin"), 0).map(|b| b.len()),
+            Ok(MAX_STATIC_FILE_BYTES as usize)
+        );
+    }
+
+    #[test]
+    fn if_modified_since() {
+        let site = Site::new();
+        set_mtime(&site.public().join("style.css"), MTIME);
+        let fresh = site.get("/style.css");
+        assert_eq!(
+            header(&fresh, "last-modified"),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        let ims = |value: &str| site.request("GET", "/style.css", &[("If-Modified-Since", value)]);
+        for same_or_later in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:38 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Thu, 01 Jan 2015 00:00:00 GMT",
+        ] {
+            let response = ims(same_or_later);
+            assert_eq!(response.status, 304, "{same_or_later}");
+            assert!(response.body.is_empty());
+            assert_eq!(
+                header(&response, "last-modified"),
+                Some("Sun, 06 Nov 1994 08:49:37 GMT")
+            );
+            assert_eq!(header(&response, "cache-control"), Some("no-cache"));
+            let head = site.request(
+                "HEAD",
+                "/style.css",
+                &[("if-modified-since", same_or_later)],
+            );
+            assert_eq!(head, response);
+        }
+        for older_or_ignored in [
+            "Sun, 06 Nov 1994 08:49:36 GMT",
+            "Sat, 05 Nov 1994 08:49:37 GMT",
+            "yesterday",
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 31 Feb 2015 00:00:00 GMT",
+            "Fri, 01 Jan 9999 00:00:00 GMT", // in the future: ignored
+        ] {
+            let response = ims(older_or_ignored);
+            assert_eq!(
+                (response.status, body(&response)),
+                (200, "body {}"),
+                "{older_or_ignored:?}"
+            );
+        }
+        // The file's sub-second part does not make it newer than its own Last-Modified.
+        let path = site.public().join("app.js");
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_millis(MTIME * 1000 + 900))
+            .unwrap();
+        let response = site.request(
+            "GET",
+            "/app.js",
+            &[("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+        );
+        assert_eq!(response.status, 304);
+    }
+
+    #[test]
+    fn http_dates() {
+        for (seconds, text) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (MTIME, "Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (951_868_799, "Tue, 29 Feb 2000 23:59:59 GMT"),
+            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 GMT"),
+            (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 GMT"),
+        ] {
+            assert_eq!(http_date(seconds), text);
+            assert_eq!(parse_http_date(text), Some(seconds), "{text}");
+        }
+        // Every day for three centuries round-trips.
+        for day in 0..(300 * 366) {
+            let seconds = day * 86_400 + 45_296;
+            assert_eq!(parse_http_date(&http_date(seconds)), Some(seconds));
+        }
+        assert_eq!(parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT"), Some(0));
+        assert_eq!(parse_http_date("Thu Jan  1 00:00:00 1970"), Some(0));
+        assert_eq!(
+            parse_http_date("Tuesday, 29-Feb-00 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+        for bad in [
+            "Thu, 01 Jan 1969 23:59:59 GMT",
+            "Thu, 01 Jan 1970 24:00:00 GMT",
+            "Thu, 01 Jan 1970 0:00:00 GMT",
+            "Thu, 01 Foo 1970 00:00:00 GMT",
+            "Thu, 00 Jan 1970 00:00:00 GMT",
+            "Thu, 29 Feb 2100 00:00:00 GMT",
+            "Thu 01 Jan 1970 00:00:00 GMT",
+            "Thursday, 01-Jan-1970 00:00:00 GMT",
+            "Thu, 01 Jan 1970 00:00 GMT",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_secret_never_appears() {
+        // Every request above already checks this; here, a sweep of methods, targets and
+        // conditional headers together.
+        let site = Site::new();
+        let top = site.dir.path().to_str().unwrap().to_owned();
+        let targets = [
+            "/secret.txt".to_owned(),
+            "/../secret.txt".to_owned(),
+            "/%2e%2e/secret.txt".to_owned(),
+            "/dir-out/secret.txt".to_owned(),
+            "/link-out.txt".to_owned(),
+            "/relative-out.txt".to_owned(),
+            format!("/{top}/secret.txt"),
+            format!("/{}", top.replace('/', "%2F")),
+        ];
+        for method in ["GET", "HEAD", "POST"] {
+            for target in &targets {
+                for headers in [
+                    &[][..],
+                    &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+                ] {
+                    let response = site.request(method, target, headers);
+                    assert_ne!(response.status, 200, "{method} {target}");
+                }
+            }
+        }
+    }
 }
