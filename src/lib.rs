@@ -17,7 +17,7 @@
 //! - [`event_loop`]: the loop itself ([`Server`]), the per-connection session logic that
 //!   feeds bytes to the protocol code, the outbound queues with their shared broadcast
 //!   frames, deadlines, and the [`Handler`] trait through which an application plugs in.
-//! - [`line`]: the line protocol of the raw TCP port, also pure.
+//! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
 //! - [`client`]: the terminal client, on the same codec in the client role.
 //!

@@ -75,13 +75,27 @@ struct ClientArgs {
     /// The nickname to take on arrival.
     #[arg(long)]
     nick: Option<String>,
+
+    /// After standard input ends, keep receiving and printing for this many seconds
+    /// before closing (for scripts that want to hear what others say). Fractions allowed.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "0",
+        value_parser = loopchat::client::parse_seconds
+    )]
+    linger: std::time::Duration,
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match Cli::parse().command {
         Command::Serve(args) => serve_mode(args),
-        Command::Client(args) => loopchat::client::run(&args.url, args.nick.as_deref()),
+        Command::Client(args) => loopchat::client::run(&loopchat::client::ClientConfig {
+            url: args.url,
+            nick: args.nick,
+            linger: args.linger,
+        }),
     }
 }
 

@@ -24,7 +24,7 @@
 //! slow. WRITABLE interest is registered only when the kernel did not take it all, and
 //! dropped again once the queue is empty.
 //!
-//! A connection is removed in exactly one place, [`Server::remove`]: it leaves the slab,
+//! A connection is removed in exactly one place, `Server::remove`: it leaves the slab,
 //! its socket is deregistered and closed, and the handler hears `on_close` if it had
 //! heard `on_open`.
 

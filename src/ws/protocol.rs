@@ -157,8 +157,8 @@ impl WebSocket {
     /// On `Err` the peer has broken the protocol: the rest of the input is discarded, and
     /// the state becomes [`State::Failed`], in which the caller should send a Close with
     /// [`ProtocolError::close_code`]; or, if our Close was already sent, [`State::Closed`],
-    /// since nothing may follow it. Once the state no longer [`can_receive`]
-    /// (State::can_receive), input is consumed and ignored.
+    /// since nothing may follow it. Once the state no longer
+    /// [`can_receive`](State::can_receive), input is consumed and ignored.
     pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
         if !self.state.can_receive() {
             *input = &[];

@@ -10,86 +10,23 @@
 // Run by tests/browser.rs; install with `npm ci --prefix tests/browser` and
 // `apt-get install -y chromium`.
 
-import { chromium } from 'playwright-core';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { state, ok, check, launchChromium, parseArgs, runMain, watchErrors, STEP_TIMEOUT_MS } from './launch.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-// The browser's whole command line is these flags, the fresh profile and the pipe
-// Playwright drives it through: `ignoreDefaultArgs: true` drops Playwright's own.
-// (Debian's /usr/bin/chromium wrapper adds its /etc/chromium.d defaults in front.)
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const OVERALL_TIMEOUT_MS = 60_000;
-const STEP_TIMEOUT_MS = 15_000;
 
-const [baseArg, outArg] = process.argv.slice(2);
-if (!baseArg || !outArg || process.argv.length > 4) {
-  console.error('usage: node tests/browser/echo.mjs http://HOST:PORT OUTPUT_DIR');
-  process.exit(2);
-}
-let base;
-try {
-  base = new URL(baseArg);
-  if (base.protocol !== 'http:') throw new Error('not http:');
-} catch (e) {
-  console.error(`FAIL arguments: ${JSON.stringify(baseArg)} is not an http:// URL (${e.message})`);
-  process.exit(2);
-}
-const pageUrl = new URL('/', base).href;
+const { base, pageUrl, outDir } = parseArgs('tests/browser/echo.mjs');
 const wsUrl = `ws://${base.host}/`;
-const outDir = resolve(outArg);
 const screenshot = join(outDir, 'echo-page.png');
 
-// What cleanup needs, filled in as the run goes.
-const state = { profile: null, browser: null, step: 'start', passed: 0 };
-
-function ok(what) {
-  state.passed += 1;
-  console.log(`ok ${state.passed} - ${what}`);
-}
-
-function check(condition, why) {
-  if (!condition) throw new Error(why);
-}
-
 async function main() {
-  state.step = 'launch Chromium';
-  await mkdir(outDir, { recursive: true });
-  state.profile = await mkdtemp(join(tmpdir(), 'loopchat-chromium-'));
-  const args = [...FLAGS, `--user-data-dir=${state.profile}`, '--remote-debugging-pipe'];
-  state.browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    ignoreDefaultArgs: true,
-    args,
-    timeout: STEP_TIMEOUT_MS,
-    // Signals are handled below, so the profile is removed too.
-    handleSIGINT: false,
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-  });
-  ok(`launched Chromium ${state.browser.version()} (${CHROMIUM} ${args.join(' ')})`);
+  await launchChromium(outDir);
 
   const context = await state.browser.newContext({ viewport: { width: 900, height: 720 } });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const pageErrors = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    // The browser asks for /favicon.ico on its own; the server rightly answers 404.
-    if (m.type() === 'error' && !m.location().url?.endsWith('/favicon.ico')) {
-      pageErrors.push(`console: ${m.text()} (${m.location().url})`);
-    }
-  });
+  watchErrors(page, pageErrors);
 
   // The page and its console, as a person would use them.
   state.step = 'load the page';
@@ -267,64 +204,4 @@ async function main() {
   ok('no errors in the page');
 }
 
-// Closes the browser (bounded) and removes the profile; never throws.
-async function cleanup() {
-  const browser = state.browser;
-  state.browser = null;
-  if (browser) {
-    const closed = browser.close().then(() => true, () => false);
-    const inTime = await Promise.race([closed, sleep(10_000).then(() => false)]);
-    if (!inTime) console.error('warning: Chromium did not close in 10 s; it is killed on exit');
-  }
-  if (state.profile) {
-    await rm(state.profile, { recursive: true, force: true, maxRetries: 5 }).catch((e) =>
-      console.error(`warning: could not remove ${state.profile}: ${e.message}`),
-    );
-    state.profile = null;
-  }
-}
-
-function sleep(ms) {
-  return new Promise((res) => setTimeout(res, ms).unref());
-}
-
-let finishing = false;
-async function finish(code) {
-  if (finishing) return;
-  finishing = true;
-  await cleanup();
-  // Playwright's exit hook kills any browser process still alive.
-  process.exit(code);
-}
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    console.error(`FAIL ${state.step}: interrupted by ${signal}`);
-    finish(1);
-  });
-}
-
-let timer;
-const overall = new Promise((_, reject) => {
-  timer = setTimeout(
-    () => reject(new Error(`overall timeout: not done within ${OVERALL_TIMEOUT_MS / 1000} s`)),
-    OVERALL_TIMEOUT_MS,
-  );
-});
-const run = main();
-run.catch(() => {}); // reported through the race below
-
-try {
-  await Promise.race([run, overall]);
-  console.log(`PASS: all ${state.passed} browser checks passed against ${pageUrl}`);
-  clearTimeout(timer);
-  await finish(0);
-} catch (e) {
-  clearTimeout(timer);
-  if (!finishing) {
-    // (When a signal is already finishing the run, this is just the aborted step.)
-    const why = String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, ''); // Playwright's colours
-    console.error(`FAIL ${state.step}: ${why}`);
-    await finish(1);
-  }
-}
+await runMain(main, { pageUrl, overallTimeoutMs: OVERALL_TIMEOUT_MS });

@@ -484,7 +484,7 @@ impl Chat {
     }
 
     fn recipient(&self, nick: &str) -> Result<ConnectionId, (ErrorCode, String)> {
-        self.state.find_nick(nick).ok_or_else(|| {
+        self.state.find_nick(nick.trim()).ok_or_else(|| {
             (
                 ErrorCode::UnknownUser,
                 format!("no one is called {}", nick.trim()),

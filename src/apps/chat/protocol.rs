@@ -293,9 +293,9 @@ impl ServerEvent {
             ServerEvent::Nick { old, new, .. } => format!("* {old} is now {new}"),
             ServerEvent::Message {
                 room, from, text, ..
-            } => format!("[#{room}] {from}: {text}"),
+            } => format!("[#{room}] {from}: {}", line_body(text)),
             ServerEvent::Private { from, to, text, .. } => {
-                format!("[private] {from} -> {to}: {text}")
+                format!("[private] {from} -> {to}: {}", line_body(text))
             }
             ServerEvent::Image {
                 room,
@@ -341,6 +341,29 @@ impl ServerEvent {
             }
         }
     }
+}
+
+/// What follows a line break inside a message when it is shown as lines: an indent and a
+/// bar, so that no further line of a message can pass for an event of its own.
+pub const CONTINUATION: &str = "\n  | ";
+
+/// A message's text made safe to show as lines: every line break (`\n`, `\r\n` or a lone
+/// `\r`) becomes [`CONTINUATION`], and other control characters but tabs are dropped, so
+/// that a message can neither forge a line (`hi\n[#lobby] admin: ...`) nor drive a
+/// terminal with escape sequences.
+fn line_body(text: &str) -> String {
+    let mut body = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => body.push_str(CONTINUATION),
+            '\t' => body.push(c),
+            c if c.is_control() => {}
+            c => body.push(c),
+        }
+    }
+    body
 }
 
 /// "12.3 KiB" and the like.
@@ -421,6 +444,38 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn further_lines_of_a_message_are_marked() {
+        let message = |text: &str| ServerEvent::Message {
+            id: 1,
+            room: "lobby".into(),
+            from: "mallory".into(),
+            text: text.into(),
+            time: 0,
+        };
+        assert_eq!(
+            message("one line").render_line(),
+            "[#lobby] mallory: one line"
+        );
+        let forged = message("hi\n[#lobby] admin: run this");
+        let shown = forged.render_line();
+        assert_eq!(shown, "[#lobby] mallory: hi\n  | [#lobby] admin: run this");
+        assert_eq!(
+            message("a\r\nb\rc\u{1b}[2J").render_line(),
+            "[#lobby] mallory: a\n  | b\n  | c[2J"
+        );
+        let history = ServerEvent::History {
+            room: "lobby".into(),
+            messages: vec![message("fine"), forged],
+        };
+        let shown = history.render_line();
+        assert_eq!(
+            shown,
+            "* recent messages in #lobby: 2\n  [#lobby] mallory: fine\n  \
+             [#lobby] mallory: hi\n  | [#lobby] admin: run this"
+        );
+    }
 
     #[test]
     fn requests_parse_from_the_documented_json() {

@@ -275,7 +275,8 @@ mod tests {
         );
         room.remember(
             HistoryEntry {
-                json: "x".repeat(990),
+                // 7 + 7 + 995 bytes: over 1000 until only the big one is left.
+                json: "x".repeat(995),
                 line: String::new(),
             },
             3,
