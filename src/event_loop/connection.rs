@@ -76,6 +76,12 @@ pub(crate) struct Connection {
     /// Whether the application has been told the connection opened and not yet told it
     /// closed. Guarantees exactly one `on_close` for each `on_open`.
     pub in_app: bool,
+    /// How many of this turn's broadcasts ([`Connections::published`]) are already in
+    /// `out` or written, valid while `published_turn` is the current turn; in any other
+    /// turn it counts as 0.
+    pub published_seen: usize,
+    /// The turn `published_seen` belongs to.
+    pub published_turn: u64,
 }
 
 impl Connection {
@@ -101,6 +107,8 @@ impl Connection {
             read_closed: false,
             kept_alive: false,
             in_app: false,
+            published_seen: 0,
+            published_turn: u64::MAX,
         }
     }
 
@@ -142,6 +150,18 @@ pub(crate) struct Connections {
     /// Keys of connections with output to write this turn. Each appears once (see
     /// [`Connection::flush_scheduled`]).
     pub to_flush: Vec<usize>,
+    /// This turn's broadcasts, each with the connection it skips, not yet handed to each
+    /// recipient: publishing costs one push here, whatever the number of recipients. At
+    /// the end of the turn each open connection writes the ones it has not seen straight
+    /// from this list, after its own queue, in one vectored write ([`unseen_frames`]);
+    /// only what the kernel does not take is queued on the connection. Before anything
+    /// else is queued on a connection, or it stops being open, the broadcasts it has not
+    /// seen are queued first ([`Self::catch_up`]), so its output keeps the order in which
+    /// it was produced.
+    pub published: Vec<(SharedFrame, Option<usize>)>,
+    /// Counts loop turns, so that a connection's [`Connection::published_seen`] from an
+    /// earlier turn reads as 0.
+    pub turn: u64,
     /// Sessions that ended and whose `on_close` the handler has not yet been given.
     /// Delivered by the loop after the current handler call returns.
     pub closed: Vec<usize>,
@@ -266,28 +286,54 @@ impl Connections {
         sent
     }
 
-    /// Queues one shared frame for every open connection of the frame's transport but
-    /// `except`, and returns how many it was queued for. The hot path of a chat server: per recipient it costs a
-    /// reference count and a queue slot, nothing more.
-    pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) -> usize {
-        let mut sent = 0;
-        let mut crowded = Vec::new();
-        for (key, conn) in self.slab.iter_mut() {
-            if conn.transport() != Some(frame.transport()) || Some(key) == except {
-                continue;
-            }
-            if conn.out.len() + frame.len() > self.max_outbound_bytes {
-                crowded.push(key); // needs `make_room`, which needs `&mut self`
-                continue;
-            }
-            conn.out.push_shared(frame);
-            conn.schedule_flush(key, &mut self.to_flush);
-            sent += 1;
+    /// Publishes a shared frame to every open connection of the frame's transport but
+    /// `except`. The hot path of a broadcast server, and O(1): the frame joins this
+    /// turn's list, and each recipient writes it at the end of the turn (see
+    /// [`Self::published`]). Connections that open later in the turn do not get it.
+    pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) {
+        self.published.push((frame.clone(), except));
+    }
+
+    /// Where connection `key`'s unseen broadcasts start in [`Self::published`], and its
+    /// transport; `None` if it is not open.
+    pub fn unseen_from(&self, key: usize) -> Option<(usize, Transport)> {
+        let conn = self.slab.get(key)?;
+        let transport = conn.transport()?;
+        let seen = if conn.published_turn == self.turn {
+            conn.published_seen.min(self.published.len())
+        } else {
+            0
+        };
+        Some((seen, transport))
+    }
+
+    /// Records that connection `key` has every broadcast of this turn so far.
+    pub fn mark_caught_up(&mut self, key: usize) {
+        let (turn, seen) = (self.turn, self.published.len());
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.published_turn = turn;
+            conn.published_seen = seen;
         }
-        for key in crowded {
-            sent += usize::from(self.send_shared(key, frame));
+    }
+
+    /// Queues on connection `key` the broadcasts of this turn it has not seen, so that
+    /// whatever is queued next comes after them. Called before anything else is queued
+    /// and before the connection stops being open; cheap when there is nothing to do.
+    pub fn catch_up(&mut self, key: usize) {
+        if let Some((start, transport)) = self.unseen_from(key)
+            && start < self.published.len()
+            && let Some(conn) = self.slab.get_mut(key)
+        {
+            let mut queued = false;
+            for frame in unseen_frames(&self.published, Some((start, transport)), key) {
+                conn.out.push_shared(frame);
+                queued = true;
+            }
+            if queued {
+                conn.schedule_flush(key, &mut self.to_flush);
+            }
         }
-        sent
+        self.mark_caught_up(key);
     }
 
     /// Checks that the connection is open and can queue `len` more bytes.
@@ -299,6 +345,7 @@ impl Connections {
     /// however large. Only if the queue is still over the limit is the client really
     /// behind. It is closed, so that it costs no more memory and no one else waits for it.
     fn make_room(&mut self, key: usize, len: usize) -> bool {
+        self.catch_up(key);
         let Some(conn) = self.slab.get_mut(key) else {
             return false;
         };
@@ -335,6 +382,7 @@ impl Connections {
         if matches!(self.slab.get(key).map(|c| &c.phase), Some(Phase::Line(_))) {
             return self.linger(key);
         }
+        self.catch_up(key);
         let code = if code.is_allowed_on_wire() {
             code
         } else {
@@ -363,6 +411,7 @@ impl Connections {
 
     /// Moves the connection to [`Phase::Lingering`]: flush, shut down, drain, drop.
     pub fn linger(&mut self, key: usize) {
+        self.catch_up(key);
         self.end_session(key);
         if let Some(conn) = self.slab.get_mut(key) {
             conn.phase = Phase::Lingering;
@@ -370,4 +419,19 @@ impl Connections {
         self.set_deadline(key, Some(self.now + self.close_timeout));
         self.schedule_flush(key);
     }
+}
+
+/// The broadcasts in `published` that connection `key` has yet to write, given where
+/// its unseen ones start and its transport ([`Connections::unseen_from`]): those for its
+/// transport that do not skip it. None for a connection that is not open (`None`).
+pub(crate) fn unseen_frames(
+    published: &[(SharedFrame, Option<usize>)],
+    from: Option<(usize, Transport)>,
+    key: usize,
+) -> impl Iterator<Item = &SharedFrame> + Clone {
+    let (start, transport) = from.unwrap_or((published.len(), Transport::WebSocket));
+    published[start..]
+        .iter()
+        .filter(move |(frame, except)| *except != Some(key) && frame.transport() == transport)
+        .map(|(frame, _)| frame)
 }

@@ -120,11 +120,14 @@ impl<'a> Context<'a> {
     }
 
     /// Sends a message to every open WebSocket connection except `except`. The frame is
-    /// encoded once and its bytes shared by all recipients. Returns how many it was
-    /// queued for.
-    pub fn broadcast(&mut self, message: Message<'_>, except: Option<ConnectionId>) -> usize {
+    /// encoded once and its bytes shared by all recipients; publishing it costs the same
+    /// whatever their number, and each writes it at the end of the loop turn, together
+    /// with everything else it has to write. Connections that open later in the turn do
+    /// not get it. A recipient that cannot keep up is closed with 1008 as too slow, as
+    /// with [`Self::send`].
+    pub fn broadcast(&mut self, message: Message<'_>, except: Option<ConnectionId>) {
         self.conns
-            .broadcast(&SharedFrame::new(message), except.map(|id| id.0))
+            .broadcast(&SharedFrame::new(message), except.map(|id| id.0));
     }
 
     /// Starts closing a connection with the given code and reason (at most 123 bytes;

@@ -8,8 +8,9 @@
 //!    any other token is a slab key, and the connection is read.
 //! 3. **Read again** the connections that stopped at their read budget last turn.
 //! 4. **Run due timers**: handshake and closing deadlines.
-//! 5. **Flush** every connection that has output queued: vectored writes of up to 64
-//!    chunks each, until the socket would block or the connection's write budget is spent.
+//! 5. **Flush** every connection that has output queued, and every open connection if
+//!    something was broadcast: vectored writes of up to 512 chunks each, until the socket
+//!    would block or the connection's write budget is spent.
 //!
 //! Two rules of `mio` shape the code. Readiness is edge-triggered: after a wake-up we
 //! must read (or accept) until `WouldBlock`, or we may never hear of the remaining bytes
@@ -23,6 +24,14 @@
 //! offers the queue to the kernel, so that only a client that is really behind is called
 //! slow. WRITABLE interest is registered only when the kernel did not take it all, and
 //! dropped again once the queue is empty.
+//!
+//! A broadcast does not even mark its recipients: it is encoded once and joins the
+//! turn's list of broadcasts, one push whatever the number of recipients. At the flush,
+//! each open connection offers the kernel its own queue followed by the broadcasts it
+//! has not written, straight from that list, in one vectored write; only what the
+//! kernel does not take is queued on the connection, by reference. A connection's
+//! output keeps the order in which it was produced: anything sent to it directly, or
+//! its Close, first queues the broadcasts it has not yet written.
 //!
 //! A connection is removed in exactly one place, `Server::remove`: it leaves the slab,
 //! its socket is deregistered and closed, and the handler hears `on_close` if it had
@@ -41,8 +50,9 @@ pub use outbound::{Drain, OutboundQueue, SharedFrame};
 
 use crate::http::Response;
 use crate::line::LineReader;
+use crate::ws::CloseCode;
 use connection::{Connection, Connections, Phase};
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -114,6 +124,8 @@ impl<H: Handler> Server<H> {
         let conns = Connections {
             slab: Slab::new(),
             to_flush: Vec::new(),
+            published: Vec::new(),
+            turn: 0,
             closed: Vec::new(),
             timers: TimerQueue::default(),
             close_timeout: config.close_timeout,
@@ -308,6 +320,7 @@ impl<H: Handler> Server<H> {
                 entry
                     .insert(Connection::new(stream, peer, serial, phase, None))
                     .in_app = true;
+                self.conns.mark_caught_up(key);
                 self.handler
                     .on_open(&mut Context::new(&mut self.conns), ConnectionId(key), None);
                 self.deliver_closes();
@@ -355,6 +368,7 @@ impl<H: Handler> Server<H> {
     fn peer_finished(&mut self, key: usize) {
         // A line client's last words may lack a final newline (`printf hi | nc`).
         self.finish_lines(key);
+        self.conns.catch_up(key);
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
         };
@@ -367,8 +381,18 @@ impl<H: Handler> Server<H> {
         }
     }
 
-    /// Writes every connection on the flush list.
+    /// Writes every connection on the flush list, and every open connection if anything
+    /// was broadcast this turn; then starts the next turn's broadcast list.
     fn flush_all(&mut self) {
+        let published = self.conns.published.len();
+        if published > 0 {
+            let Connections { slab, to_flush, .. } = &mut self.conns;
+            for (key, conn) in slab.iter_mut() {
+                if conn.is_open() {
+                    conn.schedule_flush(key, to_flush);
+                }
+            }
+        }
         let keys = std::mem::replace(&mut self.conns.to_flush, std::mem::take(&mut self.scratch));
         for &key in &keys {
             self.flush(key);
@@ -376,21 +400,64 @@ impl<H: Handler> Server<H> {
         self.scratch = keys;
         self.scratch.clear();
         self.deliver_closes();
+        if self.conns.published.len() > published {
+            // Handlers broadcast during the flush (from `on_close`): those frames wait in
+            // the queues of whoever has not written them, for the next turn.
+            let open: Vec<usize> = self
+                .conns
+                .slab
+                .iter()
+                .filter(|(_, conn)| conn.is_open())
+                .map(|(key, _)| key)
+                .collect();
+            for key in open {
+                self.conns.catch_up(key);
+            }
+        }
+        self.conns.published.clear();
+        self.conns.turn += 1;
     }
 
     /// Writes as much of a connection's queue as the kernel takes, up to the write
     /// budget, and sets WRITABLE interest to match what is left.
     fn flush(&mut self, key: usize) {
-        let Some(conn) = self.conns.slab.get_mut(key) else {
+        let unseen = self.conns.unseen_from(key);
+        let (turn, published_len) = (self.conns.turn, self.conns.published.len());
+        let max_out = self.conns.max_outbound_bytes;
+        let Connections {
+            slab,
+            published,
+            to_flush,
+            ..
+        } = &mut self.conns;
+        let Some(conn) = slab.get_mut(key) else {
             return;
         };
         conn.flush_scheduled = false;
-        match conn.out.write_until_blocked(&mut conn.stream, WRITE_BUDGET) {
+        let pending = connection::unseen_frames(published, unseen, key);
+        let drained = conn
+            .out
+            .write_with_pending(&mut conn.stream, pending, WRITE_BUDGET);
+        conn.published_turn = turn;
+        conn.published_seen = published_len;
+        match drained {
             Ok(Drain::Empty | Drain::Blocked) => {}
             // Still writable: come back next turn, after the others have had theirs.
-            Ok(Drain::BudgetSpent) => conn.schedule_flush(key, &mut self.conns.to_flush),
+            Ok(Drain::BudgetSpent) => conn.schedule_flush(key, to_flush),
             Err(e) => return self.remove(key, &format!("write failed: {e}")),
         }
+        if conn.out.len() > max_out && conn.is_open() {
+            // This turn's broadcasts, which it could not take, put it over the limit.
+            info!("{}: output queue over {max_out} bytes; closing", conn.peer);
+            self.conns.close(
+                key,
+                CloseCode::PolicyViolation,
+                "too slow: output queue full",
+            );
+        }
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return;
+        };
         if conn.out.is_empty() && conn.read_closed {
             return self.remove(key, "peer closed the connection; output written");
         }

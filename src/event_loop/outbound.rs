@@ -8,9 +8,11 @@
 //! broadcast to a thousand connections copies no payload and allocates nothing per
 //! recipient beyond a queue slot.
 //!
-//! The queue is drained by [`OutboundQueue::write_to`], which hands up to 64 chunks to the
-//! kernel in one vectored write, so a connection that has fallen behind catches up with
-//! few system calls.
+//! The queue is drained by [`OutboundQueue::write_to`], which hands up to 512 chunks to
+//! the kernel in one vectored write, so a connection that has fallen behind catches up
+//! with few system calls. [`OutboundQueue::write_with_pending`] does the same with the
+//! loop turn's broadcasts appended, written from where they are: the common case of a
+//! broadcast that the kernel takes at once never touches the queue at all.
 
 use super::handler::Transport;
 use crate::ws::Message;
@@ -103,9 +105,10 @@ impl Chunk {
 /// burst of small replies becomes one buffer (and one iovec).
 const COALESCE_LIMIT: usize = 16 * 1024;
 
-/// The most chunks handed to one `write_vectored` call. Linux accepts 1024 (IOV_MAX);
-/// 64 chunks of typical chat frames already fill a socket buffer.
-const MAX_IOVECS: usize = 64;
+/// The most chunks handed to one `write_vectored` call. Linux accepts 1024 (IOV_MAX).
+/// Small frames are the case to serve: a write costs microseconds of CPU on its own, so
+/// the more frames one write carries, the less each delivery costs.
+const MAX_IOVECS: usize = 512;
 
 /// How far [`OutboundQueue::write_until_blocked`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +199,66 @@ impl OutboundQueue {
         Ok(Drain::Empty)
     }
 
-    /// Writes as much of the queue as `writer` takes in one vectored write, and drops
-    /// what was written. Returns the number of bytes written; errors, `WouldBlock`
-    /// included, are the writer's.
-    pub fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
+    /// Like [`Self::write_until_blocked`], with `pending` (shared frames not yet queued)
+    /// after the queue: the first write offers the queue and `pending` together, straight
+    /// from where they are, so that frames the kernel takes whole are never queued at
+    /// all. Whatever of `pending` it does not take is queued, in order, and the rest
+    /// goes as usual.
+    pub fn write_with_pending<'f>(
+        &mut self,
+        writer: &mut impl Write,
+        pending: impl Iterator<Item = &'f SharedFrame> + Clone,
+        budget: usize,
+    ) -> io::Result<Drain> {
+        let mut pending = pending.peekable();
+        if pending.peek().is_none() {
+            return self.write_until_blocked(writer, budget);
+        }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = self.fill(&mut slices);
+        for (slot, frame) in slices[count..].iter_mut().zip(pending.clone()) {
+            *slot = IoSlice::new(frame.as_bytes());
+            count += 1;
+        }
+        let result = loop {
+            match writer.write_vectored(&slices[..count]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        let (mut written, blocked) = match result {
+            Ok(n) => (n, false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (0, true),
+            Err(e) => return Err(e),
+        };
+        let budget_left = budget.saturating_sub(written);
+        let from_queue = written.min(self.len);
+        self.consume(from_queue);
+        written -= from_queue;
+        for frame in pending {
+            if written >= frame.len() {
+                written -= frame.len();
+                continue;
+            }
+            // The queue is empty whenever part of `pending` was written, so a frame cut
+            // off by the write becomes its front, with its written part marked.
+            let front = self.is_empty();
+            self.push_shared(frame);
+            if front && written > 0 {
+                self.front_written = written;
+                self.len -= written;
+                written = 0;
+            }
+        }
+        if blocked {
+            return Ok(Drain::Blocked);
+        }
+        self.write_until_blocked(writer, budget_left)
+    }
+
+    /// Points `slices` at the queue's chunks, as many as fit, and returns how many.
+    fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut count = 0;
         for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
             let bytes = chunk.bytes();
@@ -211,6 +269,15 @@ impl OutboundQueue {
             });
             count += 1;
         }
+        count
+    }
+
+    /// Writes as much of the queue as `writer` takes in one vectored write, and drops
+    /// what was written. Returns the number of bytes written; errors, `WouldBlock`
+    /// included, are the writer's.
+    pub fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let count = self.fill(&mut slices);
         let written = writer.write_vectored(&slices[..count])?;
         self.consume(written);
         Ok(written)
@@ -297,6 +364,66 @@ mod tests {
             }
             assert_eq!(writer.written, expected, "limit {limit}");
         }
+    }
+
+    #[test]
+    fn pending_frames_follow_the_queue_and_what_is_not_written_is_queued() {
+        let frames: Vec<SharedFrame> = (0..300)
+            .map(|i| SharedFrame::new(Message::Text(&"p".repeat(i % 40))))
+            .collect();
+        for limit in [1, 5, 64, 1000, 100_000] {
+            for queued in [0, 1, 7] {
+                let mut queue = OutboundQueue::default();
+                let mut expected = Vec::new();
+                for i in 0..queued {
+                    let bytes = [i as u8; 3];
+                    queue.push_bytes(&bytes);
+                    expected.extend_from_slice(&bytes);
+                }
+                for frame in &frames {
+                    expected.extend_from_slice(frame.as_bytes());
+                }
+                let mut writer = Trickle {
+                    written: Vec::new(),
+                    limit,
+                };
+                // One call with the pending frames, then plain writes for the rest.
+                let drain = queue
+                    .write_with_pending(&mut writer, frames.iter(), 1)
+                    .unwrap();
+                assert_eq!(
+                    writer.written.len() + queue.len(),
+                    expected.len(),
+                    "limit {limit}, queued {queued}: bytes went missing"
+                );
+                assert_eq!(drain == Drain::Empty, queue.is_empty());
+                while !queue.is_empty() {
+                    queue.write_to(&mut writer).unwrap();
+                }
+                assert_eq!(writer.written, expected, "limit {limit}, queued {queued}");
+            }
+        }
+    }
+
+    #[test]
+    fn pending_frames_the_kernel_refuses_are_queued_whole() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let frame = SharedFrame::new(Message::Text("later"));
+        let mut queue = OutboundQueue::default();
+        let drain = queue
+            .write_with_pending(&mut Full, [&frame, &frame].into_iter(), usize::MAX)
+            .unwrap();
+        assert_eq!(drain, Drain::Blocked);
+        assert_eq!(queue.len(), 2 * frame.len());
+        assert_eq!(Rc::strong_count(&frame.bytes), 3, "queued by reference");
     }
 
     #[test]

@@ -102,6 +102,8 @@ impl<H: Handler> Server<H> {
         conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, self.config.max_message_size));
         conn.in_app = true;
         debug!("{}: #{key} upgraded to WebSocket", conn.peer);
+        // Broadcasts made earlier in this turn were not meant for it.
+        self.conns.mark_caught_up(key);
         self.conns.set_deadline(key, None);
         self.conns.schedule_flush(key);
         self.handler.on_open(
@@ -209,6 +211,9 @@ impl<H: Handler> Server<H> {
     /// Decodes frames and acts on each event.
     fn receive_frames(&mut self, key: usize, mut input: &[u8]) {
         loop {
+            // Whatever this connection writes next (a Pong, a Close) comes after the
+            // broadcasts it has not written yet.
+            self.conns.catch_up(key);
             let Some(Connection {
                 phase: Phase::WebSocket(ws),
                 out,

@@ -1,0 +1,171 @@
+//! `Context::broadcast` publishes in O(1) and each recipient writes the frame at the end
+//! of the loop turn; these tests pin down what that must not change: a connection's
+//! output keeps the order in which the handler produced it (a broadcast, then a direct
+//! send, then a Close), a recipient that stops reading is closed as too slow without
+//! holding up the others, and a recipient whose socket takes only part of a turn's
+//! broadcasts gets the rest later, whole and in order.
+
+mod common;
+
+use common::{OP_CLOSE, OP_TEXT, RawClient, client_frame};
+use loopchat::{CloseCode, ConnectionId, Context, Handler, Message, ServerConfig};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// `order`: broadcast `first`, send `second` to every other connection, broadcast
+/// `third`. `bye`: broadcast `bye`, then close every other connection with 1000. Any
+/// other message is broadcast as it is.
+struct Ordered;
+
+impl Handler for Ordered {
+    fn on_message(&mut self, ctx: &mut Context<'_>, from: ConnectionId, message: Message<'_>) {
+        let others: Vec<ConnectionId> = ctx.open_connections().filter(|&c| c != from).collect();
+        match message {
+            Message::Text("order") => {
+                ctx.broadcast(Message::Text("first"), Some(from));
+                for &other in &others {
+                    ctx.send(other, Message::Text("second"));
+                }
+                ctx.broadcast(Message::Text("third"), Some(from));
+            }
+            Message::Text("bye") => {
+                ctx.broadcast(Message::Text("bye"), Some(from));
+                for &other in &others {
+                    ctx.close(other, CloseCode::Normal, "done");
+                }
+            }
+            other => ctx.broadcast(other, Some(from)),
+        }
+    }
+}
+
+fn text(payload: &str) -> Vec<u8> {
+    client_frame(true, OP_TEXT, payload.as_bytes())
+}
+
+#[test]
+fn broadcasts_and_direct_sends_arrive_in_the_order_they_were_made() {
+    let addr = common::start(Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut others: Vec<RawClient> = (0..5).map(|_| RawClient::open(addr)).collect();
+    for round in 0..20 {
+        sender.send(&text("order"));
+        for (i, other) in others.iter_mut().enumerate() {
+            for expected in ["first", "second", "third"] {
+                let frame = other.read_frame();
+                assert_eq!(
+                    (
+                        frame.opcode,
+                        String::from_utf8_lossy(&frame.payload).as_ref()
+                    ),
+                    (OP_TEXT, expected),
+                    "client {i}, round {round}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_broadcast_before_a_close_is_delivered_before_the_close() {
+    let addr = common::start(Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut others: Vec<RawClient> = (0..5).map(|_| RawClient::open(addr)).collect();
+    sender.send(&text("bye"));
+    for other in &mut others {
+        other.expect_frame(OP_TEXT, b"bye");
+        let close = other.read_frame();
+        assert_eq!(close.opcode, OP_CLOSE);
+        assert_eq!(close.close_code(), Some(1000));
+    }
+    // The sender was not closed and is still served.
+    let mut late = RawClient::open(addr);
+    sender.send(&text("still here"));
+    late.expect_frame(OP_TEXT, b"still here");
+}
+
+#[test]
+fn a_recipient_that_never_reads_is_closed_and_the_others_get_everything() {
+    const LIMIT: usize = 256 * 1024;
+    const MESSAGES: usize = 2_000;
+    let config = ServerConfig {
+        max_outbound_bytes: LIMIT,
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut stalled = RawClient::open(addr);
+    let mut reader = RawClient::open(addr);
+    let payload = "x".repeat(32 * 1024);
+    // Sent from another thread, so that the sender's socket never fills while this one
+    // reads.
+    let frame = text(&payload);
+    let writer = std::thread::spawn(move || {
+        for _ in 0..MESSAGES {
+            sender.send(&frame);
+        }
+        sender
+    });
+    for i in 0..MESSAGES {
+        let frame = reader.read_frame();
+        assert_eq!(frame.opcode, OP_TEXT, "message {i}");
+        assert_eq!(frame.payload.len(), payload.len(), "message {i}");
+    }
+    let _sender = writer.join().expect("the sender was served");
+
+    // 64 MiB was broadcast; the stalled client's socket buffers hold far less than that
+    // (loopback receive buffers may grow to 32 MiB here),
+    // so the server must have given up on it: what it reads is frames, then a Close 1008
+    // (or a reset, which can discard the Close), then the end.
+    stalled
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut bytes = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while Instant::now() < deadline {
+        match stalled.stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        bytes.len() < MESSAGES * payload.len(),
+        "the stalled client got all {} bytes: it was never closed",
+        bytes.len()
+    );
+    let close_at = bytes.windows(2).rposition(|w| w == [0x88, 0x16]);
+    if let Some(at) = close_at {
+        assert_eq!(&bytes[at + 2..at + 4], &1008u16.to_be_bytes());
+    }
+}
+
+#[test]
+fn a_recipient_that_reads_late_gets_every_broadcast_whole_and_in_order() {
+    const MESSAGES: usize = 2_000;
+    let addr = common::start(Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut late = RawClient::open(addr);
+    let writer = std::thread::spawn(move || {
+        for i in 0..MESSAGES {
+            // Sizes that cut frames at every offset when a socket buffer fills.
+            let payload = format!("{i:05}:{}", "y".repeat(i % 997));
+            sender.send(&text(&payload));
+        }
+        sender
+    });
+    // Let the server's queue for `late` fill past its socket buffers before reading.
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..MESSAGES {
+        let frame = late.read_frame();
+        let expected = format!("{i:05}:{}", "y".repeat(i % 997));
+        assert_eq!(frame.opcode, OP_TEXT);
+        assert_eq!(
+            String::from_utf8_lossy(&frame.payload),
+            expected,
+            "message {i}"
+        );
+    }
+    writer.join().expect("the sender was served");
+}
