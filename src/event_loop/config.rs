@@ -1,6 +1,7 @@
 //! The server's settings, each with its default and what it trades.
 
 use crate::http::HeadLimits;
+use crate::ws::KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,6 +43,12 @@ pub struct ServerConfig {
     /// The longest line accepted on the line port, in bytes. Default 8 KiB. A longer line
     /// is dropped, and its sender told so in a line of its own.
     pub max_line_bytes: usize,
+    /// Pings and the idle timeout for open WebSocket connections, or `None` for neither.
+    /// Default: a Ping after 30 s without hearing from the client, and the connection
+    /// dropped after 60 s without hearing anything (its Pong would do). A peer that
+    /// vanished without closing is otherwise never noticed. Line-port connections have no
+    /// Ping and are not timed out.
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +63,10 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             line_addr: None,
             max_line_bytes: 8 * 1024,
+            keepalive: Some(KeepaliveConfig {
+                ping_interval: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+            }),
         }
     }
 }

@@ -5,7 +5,7 @@ use super::outbound::{OutboundQueue, SharedFrame};
 use super::timers::{TimerQueue, TimerTarget};
 use crate::line::LineReader;
 use crate::ws::frame::encoded_len;
-use crate::ws::{CloseCode, Message, SendError, State, WebSocket};
+use crate::ws::{CloseCode, Keepalive, Message, SendError, State, WebSocket};
 use mio::net::TcpStream;
 use slab::Slab;
 use std::net::SocketAddr;
@@ -82,6 +82,9 @@ pub(crate) struct Connection {
     pub published_seen: usize,
     /// The turn `published_seen` belongs to.
     pub published_turn: u64,
+    /// When the peer was last heard from and whether it was pinged since, while the
+    /// connection is an open WebSocket and keepalive is on.
+    pub keepalive: Option<Keepalive>,
 }
 
 impl Connection {
@@ -109,6 +112,7 @@ impl Connection {
             in_app: false,
             published_seen: 0,
             published_turn: u64::MAX,
+            keepalive: None,
         }
     }
 
@@ -243,6 +247,12 @@ impl Connections {
     pub fn pong(&mut self, key: usize, payload: &[u8]) -> bool {
         let len = encoded_len(payload.len(), false);
         self.send_encoded(key, len, |ws, buffer| ws.write_pong(payload, buffer))
+    }
+
+    /// Queues a Ping (with an empty payload), under the same output limit as any frame.
+    pub fn ping(&mut self, key: usize) -> bool {
+        let len = encoded_len(0, false);
+        self.send_encoded(key, len, |ws, buffer| ws.write_ping(&[], buffer))
     }
 
     /// Queues a shared frame for one connection, with the same rules as [`Self::send`].

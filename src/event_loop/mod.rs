@@ -50,7 +50,7 @@ pub use outbound::{Drain, OutboundQueue, SharedFrame};
 
 use crate::http::Response;
 use crate::line::LineReader;
-use crate::ws::CloseCode;
+use crate::ws::{CloseCode, KeepaliveAction, State};
 use connection::{Connection, Connections, Phase};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -339,6 +339,9 @@ impl<H: Handler> Server<H> {
                     break;
                 }
                 Ok(n) => {
+                    if let Some(keepalive) = &mut conn.keepalive {
+                        keepalive.heard(self.conns.now);
+                    }
                     self.receive(key, &buf[..n]);
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -506,6 +509,9 @@ impl<H: Handler> Server<H> {
             }
             conn.deadline = None;
             match &conn.phase {
+                Phase::WebSocket(ws) if ws.state() == State::Open && conn.keepalive.is_some() => {
+                    self.keep_alive(target.key);
+                }
                 // A kept-alive connection with no request begun: just close it.
                 Phase::Http(head) if head.is_empty() && conn.out.is_empty() && conn.kept_alive => {
                     self.remove(target.key, "idle keep-alive connection");
@@ -521,6 +527,35 @@ impl<H: Handler> Server<H> {
             }
         }
         self.deliver_closes();
+    }
+
+    /// Acts on an open WebSocket's keepalive deadline: ping it, wait on, or drop it
+    /// after the idle timeout. The client then sees the connection end without a Close
+    /// (1006 in a browser): a peer that has not answered for that long is not expected
+    /// to read one.
+    fn keep_alive(&mut self, key: usize) {
+        let (Some(config), Some(conn)) = (self.config.keepalive, self.conns.slab.get_mut(key))
+        else {
+            return;
+        };
+        let Some(keepalive) = &mut conn.keepalive else {
+            return;
+        };
+        match keepalive.poll(self.conns.now, &config) {
+            KeepaliveAction::Wait(at) => self.conns.set_deadline(key, Some(at)),
+            KeepaliveAction::Ping(at) => {
+                debug!(
+                    "{}: #{key} quiet for {:?}; ping",
+                    conn.peer, config.ping_interval
+                );
+                self.conns.ping(key);
+                self.conns.set_deadline(key, Some(at));
+            }
+            KeepaliveAction::GiveUp => {
+                let why = format!("nothing heard for {:?}", config.idle_timeout);
+                self.remove(key, &why);
+            }
+        }
     }
 
     /// Removes a connection: the one place where connections end.

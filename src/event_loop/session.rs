@@ -10,7 +10,7 @@ use crate::http::{
     request::completes_a_line,
 };
 use crate::line::LineEvent;
-use crate::ws::{Event, Message, Role, State, WebSocket};
+use crate::ws::{Event, Keepalive, Message, Role, State, WebSocket};
 use log::debug;
 
 impl<H: Handler> Server<H> {
@@ -102,9 +102,13 @@ impl<H: Handler> Server<H> {
         conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, self.config.max_message_size));
         conn.in_app = true;
         debug!("{}: #{key} upgraded to WebSocket", conn.peer);
+        // From now on the deadline is the keepalive's (see `Server::keep_alive`).
+        let now = self.conns.now;
+        conn.keepalive = self.config.keepalive.map(|_| Keepalive::new(now));
+        let first_check = self.config.keepalive.map(|k| now + k.ping_interval);
         // Broadcasts made earlier in this turn were not meant for it.
         self.conns.mark_caught_up(key);
-        self.conns.set_deadline(key, None);
+        self.conns.set_deadline(key, first_check);
         self.conns.schedule_flush(key);
         self.handler.on_open(
             &mut Context::new(&mut self.conns),

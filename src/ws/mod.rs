@@ -14,6 +14,7 @@
 pub mod close;
 pub mod error;
 pub mod frame;
+pub mod keepalive;
 pub mod mask;
 pub mod message;
 pub mod protocol;
@@ -22,5 +23,6 @@ pub mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use error::ProtocolError;
 pub use frame::Opcode;
+pub use keepalive::{Keepalive, KeepaliveAction, KeepaliveConfig};
 pub use message::{ControlPayload, Event, Message};
 pub use protocol::{Role, SendError, State, WebSocket};
