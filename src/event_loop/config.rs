@@ -1,6 +1,6 @@
 //! The server's settings, each with its default and what it trades.
 
-use crate::http::HeadLimits;
+use crate::http::{HeadLimits, OriginPolicy};
 use crate::ws::KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -49,6 +49,10 @@ pub struct ServerConfig {
     /// vanished without closing is otherwise never noticed. Line-port connections have no
     /// Ping and are not timed out.
     pub keepalive: Option<KeepaliveConfig>,
+    /// Which web pages may open a WebSocket, by their `Origin` header. Default any.
+    /// Refused upgrades get 403; requests without `Origin` (programs other than
+    /// browsers) are always allowed. See [`OriginPolicy`].
+    pub origins: OriginPolicy,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
                 ping_interval: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(60),
             }),
+            origins: OriginPolicy::Any,
         }
     }
 }

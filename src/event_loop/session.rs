@@ -67,6 +67,11 @@ impl<H: Handler> Server<H> {
         };
         let after_head = &input[head_len.saturating_sub(old_len).min(input.len())..];
         match classify(&request) {
+            Ok(RequestKind::Upgrade(_)) if let Err(why) = self.config.origins.check(&request) => {
+                debug!("#{key}: upgrade refused: {why}");
+                self.respond_and_linger(key, &Response::text(403, format!("{why}\n")), false);
+                &[]
+            }
             Ok(RequestKind::Upgrade(upgrade)) => match self.handler.accept_upgrade(&request) {
                 Ok(()) => {
                     self.open(key, &upgrade, &request);

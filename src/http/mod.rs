@@ -4,10 +4,12 @@
 //! - [`handshake`]: the WebSocket opening handshake, server and client side.
 //! - [`response`]: writing a response.
 //! - [`error`]: refusals, each knowing its status code and reason.
+//! - [`origin`]: which web pages may open a WebSocket.
 
 pub mod error;
 pub mod handshake;
 pub mod landing;
+pub mod origin;
 pub mod request;
 pub mod response;
 pub mod static_files;
@@ -16,5 +18,6 @@ pub use error::HttpError;
 pub use handshake::{
     ClientHandshake, ClientHandshakeError, RequestKind, Upgrade, accept_key, classify,
 };
+pub use origin::OriginPolicy;
 pub use request::{HeadLimits, Request, parse_request};
 pub use response::Response;
