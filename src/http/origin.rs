@@ -59,7 +59,7 @@ impl OriginPolicy {
             OriginPolicy::Any => true,
             OriginPolicy::SameHost => same_host(&origin, request),
             OriginPolicy::List(list) => {
-                same_host(&origin, request) || list.iter().any(|o| *o == origin)
+                same_host(&origin, request) || list.contains(&origin)
             }
         };
         if allowed {
