@@ -55,6 +55,8 @@ use connection::{Connection, Connections, Phase};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -66,6 +68,9 @@ const LISTENER: Token = Token(usize::MAX);
 
 /// The line port's listener's token.
 const LINE_LISTENER: Token = Token(usize::MAX - 1);
+
+/// The token of the signal pipe ([`Server::shut_down_on_signals`]).
+const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// Bytes read from a socket per `read` call. One buffer serves every connection: bytes
 /// are decoded straight out of it, so an idle connection holds no read buffer at all.
@@ -102,6 +107,11 @@ pub struct Server<H: Handler> {
     scratch: Vec<usize>,
     /// The serial number for the next connection.
     next_serial: u64,
+    /// SIGINT and SIGTERM, once [`Server::shut_down_on_signals`] asked for them.
+    signals: Option<Signals>,
+    /// Set when a graceful shutdown began: by then every connection is closing, and
+    /// `run` returns once they are all gone or at this instant, whichever is first.
+    shutdown_deadline: Option<Instant>,
 }
 
 impl<H: Handler> Server<H> {
@@ -143,6 +153,8 @@ impl<H: Handler> Server<H> {
             ready: Vec::new(),
             scratch: Vec::new(),
             next_serial: 0,
+            signals: None,
+            shutdown_deadline: None,
         })
     }
 
@@ -168,11 +180,74 @@ impl<H: Handler> Server<H> {
         self.conns.slab.len()
     }
 
-    /// Runs the loop. Returns only if polling itself fails.
+    /// Makes SIGINT and SIGTERM begin a graceful shutdown ([`Server::shut_down`]); a
+    /// second signal during it ends `run` at once. For a program that owns the process:
+    /// signal handlers are process-wide.
+    pub fn shut_down_on_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Begins a graceful shutdown: stops accepting, sends every WebSocket client a Close
+    /// with 1001 (going away), lets line clients' queued output drain, and drops
+    /// connections still in their HTTP request. [`Server::run`] returns once every
+    /// connection is gone, or after the close timeout.
+    pub fn shut_down(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!(
+            "shutting down: closing {} connections",
+            self.conns.slab.len()
+        );
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        if let Some(listener) = &mut self.line_listener {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.shutdown_deadline = Some(self.conns.now + self.config.close_timeout);
+        let keys: Vec<usize> = self.conns.slab.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let Some(conn) = self.conns.slab.get(key) else {
+                continue;
+            };
+            match &conn.phase {
+                Phase::WebSocket(_) => {
+                    self.conns
+                        .close(key, CloseCode::GoingAway, "server shutting down");
+                }
+                Phase::Line(_) => self.conns.linger(key),
+                Phase::Http(_) if conn.out.is_empty() => {
+                    self.remove(key, "server shutting down");
+                }
+                Phase::Http(_) | Phase::Lingering => {}
+            }
+        }
+        self.deliver_closes();
+    }
+
+    /// Runs the loop. Returns `Ok` after a graceful shutdown ([`Server::shut_down`]),
+    /// and an error only if polling itself fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             self.turn(&mut events)?;
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.slab.is_empty() {
+                    log::info!("shut down: every connection closed");
+                    return Ok(());
+                }
+                if self.conns.now >= deadline {
+                    log::info!(
+                        "shut down: {} connections did not close in time",
+                        self.conns.slab.len()
+                    );
+                    return Ok(());
+                }
+            }
         }
     }
 
@@ -191,6 +266,11 @@ impl<H: Handler> Server<H> {
 
         for event in events.iter() {
             match event.token() {
+                SIGNALS => {
+                    if self.signals_arrived() {
+                        return Ok(());
+                    }
+                }
                 LISTENER => self.accept_all(Transport::WebSocket),
                 LINE_LISTENER => self.accept_all(Transport::Line),
                 Token(key) => {
@@ -218,20 +298,43 @@ impl<H: Handler> Server<H> {
         Ok(())
     }
 
+    /// Takes the signals that arrived: the first SIGINT or SIGTERM begins a graceful
+    /// shutdown; one during the shutdown asks to stop now, and so returns true.
+    fn signals_arrived(&mut self) -> bool {
+        let Some(signals) = &mut self.signals else {
+            return false;
+        };
+        let count = signals.pending().count();
+        if count == 0 {
+            return false;
+        }
+        if self.shutdown_deadline.is_some() || count > 1 {
+            log::warn!("second signal: stopping now");
+            self.shutdown_deadline = Some(self.conns.now);
+            return true;
+        }
+        self.shut_down();
+        false
+    }
+
     /// How long `poll` may sleep: not at all if work is waiting, else until the earliest
-    /// deadline, else indefinitely.
+    /// deadline (the shutdown's included), else indefinitely.
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.ready.is_empty() || !self.conns.to_flush.is_empty() {
             return Some(Duration::ZERO);
         }
-        self.conns
-            .timers
-            .next_deadline()
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        let next = match (self.conns.timers.next_deadline(), self.shutdown_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Accepts connections on the listener for `transport` until `WouldBlock`.
     fn accept_all(&mut self, transport: Transport) {
+        if self.shutdown_deadline.is_some() {
+            return; // a retry timer from before the shutdown
+        }
         let token = match transport {
             Transport::WebSocket => LISTENER,
             Transport::Line => LINE_LISTENER,
