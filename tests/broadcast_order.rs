@@ -169,3 +169,53 @@ fn a_recipient_that_reads_late_gets_every_broadcast_whole_and_in_order() {
     }
     writer.join().expect("the sender was served");
 }
+
+#[test]
+fn with_the_drop_policy_a_recipient_that_never_reads_loses_messages_but_stays() {
+    const LIMIT: usize = 256 * 1024;
+    const MESSAGES: usize = 2_000;
+    let config = ServerConfig {
+        max_outbound_bytes: LIMIT,
+        slow_consumer: loopchat::event_loop::SlowConsumer::Drop,
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut stalled = RawClient::open(addr);
+    let mut reader = RawClient::open(addr);
+    let writer = std::thread::spawn(move || {
+        for i in 0..MESSAGES {
+            sender.send(&text(&format!("{i:05}:{}", "z".repeat(32 * 1024))));
+        }
+        sender
+    });
+    for i in 0..MESSAGES {
+        let frame = reader.read_frame();
+        assert_eq!(&frame.payload[..5], format!("{i:05}").as_bytes());
+    }
+    let mut sender = writer.join().expect("the sender was served");
+    sender.send(&text("end"));
+    reader.expect_frame(OP_TEXT, b"end");
+
+    // The stalled client was not closed: it reads what was kept, in order, then "end".
+    let mut received = 0;
+    let mut last = None;
+    loop {
+        let frame = stalled.read_frame();
+        assert_eq!(frame.opcode, OP_TEXT, "no Close expected: {frame:?}");
+        if frame.payload == b"end" {
+            break;
+        }
+        let seq: usize = String::from_utf8_lossy(&frame.payload[..5])
+            .parse()
+            .unwrap();
+        assert!(last.is_none_or(|last| seq > last), "{seq} after {last:?}");
+        assert_eq!(frame.payload.len(), 6 + 32 * 1024, "a whole message");
+        last = Some(seq);
+        received += 1;
+    }
+    assert!(
+        received < MESSAGES,
+        "all {received} messages kept: nothing was dropped"
+    );
+}

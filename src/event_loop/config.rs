@@ -5,6 +5,20 @@ use crate::ws::KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// What to do with a client whose output queue is full (see
+/// [`ServerConfig::max_outbound_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowConsumer {
+    /// Close it with 1008 ("too slow: output queue full"). The default: a client that
+    /// misses messages without knowing is worse off than one told to reconnect.
+    #[default]
+    Close,
+    /// Keep it, and drop the messages that do not fit (counted in
+    /// [`Stats::dropped_messages`](super::Stats::dropped_messages)). Frames the server
+    /// owes by protocol (Pong, Close) are never dropped.
+    Drop,
+}
+
 /// Settings for [`Server`](super::Server). `ServerConfig::default()` gives the values the
 /// command line uses when no option is given.
 #[derive(Debug, Clone)]
@@ -33,6 +47,8 @@ pub struct ServerConfig {
     /// hold up anyone else. A broadcast frame counts in full for each recipient, though
     /// its bytes are stored once.
     pub max_outbound_bytes: usize,
+    /// What happens to a client over `max_outbound_bytes`. Default: closed with 1008.
+    pub slow_consumer: SlowConsumer,
     /// The most connections at once, open or handshaking. Default 100 000. Beyond it, new
     /// connections are answered with 503 and closed. The process's open-file limit must
     /// allow this many sockets; the `loopchat` binary raises its soft limit to the hard
@@ -64,6 +80,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_outbound_bytes: 64 * 1024 * 1024,
+            slow_consumer: SlowConsumer::Close,
             max_connections: 100_000,
             line_addr: None,
             max_line_bytes: 8 * 1024,

@@ -1,5 +1,6 @@
 //! One client connection: its socket, where it stands, and its queued output.
 
+use super::config::SlowConsumer;
 use super::handler::Transport;
 use super::outbound::{OutboundQueue, SharedFrame};
 use super::timers::{TimerQueue, TimerTarget};
@@ -38,6 +39,21 @@ pub(crate) enum Phase {
     /// from answering unread input with a reset that could destroy our last bytes before
     /// the peer reads them.
     Lingering,
+}
+
+/// What the loop counts, for operators and tests ([`Server::stats`](super::Server::stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted, on either port.
+    pub accepted: u64,
+    /// Connections refused because the server was full (503).
+    pub refused_full: u64,
+    /// Clients closed with 1008 for letting their output queue fill.
+    pub slow_closed: u64,
+    /// Messages not queued for a full client ([`SlowConsumer::Drop`]).
+    pub dropped_messages: u64,
+    /// WebSocket clients dropped after the idle timeout, their Ping unanswered.
+    pub idle_dropped: u64,
 }
 
 /// A connection in the slab. Its key there is its `mio::Token`.
@@ -175,6 +191,10 @@ pub(crate) struct Connections {
     pub close_timeout: Duration,
     /// The most output bytes one connection may have queued.
     pub max_outbound_bytes: usize,
+    /// What to do with a connection over `max_outbound_bytes`.
+    pub slow_consumer: SlowConsumer,
+    /// Counters.
+    pub stats: Stats,
     /// The time at the start of this loop turn.
     pub now: Instant,
 }
@@ -370,6 +390,11 @@ impl Connections {
         if conn.out.is_empty() || conn.out.len() + len <= self.max_outbound_bytes {
             return true;
         }
+        if self.slow_consumer == SlowConsumer::Drop {
+            self.stats.dropped_messages += 1;
+            return false;
+        }
+        self.stats.slow_closed += 1;
         log::info!(
             "{}: output queue over {} bytes; closing",
             conn.peer,

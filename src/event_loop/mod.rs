@@ -44,7 +44,8 @@ mod outbound;
 mod session;
 mod timers;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, SlowConsumer};
+pub use connection::Stats;
 pub use handler::{ConnectionId, Context, Handler, Transport};
 pub use outbound::{Drain, OutboundQueue, SharedFrame};
 
@@ -140,6 +141,8 @@ impl<H: Handler> Server<H> {
             timers: TimerQueue::default(),
             close_timeout: config.close_timeout,
             max_outbound_bytes: config.max_outbound_bytes,
+            slow_consumer: config.slow_consumer,
+            stats: Stats::default(),
             now: Instant::now(),
         };
         Ok(Server {
@@ -173,6 +176,11 @@ impl<H: Handler> Server<H> {
     /// The application handler.
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// What the loop has counted so far.
+    pub fn stats(&self) -> Stats {
+        self.conns.stats
     }
 
     /// How many connections exist, in any phase.
@@ -237,7 +245,7 @@ impl<H: Handler> Server<H> {
             self.turn(&mut events)?;
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.slab.is_empty() {
-                    log::info!("shut down: every connection closed");
+                    log::info!("shut down: every connection closed; {:?}", self.conns.stats);
                     return Ok(());
                 }
                 if self.conns.now >= deadline {
@@ -384,6 +392,7 @@ impl<H: Handler> Server<H> {
                 &mut stream,
                 &Response::text(503, "server full, try again later\n"),
             );
+            self.conns.stats.refused_full += 1;
             return;
         }
         // Frames are small and latency matters more than packet count; the vectored
@@ -403,6 +412,7 @@ impl<H: Handler> Server<H> {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
+        self.conns.stats.accepted += 1;
         debug!("{peer}: accepted as #{key} ({transport:?})");
         match transport {
             Transport::WebSocket => {
@@ -529,11 +539,12 @@ impl<H: Handler> Server<H> {
     fn flush(&mut self, key: usize) {
         let unseen = self.conns.unseen_from(key);
         let (turn, published_len) = (self.conns.turn, self.conns.published.len());
-        let max_out = self.conns.max_outbound_bytes;
+        let (max_out, policy) = (self.conns.max_outbound_bytes, self.conns.slow_consumer);
         let Connections {
             slab,
             published,
             to_flush,
+            stats,
             ..
         } = &mut self.conns;
         let Some(conn) = slab.get_mut(key) else {
@@ -554,12 +565,21 @@ impl<H: Handler> Server<H> {
         }
         if conn.out.len() > max_out && conn.is_open() {
             // This turn's broadcasts, which it could not take, put it over the limit.
-            info!("{}: output queue over {max_out} bytes; closing", conn.peer);
-            self.conns.close(
-                key,
-                CloseCode::PolicyViolation,
-                "too slow: output queue full",
-            );
+            match policy {
+                SlowConsumer::Drop => {
+                    let dropped = conn.out.shed_shared_from_back(max_out);
+                    stats.dropped_messages += dropped as u64;
+                }
+                SlowConsumer::Close => {
+                    info!("{}: output queue over {max_out} bytes; closing", conn.peer);
+                    stats.slow_closed += 1;
+                    self.conns.close(
+                        key,
+                        CloseCode::PolicyViolation,
+                        "too slow: output queue full",
+                    );
+                }
+            }
         }
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
@@ -655,6 +675,7 @@ impl<H: Handler> Server<H> {
                 self.conns.set_deadline(key, Some(at));
             }
             KeepaliveAction::GiveUp => {
+                self.conns.stats.idle_dropped += 1;
                 let why = format!("nothing heard for {:?}", config.idle_timeout);
                 self.remove(key, &why);
             }

@@ -257,6 +257,23 @@ impl OutboundQueue {
         self.write_until_blocked(writer, budget_left)
     }
 
+    /// Drops shared frames (broadcasts) from the back of the queue, newest first, until
+    /// it holds at most `limit` bytes or the last chunk is not a whole shared frame: a
+    /// frame already partly written, and bytes owed to this connection alone (a Pong, a
+    /// Close), are kept. Returns how many frames were dropped.
+    pub fn shed_shared_from_back(&mut self, limit: usize) -> usize {
+        let mut dropped = 0;
+        while self.len > limit && self.chunks.len() > 1 {
+            let Some(Chunk::Shared(bytes)) = self.chunks.back() else {
+                break;
+            };
+            self.len -= bytes.len();
+            self.chunks.pop_back();
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Points `slices` at the queue's chunks, as many as fit, and returns how many.
     fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut count = 0;
