@@ -185,12 +185,16 @@ impl ClientHandshake {
         let limits = HeadLimits::default();
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut fields);
+        // The limit applies to the head however it arrives: whole in one read, or cut
+        // anywhere (found by the `client_handshake_response` fuzz target).
+        let too_large = || ClientHandshakeError::Malformed("head too large".into());
         let head_len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) if len > limits.max_head_bytes => {
+                return Err(too_large());
+            }
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() < limits.max_head_bytes => return Ok(None),
-            Ok(httparse::Status::Partial) => {
-                return Err(ClientHandshakeError::Malformed("head too large".into()));
-            }
+            Ok(httparse::Status::Partial) => return Err(too_large()),
             Err(e) => return Err(ClientHandshakeError::Malformed(e.to_string())),
         };
         let status = response.code.unwrap_or_default();
@@ -226,6 +230,27 @@ impl ClientHandshake {
 mod tests {
     use super::*;
     use crate::http::request::parse_request;
+
+    #[test]
+    fn a_response_head_over_the_limit_is_refused_however_it_arrives() {
+        let client = ClientHandshake::new("127.0.0.1:9", "/ws");
+        let (request, _) = parse_request(client.request(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        let Ok(RequestKind::Upgrade(upgrade)) = classify(&request) else {
+            panic!("refused")
+        };
+        let response = upgrade.response();
+        let mut big = response[..response.len() - 2].to_vec();
+        big.extend_from_slice(format!("X-Pad: {}\r\n\r\n", "a".repeat(9000)).as_bytes());
+        let whole = client.read_response(&big);
+        assert_eq!(
+            client.read_response(&big[..8200]),
+            whole,
+            "the verdict depends on the reads"
+        );
+        assert!(whole.is_err(), "a head over the limit was accepted");
+    }
 
     fn request(text: &str) -> Request {
         parse_request(text.as_bytes(), &HeadLimits::default())

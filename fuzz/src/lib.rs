@@ -1,0 +1,496 @@
+//! The checks behind loopchat's fuzz targets.
+//!
+//! Each libFuzzer target in `fuzz_targets/` is one line that calls a function here, and the
+//! stable replay test (`tests/replay.rs`) calls the same functions on every saved input, so
+//! a crash found on nightly can be replayed, and kept as a regression, without libFuzzer.
+//!
+//! # Input layout
+//!
+//! A target's input is plain bytes: a few leading bytes that say how to feed the rest
+//! (which limits, where reads are cut), then the bytes a peer would send. Plain bytes rather
+//! than an `arbitrary`-derived struct, so that a seed is a short prefix followed by a real
+//! request or frame, and a crashing input can be read with `xxd`:
+//!
+//! | target | layout |
+//! |---|---|
+//! | `http_request_head` | `[split: u16 BE][limits: u8][head ...]` |
+//! | `ws_server_decoder` | `[settings: u8][n: u8][n read lengths][stream ...]` |
+//! | `ws_client_decoder` | the same |
+//! | `client_handshake_response` | `[split: u16 BE][response ...]`, with `$ACCEPT` replaced |
+//! | `line_reader` | `[max line bytes: u8][n: u8][n read lengths][stream ...]` |
+//!
+//! # What is checked
+//!
+//! Never panicking is the least of it. Every target also feeds its input a second way (cut
+//! into reads, or as a prefix) and asserts the answer does not depend on how the bytes
+//! arrived, and checks what the code promises in its docs: `Ok(None)` only once the input
+//! is used up, no event after an error or a Close, the states the closing handshake goes
+//! through, and, for the codec, that what an endpoint writes back the other role reads.
+
+use loopchat::http::{
+    ClientHandshake, HeadLimits, HttpError, Request, RequestKind, accept_key, classify,
+    parse_request,
+};
+use loopchat::line::{LineEvent, LineReader};
+use loopchat::ws::{
+    CloseCode, CloseFrame, Event, Message, ProtocolError, Role, SendError, State, WebSocket,
+};
+
+/// How a stream is cut into reads: `[n][n lengths]` at the front of an input. The reads
+/// take the lengths in turn, starting again from the first when they run out; a length of
+/// 0 is an empty read, which the readers must take in their stride. No lengths, or only
+/// zeros, means the whole stream in one read.
+#[derive(Debug, Clone, Copy)]
+pub struct Reads<'a> {
+    /// The read lengths, at most 16.
+    lengths: &'a [u8],
+}
+
+impl<'a> Reads<'a> {
+    /// Splits the cut plan off the front of `data`; returns it and the rest.
+    pub fn take(data: &'a [u8]) -> (Reads<'a>, &'a [u8]) {
+        let Some((&count, rest)) = data.split_first() else {
+            return (Reads { lengths: &[] }, &[]);
+        };
+        let (lengths, rest) = rest.split_at((usize::from(count) % 17).min(rest.len()));
+        (Reads { lengths }, rest)
+    }
+
+    /// `stream` cut into reads. Always ends with an empty read: a socket's last word.
+    pub fn pieces(self, stream: &'a [u8]) -> Vec<&'a [u8]> {
+        if self.lengths.iter().all(|&len| len == 0) {
+            return vec![stream, &[]];
+        }
+        let mut pieces = Vec::new();
+        let mut rest = stream;
+        for &len in self.lengths.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(usize::from(len).min(rest.len()));
+            pieces.push(piece);
+            rest = after;
+        }
+        pieces.push(&[]);
+        pieces
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP request head
+// ---------------------------------------------------------------------------------------
+
+/// `http_request_head`: `[split: u16 BE][limits: u8][head ...]`.
+///
+/// The head is parsed under the default limits and under small ones chosen by the `limits`
+/// byte (`max_head_bytes` 1 to 497, `max_headers` 0 to 7); whatever is parsed is then
+/// classified. A prefix of the head, cut at `split`, must either be incomplete or give
+/// exactly the answer the whole gives: the parser is re-run on a growing buffer as bytes
+/// arrive, so a verdict it reaches early must be the one it would reach later.
+pub fn check_request_head(data: &[u8]) {
+    let [hi, lo, limits, head @ ..] = data else {
+        return;
+    };
+    let split = usize::from(u16::from_be_bytes([*hi, *lo]));
+    let small = HeadLimits {
+        max_head_bytes: 1 + usize::from(limits & 0x1f) * 16,
+        max_headers: usize::from(limits >> 5),
+    };
+    for limits in [HeadLimits::default(), small] {
+        check_head_under(head, split, &limits);
+    }
+}
+
+fn check_head_under(head: &[u8], split: usize, limits: &HeadLimits) {
+    // The event loop keeps at most `max_head_bytes` of a head (`Session::receive_head`), so
+    // the parser never sees more. Without this cap a prefix could be refused as too large
+    // (431) where the whole, with a bad byte past the limit, is refused as malformed (400):
+    // both refusals, but not the same answer.
+    let buf = &head[..head.len().min(limits.max_head_bytes)];
+    let whole = parse_request(buf, limits);
+    let cut = split % (buf.len() + 1);
+    let prefix = parse_request(&buf[..cut], limits);
+    if prefix != Ok(None) {
+        assert_eq!(prefix, whole, "a prefix of {cut} bytes decided otherwise");
+    }
+    match &whole {
+        Ok(Some((request, len))) => {
+            assert!(*len <= buf.len() && *len <= limits.max_head_bytes);
+            assert!(request.headers.len() <= limits.max_headers);
+            assert_eq!(
+                parse_request(&buf[..*len], limits),
+                whole,
+                "the head alone, without what follows it"
+            );
+            if cut >= *len {
+                assert_eq!(prefix, whole, "a prefix holding the whole head");
+            }
+            check_request(request);
+        }
+        Ok(None) => assert!(buf.len() < limits.max_head_bytes, "incomplete at the limit"),
+        Err(error) => check_refusal(error, &[400, 431]),
+    }
+}
+
+/// A parsed request: its accessors and `classify` must cope with anything the parser lets
+/// through, and an accepted upgrade must be one RFC 6455 allows.
+fn check_request(request: &Request) {
+    let _ = (
+        request.path(),
+        request.has_body(),
+        request.wants_keep_alive(),
+    );
+    match classify(request) {
+        Ok(RequestKind::Upgrade(upgrade)) => {
+            assert_eq!(request.method, "GET");
+            assert!(request.minor_version >= 1);
+            assert_eq!(request.headers_named("host").count(), 1);
+            let key = request.header("sec-websocket-key").expect("a key");
+            assert_eq!(upgrade.accept, accept_key(key.trim_ascii()));
+            let response = upgrade.response();
+            assert!(response.starts_with(b"HTTP/1.1 101 "));
+            assert!(response.ends_with(b"\r\n\r\n"));
+            assert_eq!(response.windows(4).filter(|w| w == b"\r\n\r\n").count(), 1);
+        }
+        Ok(RequestKind::Plain) => {}
+        Err(error) => check_refusal(&error, &[400, 405, 426]),
+    }
+}
+
+fn check_refusal(error: &HttpError, statuses: &[u16]) {
+    assert!(statuses.contains(&error.status()), "{error:?}");
+    let response = error.response().encode(false, false);
+    assert!(response.starts_with(format!("HTTP/1.1 {} ", error.status()).as_bytes()));
+}
+
+// ---------------------------------------------------------------------------------------
+// WebSocket decoder
+// ---------------------------------------------------------------------------------------
+
+/// Message size limits the `settings` byte chooses from (its low three bits): the edges of
+/// the length encodings, and the server's default.
+const MESSAGE_LIMITS: [usize; 8] = [0, 1, 125, 126, 1000, 65_535, 65_536, 16 << 20];
+
+/// Bit 3 of `settings`: the endpoint has sent its Close before the stream arrives, so it
+/// decodes in the `CloseSent` state.
+const CLOSE_FIRST: u8 = 0x08;
+
+/// What an endpoint made of a stream.
+#[derive(Debug)]
+struct Transcript {
+    /// The events in order, ending with the error if the peer broke the protocol.
+    events: Vec<Result<Event, ProtocolError>>,
+    /// The state once the stream was used up.
+    state: State,
+    /// What the endpoint wrote back: messages echoed, Pings answered, a Close for a Close
+    /// or for the error, as the echo server does.
+    answer: Vec<u8>,
+    /// The events the other role must find in `answer`.
+    expected_answer: Vec<Event>,
+}
+
+/// `ws_server_decoder`, `ws_client_decoder`: `[settings][n][n read lengths][stream ...]`.
+///
+/// Decodes the stream whole and cut into the chosen reads; the two transcripts must be the
+/// same, event for event, error for error. Within each, every call to `read` is checked
+/// against its contract, and the endpoint answers as the echo server does; the other role
+/// must then read back exactly the answers.
+pub fn check_websocket_decoder(role: Role, data: &[u8]) {
+    let Some((&settings, rest)) = data.split_first() else {
+        return;
+    };
+    let (reads, stream) = Reads::take(rest);
+    let limit = MESSAGE_LIMITS[usize::from(settings & 7)];
+    let close_first = settings & CLOSE_FIRST != 0;
+
+    let whole = decode(role, limit, close_first, &[stream]);
+    let split = decode(role, limit, close_first, &reads.pieces(stream));
+    // The answers are masked with random keys in the client role, so compare the rest.
+    assert_eq!(split.events, whole.events, "cut into reads vs whole");
+    assert_eq!(split.state, whole.state);
+    assert_eq!(split.expected_answer, whole.expected_answer);
+
+    let other = match role {
+        Role::Server => Role::Client,
+        Role::Client => Role::Server,
+    };
+    let mut peer = WebSocket::new(other, usize::MAX);
+    let mut input = whole.answer.as_slice();
+    let mut read_back = Vec::new();
+    while let Some(event) = peer.read(&mut input).expect("our own answer is valid") {
+        read_back.push(event);
+    }
+    assert_eq!(read_back, whole.expected_answer, "the answer read back");
+}
+
+/// Feeds `pieces` to a fresh endpoint, checking each call to `read`, and answers each event.
+fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Transcript {
+    let mut ws = WebSocket::new(role, limit);
+    let mut transcript = Transcript {
+        events: Vec::new(),
+        state: ws.state(),
+        answer: Vec::new(),
+        expected_answer: Vec::new(),
+    };
+    if close_first {
+        ws.write_close(Some((CloseCode::GoingAway, "bye")), &mut transcript.answer)
+            .expect("the first Close");
+        assert_eq!(ws.state(), State::CloseSent);
+        transcript
+            .expected_answer
+            .push(Event::Close(Some(CloseFrame {
+                code: CloseCode::GoingAway,
+                reason: "bye".into(),
+            })));
+    }
+    let mut ended = false;
+    for piece in pieces {
+        let mut input = *piece;
+        loop {
+            let before = ws.state();
+            let left = input.len();
+            let result = ws.read(&mut input);
+            match &result {
+                Ok(None) => assert!(input.is_empty(), "Ok(None) with {} bytes left", input.len()),
+                Ok(Some(_)) => assert!(input.len() < left, "an event from no input"),
+                Err(_) => assert!(input.is_empty(), "input kept after an error"),
+            }
+            if ended || !before.can_receive() {
+                assert_eq!(result, Ok(None), "an event after the end, in {before:?}");
+                assert_eq!(ws.state(), before);
+            }
+            let after_close = match before {
+                State::CloseSent => State::Closed,
+                _ => State::CloseReceived,
+            };
+            let after_error = match before {
+                State::CloseSent => State::Closed,
+                _ => State::Failed,
+            };
+            match result {
+                Ok(None) => break,
+                Ok(Some(event)) => {
+                    if let Some(message) = event.as_message() {
+                        assert!(message.payload().len() <= limit, "a message over the limit");
+                    }
+                    if let Event::Close(_) = event {
+                        assert_eq!(ws.state(), after_close);
+                        ended = true;
+                    } else {
+                        assert_eq!(ws.state(), before);
+                    }
+                    answer(&mut ws, &event, &mut transcript);
+                    transcript.events.push(Ok(event.clone()));
+                    if let Event::Text(text) = event {
+                        ws.recycle(text.into_bytes());
+                    } else if let Event::Binary(bytes) = event {
+                        ws.recycle(bytes);
+                    }
+                }
+                Err(error) => {
+                    assert_eq!(ws.state(), after_error);
+                    ended = true;
+                    answer_error(&mut ws, error, &mut transcript);
+                    transcript.events.push(Err(error));
+                }
+            }
+        }
+    }
+    transcript.state = ws.state();
+    transcript
+}
+
+/// Answers an event as the echo server would: echo a message, answer a Ping, echo a Close.
+fn answer(ws: &mut WebSocket, event: &Event, transcript: &mut Transcript) {
+    let out = &mut transcript.answer;
+    let can_send = ws.state().can_send();
+    let (sent, echo) = match event {
+        Event::Text(text) => (
+            ws.write_message(Message::Text(text), out),
+            Event::Text(text.clone()),
+        ),
+        Event::Binary(bytes) => (
+            ws.write_message(Message::Binary(bytes), out),
+            Event::Binary(bytes.clone()),
+        ),
+        Event::Ping(payload) => (ws.write_pong(payload, out), Event::Pong(*payload)),
+        Event::Pong(_) => return,
+        Event::Close(frame) => {
+            if let Some(frame) = frame {
+                assert!(frame.code.is_allowed_on_wire(), "{frame:?}");
+                assert!(frame.reason.len() <= 123);
+            }
+            let close = frame.as_ref().map(|f| (f.code, f.reason.as_str()));
+            let sent = ws.write_close(close, out);
+            if sent.is_ok() {
+                assert_eq!(ws.state(), State::Closed);
+            }
+            (sent, Event::Close(frame.clone()))
+        }
+    };
+    match sent {
+        Ok(()) => transcript.expected_answer.push(echo),
+        Err(error) => {
+            assert!(!can_send || matches!(event, Event::Close(_)), "{error:?}");
+            assert_eq!(error, SendError::Closed);
+        }
+    }
+}
+
+/// After a protocol error: send the Close the error earns, if a Close may still be sent.
+fn answer_error(ws: &mut WebSocket, error: ProtocolError, transcript: &mut Transcript) {
+    let code = error.close_code();
+    assert!(code.is_allowed_on_wire());
+    match ws.state() {
+        State::Failed => {
+            ws.write_close(Some((code, "protocol error")), &mut transcript.answer)
+                .expect("the Close that reports the failure");
+            assert_eq!(ws.state(), State::Closed);
+            transcript
+                .expected_answer
+                .push(Event::Close(Some(CloseFrame {
+                    code,
+                    reason: "protocol error".into(),
+                })));
+        }
+        state => {
+            assert_eq!(state, State::Closed);
+            let refused = ws.write_close(Some((code, "")), &mut transcript.answer);
+            assert_eq!(refused, Err(SendError::Closed));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client handshake response
+// ---------------------------------------------------------------------------------------
+
+/// Stands for the right `Sec-WebSocket-Accept` in `client_handshake_response` inputs: the
+/// key is random per handshake, so the fuzzer could never guess the answer that proves it
+/// was read; with the stand-in, the seeds reach the code after that check too.
+pub const ACCEPT_PLACEHOLDER: &[u8] = b"$ACCEPT";
+
+/// `client_handshake_response`: `[split: u16 BE][response ...]`.
+///
+/// The response is checked whole and as a prefix cut at `split`: a prefix is either
+/// incomplete or decided exactly as the whole is. An accepted head must be accepted alone.
+pub fn check_handshake_response(data: &[u8]) {
+    let [hi, lo, response @ ..] = data else {
+        return;
+    };
+    let handshake = ClientHandshake::new("fuzz.example:8080", "/ws");
+    let response = replace_all(
+        response,
+        ACCEPT_PLACEHOLDER,
+        expected_accept(&handshake).as_bytes(),
+    );
+    let whole = handshake.read_response(&response);
+    let cut = usize::from(u16::from_be_bytes([*hi, *lo])) % (response.len() + 1);
+    let prefix = handshake.read_response(&response[..cut]);
+    if prefix != Ok(None) {
+        assert_eq!(prefix, whole, "a prefix of {cut} bytes decided otherwise");
+    }
+    match &whole {
+        Ok(Some(len)) => {
+            assert!(*len <= response.len());
+            assert_eq!(handshake.read_response(&response[..*len]), whole);
+            if cut >= *len {
+                assert_eq!(prefix, whole, "a prefix holding the whole head");
+            }
+        }
+        Ok(None) => assert!(response.len() < HeadLimits::default().max_head_bytes),
+        Err(error) => {
+            let _ = error.to_string();
+        }
+    }
+}
+
+/// The `Sec-WebSocket-Accept` a server must send for this handshake, computed from the
+/// request as a server would.
+fn expected_accept(handshake: &ClientHandshake) -> String {
+    let (request, _) = parse_request(handshake.request(), &HeadLimits::default())
+        .expect("our own request parses")
+        .expect("our own request is complete");
+    let key = request.header("sec-websocket-key").expect("our key");
+    accept_key(key)
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while !rest.is_empty() {
+        if rest.starts_with(needle) {
+            out.extend_from_slice(with);
+            rest = &rest[needle.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Line reader
+// ---------------------------------------------------------------------------------------
+
+/// `line_reader`: `[max line bytes: u8][n][n read lengths][stream ...]`.
+///
+/// Reads the stream whole and cut into the chosen reads, then `finish`es; both must give
+/// exactly what a plain model of the line protocol gives (`expected_lines`).
+pub fn check_line_reader(data: &[u8]) {
+    let Some((&max, rest)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(max);
+    let (reads, stream) = Reads::take(rest);
+    let whole = read_lines(max, &[stream]);
+    let split = read_lines(max, &reads.pieces(stream));
+    assert_eq!(split, whole, "cut into reads vs whole");
+    assert_eq!(whole, expected_lines(max, stream), "the model");
+}
+
+fn read_lines(max: usize, pieces: &[&[u8]]) -> Vec<LineEvent> {
+    let mut reader = LineReader::new(max);
+    let mut events = Vec::new();
+    for piece in pieces {
+        let mut input = *piece;
+        loop {
+            let left = input.len();
+            match reader.read(&mut input) {
+                Some(event) => {
+                    assert!(input.len() < left, "an event from no input");
+                    events.push(event);
+                }
+                None => {
+                    assert!(input.is_empty(), "None with {} bytes left", input.len());
+                    break;
+                }
+            }
+        }
+    }
+    events.extend(reader.finish());
+    assert_eq!(reader.finish(), None, "finish twice");
+    events
+}
+
+/// The line protocol as a specification: split at `\n`; drop one `\r` before it; a line
+/// (or the unterminated rest) longer than `max` bytes is `TooLong`, once; otherwise it is
+/// its text with bytes that are not UTF-8 replaced.
+fn expected_lines(max: usize, stream: &[u8]) -> Vec<LineEvent> {
+    let mut lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|rest| rest.is_empty()) {
+        lines.pop(); // the stream ended with `\n`, or was empty
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max {
+                LineEvent::TooLong
+            } else {
+                LineEvent::Line(String::from_utf8_lossy(line).into_owned())
+            }
+        })
+        .collect()
+}
