@@ -107,18 +107,26 @@ mod tests {
         let policy = OriginPolicy::SameHost;
         let host = "127.0.0.1:8080";
         assert!(policy.check(&request(host, &[])).is_ok());
-        assert!(policy
-            .check(&request(host, &["http://127.0.0.1:8080"]))
-            .is_ok());
-        assert!(policy
-            .check(&request(host, &["HTTP://127.0.0.1:8080"]))
-            .is_ok());
-        assert!(policy
-            .check(&request("chat.example", &["https://chat.example:443"]))
-            .is_ok());
-        assert!(policy
-            .check(&request("chat.example:80", &["http://chat.example"]))
-            .is_ok());
+        assert!(
+            policy
+                .check(&request(host, &["http://127.0.0.1:8080"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request(host, &["HTTP://127.0.0.1:8080"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request("chat.example", &["https://chat.example:443"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request("chat.example:80", &["http://chat.example"]))
+                .is_ok()
+        );
         for refused in [
             "http://evil.example",
             "http://127.0.0.1:8081",
@@ -128,26 +136,34 @@ mod tests {
             let answer = policy.check(&request(host, &[refused]));
             assert!(answer.is_err(), "{refused} was allowed");
         }
-        assert!(policy
-            .check(&request(
-                host,
-                &["http://127.0.0.1:8080", "http://127.0.0.1:8080"]
-            ))
-            .is_err());
+        assert!(
+            policy
+                .check(&request(
+                    host,
+                    &["http://127.0.0.1:8080", "http://127.0.0.1:8080"]
+                ))
+                .is_err()
+        );
     }
 
     #[test]
     fn a_list_adds_origins_and_a_star_allows_any() {
         let policy = OriginPolicy::from_list(&["https://Chat.Example.com/".into()]);
-        assert!(policy
-            .check(&request("10.0.0.1:8080", &["https://chat.example.com"]))
-            .is_ok());
-        assert!(policy
-            .check(&request("10.0.0.1:8080", &["http://10.0.0.1:8080"]))
-            .is_ok());
-        assert!(policy
-            .check(&request("10.0.0.1:8080", &["https://other.example"]))
-            .is_err());
+        assert!(
+            policy
+                .check(&request("10.0.0.1:8080", &["https://chat.example.com"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request("10.0.0.1:8080", &["http://10.0.0.1:8080"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request("10.0.0.1:8080", &["https://other.example"]))
+                .is_err()
+        );
         let any = OriginPolicy::from_list(&["https://a.example".into(), "*".into()]);
         assert_eq!(any, OriginPolicy::Any);
         assert!(any.check(&request("x", &["null"])).is_ok());
