@@ -20,8 +20,12 @@
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
 //! - [`client`]: the terminal client, on the same codec in the client role.
+//! - [`bench`](mod@bench): the load generator (`loopchat bench`): thousands of client
+//!   connections on one `mio` loop, pre-encoded masked frames, delivery and latency
+//!   accounting.
 //!
-//! The binary (`src/main.rs`) is the command line: `loopchat serve` and `loopchat client`.
+//! The binary (`src/main.rs`) is the command line: `loopchat serve`, `loopchat client`
+//! and `loopchat bench`.
 //!
 //! # An application in a screenful
 //!
@@ -44,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod bench;
 pub mod client;
 pub mod event_loop;
 pub mod http;

@@ -27,6 +27,9 @@ enum Command {
     /// Chat from the terminal: lines you type are sent, messages from others are printed
     /// as they arrive. Works with stdin as a pipe, for scripts.
     Client(ClientArgs),
+    /// Load-test any WebSocket server from one thread: broadcast, echo, connections,
+    /// sweep. Prints a table, or one JSON object with --json.
+    Bench(loopchat::bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             nick: args.nick,
             linger: args.linger,
         }),
+        Command::Bench(command) => loopchat::bench::main(command),
     }
 }
 

@@ -1,0 +1,443 @@
+//! `loopchat bench` against real servers on loopback: the relay, the echo server, the chat
+//! (markers inside its JSON envelope, senders getting their own copies), a server that
+//! loses messages, a server that is not there, and the binary's JSON contract.
+//!
+//! Runs are short (a second of load or less) and every phase of the tool is bounded, so
+//! each test takes a few seconds at most.
+
+mod common;
+
+use clap::Parser;
+use common::start;
+use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
+use loopchat::bench::{self, BenchCommand, Report};
+use loopchat::{ConnectionId, Context, Handler, Message};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
+
+/// Parses a bench command line (without the program name) and runs it.
+fn bench(args: &[&str]) -> Result<Report, bench::BenchError> {
+    let command =
+        BenchCommand::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .expect("valid command line");
+    bench::run(&command)
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/ws")
+}
+
+/// The figures every clean run must show: everything expected arrived once, in order,
+/// and every connection opened and closed cleanly.
+fn assert_clean(report: &Report, clients: usize) {
+    let (sent, delivered, expected) = (
+        report.sent.unwrap(),
+        report.delivered.unwrap(),
+        report.expected.unwrap(),
+    );
+    assert!(sent > 0, "nothing sent: {report:#?}");
+    assert_eq!(delivered, expected, "{report:#?}");
+    assert_eq!(report.lost, Some(0), "{report:#?}");
+    assert_eq!(report.duplicated, Some(0), "{report:#?}");
+    assert_eq!(report.out_of_order, Some(0), "{report:#?}");
+    assert!(report.deliveries_per_s.unwrap() > 0.0, "{report:#?}");
+    let latency = report.latency_us.unwrap();
+    assert!(latency.count > 0 && latency.p50 > 0.0 && latency.p50 <= latency.max);
+    let connections = report.connections.as_ref().unwrap();
+    assert_eq!(
+        (connections.opened, connections.failed, connections.dropped),
+        (clients, 0, 0),
+        "{connections:#?}"
+    );
+    assert_eq!(connections.closed_cleanly, clients, "{connections:#?}");
+    assert!(report.details.as_ref().unwrap().drain_complete);
+    assert!(report.bench_cpu_s.is_some() && report.bench_cpu_pct.is_some());
+}
+
+#[test]
+fn broadcast_relay_delivers_every_message_to_every_other_client_once() {
+    let addr = start(Broadcast);
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &url(addr),
+        "--clients",
+        "20",
+        "--senders",
+        "3",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "3",
+    ])
+    .unwrap();
+    assert_clean(&report, 20);
+    // Each message reaches the 19 others, and the relay never returns it to its sender.
+    assert_eq!(report.expected, Some(report.sent.unwrap() * 19));
+    assert_eq!(report.self_delivery, Some(false));
+    assert_eq!(report.self_deliveries, Some(0));
+    assert_eq!((report.window, report.rate), (Some(8), None));
+    assert!(report.server.is_none());
+}
+
+#[test]
+fn broadcast_at_a_fixed_rate_keeps_the_schedule() {
+    let addr = start(Broadcast);
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &url(addr),
+        "--clients",
+        "10",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "3",
+    ])
+    .unwrap();
+    assert_clean(&report, 10);
+    // 2 senders × 100 messages a second × 1.2 s, give or take the last tick.
+    let sent = report.sent.unwrap();
+    assert!((230..=242).contains(&sent), "sent {sent}");
+    assert!(report.send_lag_us.is_some());
+    assert_eq!(report.rate, Some(100.0));
+}
+
+#[test]
+fn echo_round_trips() {
+    let addr = start(Echo);
+    let report = bench(&[
+        "echo",
+        "--url",
+        &url(addr),
+        "--clients",
+        "10",
+        "--window",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+    ])
+    .unwrap();
+    assert_clean(&report, 10);
+    assert_eq!(report.expected, report.sent);
+    assert!(report.round_trips_per_s.unwrap() > 0.0);
+    assert_eq!(report.round_trips_per_s, report.deliveries_per_s);
+    assert_eq!(report.senders, Some(10));
+}
+
+#[test]
+fn connections_open_and_all_close_cleanly() {
+    let addr = start(Broadcast);
+    let pid = std::process::id().to_string();
+    let report = bench(&[
+        "connections",
+        "--url",
+        &url(addr),
+        "--clients",
+        "200",
+        "--hold",
+        "0.2",
+        "--connect-concurrency",
+        "64",
+        "--server-pid",
+        &pid,
+    ])
+    .unwrap();
+    let c = report.connections.unwrap();
+    assert_eq!((c.opened, c.failed, c.dropped), (200, 0, 0), "{c:#?}");
+    assert_eq!((c.closed_cleanly, c.close_failed), (200, 0), "{c:#?}");
+    assert!(c.handshakes_per_s > 0.0);
+    // The "server" here is this test process: its figures are read, whatever they are.
+    assert!(c.rss_before_kib.is_some() && c.rss_after_kib.is_some());
+    assert!(c.bytes_per_idle_connection.is_some());
+    let server = report.server.unwrap();
+    assert!(server.cpu_s.is_some() && server.peak_rss_kib.is_some());
+}
+
+#[test]
+fn chat_mode_markers_inside_the_json_envelope_and_own_copies() {
+    // The chat relays bare text wrapped in JSON to the whole room, sender included, and
+    // sends each newcomer welcome, join and member events first. 5 messages a second per
+    // sender stays far below its rate limit (20 a second).
+    let addr = start(Chat::new(ChatConfig::default()));
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &url(addr),
+        "--clients",
+        "12",
+        "--senders",
+        "3",
+        "--rate",
+        "5",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.4",
+        "--drain",
+        "3",
+    ])
+    .unwrap();
+    assert_clean(&report, 12);
+    assert_eq!(report.self_delivery, Some(true), "{report:#?}");
+    assert_eq!(report.self_deliveries, report.sent);
+    assert_eq!(report.expected, Some(report.sent.unwrap() * 11));
+    let details = report.details.unwrap();
+    assert_eq!(
+        (details.foreign_markers, details.unexpected_markers),
+        (0, 0)
+    );
+}
+
+/// Relays like the broadcast server but loses every tenth message.
+struct DropEveryTenth {
+    seen: u64,
+}
+
+impl Handler for DropEveryTenth {
+    fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {
+        self.seen += 1;
+        if !self.seen.is_multiple_of(10) {
+            ctx.broadcast(message, Some(conn));
+        }
+    }
+}
+
+#[test]
+fn a_server_that_loses_messages_is_caught() {
+    let addr = start(DropEveryTenth { seen: 0 });
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &url(addr),
+        "--clients",
+        "8",
+        "--senders",
+        "2",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--drain",
+        "0.5",
+    ])
+    .unwrap();
+    let (sent, delivered, expected, lost) = (
+        report.sent.unwrap(),
+        report.delivered.unwrap(),
+        report.expected.unwrap(),
+        report.lost.unwrap(),
+    );
+    // A tenth of the messages never reach any of the 7 others.
+    assert!(lost > 0, "{report:#?}");
+    assert_eq!(delivered + lost, expected);
+    assert!(
+        lost.is_multiple_of(7),
+        "whole messages are lost: {report:#?}"
+    );
+    assert!(
+        lost / 7 >= sent / 10 - 1 && lost / 7 <= sent / 10 + 1,
+        "{report:#?}"
+    );
+    assert_eq!(report.duplicated, Some(0));
+    assert!(!report.details.unwrap().drain_complete);
+}
+
+#[test]
+fn no_server_is_reported_not_waited_for() {
+    // A port nobody listens on any more.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let report = bench(&[
+        "connections",
+        "--url",
+        &url(addr),
+        "--clients",
+        "5",
+        "--hold",
+        "0",
+    ])
+    .unwrap();
+    let c = report.connections.unwrap();
+    assert_eq!((c.opened, c.failed), (0, 5));
+    assert_eq!(
+        c.failures.get("connect: connection refused"),
+        Some(&5),
+        "{c:#?}"
+    );
+
+    let error = bench(&[
+        "broadcast",
+        "--url",
+        &url(addr),
+        "--clients",
+        "5",
+        "--senders",
+        "1",
+    ])
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("only 0 clients connected"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sweep_plots_each_client_count() {
+    let addr = start(Broadcast);
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sweep.svg");
+    let report = bench(&[
+        "sweep",
+        "--url",
+        &url(addr),
+        "--clients-list",
+        "4,8",
+        "--senders",
+        "2",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--drain",
+        "2",
+        "--svg",
+        svg.to_str().unwrap(),
+    ])
+    .unwrap();
+    let points = report.points.unwrap();
+    assert_eq!(points.len(), 2);
+    for (point, clients) in points.iter().zip([4, 8]) {
+        assert_clean(point, clients);
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[test]
+fn the_binary_prints_one_json_object_with_the_documented_fields() {
+    let addr = start(Broadcast);
+    let pid = std::process::id().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args([
+            "bench",
+            "broadcast",
+            "--url",
+            &url(addr),
+            "--clients",
+            "6",
+            "--senders",
+            "2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--drain",
+            "2",
+            "--json",
+            "--server-pid",
+            &pid,
+            "--label",
+            "relay",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "scenario",
+        "label",
+        "url",
+        "clients",
+        "senders",
+        "size",
+        "window",
+        "rate",
+        "duration_s",
+        "sent",
+        "delivered",
+        "deliveries_per_s",
+        "round_trips_per_s",
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "latency_us",
+        "bench_cpu_s",
+        "bench_cpu_pct",
+        "server",
+        "connections",
+        "points",
+    ] {
+        assert!(json.get(key).is_some(), "no {key} in {json}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            json["latency_us"][key].is_number(),
+            "latency_us.{key} in {json}"
+        );
+    }
+    for key in [
+        "pid",
+        "cpu_s",
+        "cpu_ns_per_delivery",
+        "rss_kib",
+        "peak_rss_kib",
+    ] {
+        assert!(json["server"].get(key).is_some(), "server.{key} in {json}");
+    }
+    for key in [
+        "opened",
+        "failed",
+        "handshakes_per_s",
+        "rss_before_kib",
+        "rss_after_kib",
+        "bytes_per_idle_connection",
+        "closed_cleanly",
+    ] {
+        assert!(
+            json["connections"].get(key).is_some(),
+            "connections.{key} in {json}"
+        );
+    }
+    assert_eq!(json["scenario"], "broadcast");
+    assert_eq!(json["label"], "relay");
+    assert_eq!(json["lost"], 0);
+    assert_eq!(json["delivered"], json["expected"]);
+
+    // A failure is still one JSON object, with the reason, and exit status 1.
+    let nobody = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args([
+            "bench",
+            "echo",
+            "--url",
+            &url(nobody),
+            "--clients",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("connected"),
+        "{json}"
+    );
+}
