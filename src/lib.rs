@@ -18,6 +18,7 @@
 //!   feeds bytes to the protocol code, the outbound queues with their shared broadcast
 //!   frames, deadlines, and the [`Handler`] trait through which an application plugs in.
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
+//! - [`rate`]: the token bucket behind the per-connection and per-member rate limits.
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
 //! - [`client`]: the terminal client, on the same codec in the client role.
 //! - [`bench`](mod@bench): the load generator (`loopchat bench`): thousands of client
@@ -53,6 +54,7 @@ pub mod client;
 pub mod event_loop;
 pub mod http;
 pub mod line;
+pub mod rate;
 pub mod ws;
 
 pub use event_loop::{

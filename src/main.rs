@@ -3,11 +3,17 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use log::{debug, info};
 use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
+use loopchat::client::parse_seconds;
+use loopchat::event_loop::SlowConsumer;
+use loopchat::http::OriginPolicy;
 use loopchat::http::static_files::StaticFiles;
+use loopchat::rate::Rate;
+use loopchat::ws::KeepaliveConfig;
 use loopchat::{Handler, Server, ServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +63,69 @@ struct ServeArgs {
     /// mode). The WebSocket stays at /ws (and /).
     #[arg(long, value_name = "DIR")]
     public: Option<PathBuf>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The protective policies. Each is on by default; see the README's table.
+#[derive(Args)]
+#[command(next_help_heading = "Limits and timeouts")]
+struct LimitArgs {
+    /// The most connections at once, in any phase. Beyond it a new connection gets HTTP
+    /// 503 and is closed.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().max_connections)]
+    max_connections: usize,
+
+    /// Seconds a new connection has to send its HTTP request head (and a kept-alive one
+    /// its next request) before it is answered 408 and closed.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    handshake_timeout: Duration,
+
+    /// Seconds to wait for the peer's reply to our Close (and for TCP to close after
+    /// it) before dropping the connection. Also the graceful shutdown's deadline.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    close_timeout: Duration,
+
+    /// Seconds without hearing from a WebSocket client before the server pings it.
+    /// 0 turns pings and the idle timeout off.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    ping_interval: Duration,
+
+    /// Seconds without hearing anything (a Pong will do) before a WebSocket client is
+    /// dropped as dead.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    idle_timeout: Duration,
+
+    /// The most output queued for one client, in bytes, broadcast frames counted in full
+    /// for each recipient. A client that reads slower than its traffic arrives hits it.
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_outbound_bytes)]
+    max_outbound_bytes: usize,
+
+    /// What happens to a client whose output queue is full: closed with 1008, or kept
+    /// while the messages that do not fit are dropped (and counted).
+    #[arg(long, value_enum, default_value_t = SlowConsumerArg::Close)]
+    slow_consumer: SlowConsumerArg,
+
+    /// A web page origin allowed to open a WebSocket, such as https://chat.example.com.
+    /// Repeat for more; `self` allows pages served by this server's host. Without any,
+    /// every origin may connect. Others get 403.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+
+    /// Messages per second one connection may send, as RATE or RATE/BURST (burst
+    /// defaults to twice the rate). Over it: close 1008. Off by default; the chat mode
+    /// has its own per-member limit (20/s, burst 60, a warning first).
+    #[arg(long, value_name = "RATE[/BURST]", value_parser = Rate::parse)]
+    message_rate: Option<Rate>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SlowConsumerArg {
+    /// Close the connection with 1008 ("too slow: output queue full").
+    Close,
+    /// Keep the connection and drop what does not fit.
+    Drop,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,7 +154,7 @@ struct ClientArgs {
         long,
         value_name = "SECONDS",
         default_value = "0",
-        value_parser = loopchat::client::parse_seconds
+        value_parser = parse_seconds
     )]
     linger: std::time::Duration,
 }
@@ -104,10 +173,29 @@ fn main() -> ExitCode {
 }
 
 fn serve_mode(args: ServeArgs) -> ExitCode {
+    let limits = args.limits;
+    if !limits.ping_interval.is_zero() && limits.idle_timeout <= limits.ping_interval {
+        eprintln!("loopchat: --idle-timeout must be longer than --ping-interval");
+        return ExitCode::FAILURE;
+    }
     let config = ServerConfig {
         addr: args.addr,
         max_message_size: args.max_message_size,
         line_addr: args.tcp_addr,
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        close_timeout: limits.close_timeout,
+        keepalive: (!limits.ping_interval.is_zero()).then_some(KeepaliveConfig {
+            ping_interval: limits.ping_interval,
+            idle_timeout: limits.idle_timeout,
+        }),
+        max_outbound_bytes: limits.max_outbound_bytes,
+        slow_consumer: match limits.slow_consumer {
+            SlowConsumerArg::Close => SlowConsumer::Close,
+            SlowConsumerArg::Drop => SlowConsumer::Drop,
+        },
+        origins: OriginPolicy::from_list(&limits.allowed_origins),
+        message_rate: limits.message_rate,
         ..ServerConfig::default()
     };
     let chat_only = |what: &str| {
@@ -150,6 +238,10 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = server.shut_down_on_signals() {
+        eprintln!("loopchat: cannot handle SIGINT and SIGTERM: {e}");
+        return ExitCode::FAILURE;
+    }
     let local = server.local_addr().unwrap_or(addr);
     info!("loopchat {mode} server: open http://{local}/ (WebSocket at ws://{local}/ws)");
     if let Some(line) = server.line_addr() {

@@ -1,10 +1,12 @@
-//! The server's protective policies over real sockets: the Origin allowlist.
+//! The server's protective policies over real sockets: the Origin allowlist and the
+//! per-connection message rate.
 
 mod common;
 
 use common::{RawClient, upgrade_request};
 use loopchat::ServerConfig;
 use loopchat::http::OriginPolicy;
+use loopchat::rate::Rate;
 
 /// An upgrade request with an `Origin` header.
 fn upgrade_from(host: &str, origin: &str) -> Vec<u8> {
@@ -54,4 +56,69 @@ fn by_default_any_origin_may_connect() {
         "https://some-other-site.example",
     ));
     assert!(console.read_http_head().starts_with("HTTP/1.1 101 "));
+}
+
+#[test]
+fn a_client_over_the_message_rate_is_closed_with_1008_and_others_go_on() {
+    let config = ServerConfig {
+        // Five at once, then one every 10 s: the test's burst of 20 cannot pass.
+        message_rate: Some(Rate {
+            per_second: 0.1,
+            burst: 5,
+        }),
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, loopchat::apps::Echo);
+
+    let mut flooder = RawClient::open(addr);
+    let mut calm = RawClient::open(addr);
+    let mut burst = Vec::new();
+    for i in 0..20 {
+        burst.extend(common::client_frame(true, 0x1, format!("m{i}").as_bytes()));
+    }
+    flooder.send(&burst);
+    // The budget is delivered, in order; then the Close, and nothing after it.
+    for i in 0..5 {
+        flooder.expect_frame(0x1, format!("m{i}").as_bytes());
+    }
+    let reason = flooder.expect_close(1008);
+    assert_eq!(reason, "message rate exceeded");
+    // Answering the Close completes the handshake; the server then closes TCP.
+    flooder.send(&common::client_frame(true, 0x8, &1008u16.to_be_bytes()));
+    flooder.expect_eof();
+
+    calm.send(&common::client_frame(true, 0x1, b"still here"));
+    calm.expect_frame(0x1, b"still here");
+}
+
+#[test]
+fn a_line_client_over_the_message_rate_is_told_and_closed() {
+    use std::io::{BufRead, BufReader, Write};
+    let config = ServerConfig {
+        message_rate: Some(Rate {
+            per_second: 0.1,
+            burst: 3,
+        }),
+        line_addr: Some("127.0.0.1:0".parse().unwrap()),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut server = loopchat::Server::bind(config, loopchat::apps::Echo).unwrap();
+        tx.send(server.line_addr().unwrap()).unwrap();
+        server.run()
+    });
+    let line_addr = rx.recv().unwrap();
+
+    let mut stream = std::net::TcpStream::connect(line_addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"a\nb\nc\nd\ne\n").unwrap();
+    let lines: Vec<String> = BufReader::new(stream)
+        .lines()
+        .map(|line| line.unwrap())
+        .collect();
+    assert_eq!(lines, ["a", "b", "c", "! message rate exceeded; closing"]);
 }

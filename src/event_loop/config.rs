@@ -1,6 +1,7 @@
 //! The server's settings, each with its default and what it trades.
 
 use crate::http::{HeadLimits, OriginPolicy};
+use crate::rate::Rate;
 use crate::ws::KeepaliveConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -69,6 +70,13 @@ pub struct ServerConfig {
     /// Refused upgrades get 403; requests without `Origin` (programs other than
     /// browsers) are always allowed. See [`OriginPolicy`].
     pub origins: OriginPolicy,
+    /// How many messages (WebSocket messages, or lines on the line port) one connection
+    /// may send per second, with a burst allowance, or `None` for no limit at the loop.
+    /// Default none: the chat application keeps its own, gentler per-member limit (a
+    /// warning first), and the echo and broadcast modes exist for conformance tests and
+    /// benchmarks, whose clients send as fast as they can on purpose. Over the limit the
+    /// connection is closed with 1008 ("message rate exceeded").
+    pub message_rate: Option<Rate>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +97,7 @@ impl Default for ServerConfig {
                 idle_timeout: Duration::from_secs(60),
             }),
             origins: OriginPolicy::Any,
+            message_rate: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use super::handler::Transport;
 use super::outbound::{OutboundQueue, SharedFrame};
 use super::timers::{TimerQueue, TimerTarget};
 use crate::line::LineReader;
+use crate::rate::TokenBucket;
 use crate::ws::frame::encoded_len;
 use crate::ws::{CloseCode, Keepalive, Message, SendError, State, WebSocket};
 use mio::net::TcpStream;
@@ -54,6 +55,9 @@ pub struct Stats {
     pub dropped_messages: u64,
     /// WebSocket clients dropped after the idle timeout, their Ping unanswered.
     pub idle_dropped: u64,
+    /// Connections closed with 1008 for sending messages faster than
+    /// [`ServerConfig::message_rate`](super::ServerConfig::message_rate) allows.
+    pub rate_closed: u64,
 }
 
 /// A connection in the slab. Its key there is its `mio::Token`.
@@ -101,6 +105,9 @@ pub(crate) struct Connection {
     /// When the peer was last heard from and whether it was pinged since, while the
     /// connection is an open WebSocket and keepalive is on.
     pub keepalive: Option<Keepalive>,
+    /// The connection's message budget, made at its first message when the server limits
+    /// message rates ([`ServerConfig::message_rate`](super::ServerConfig::message_rate)).
+    pub rate: Option<TokenBucket>,
 }
 
 impl Connection {
@@ -129,6 +136,7 @@ impl Connection {
             published_seen: 0,
             published_turn: u64::MAX,
             keepalive: None,
+            rate: None,
         }
     }
 

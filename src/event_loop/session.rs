@@ -10,7 +10,8 @@ use crate::http::{
     request::completes_a_line,
 };
 use crate::line::LineEvent;
-use crate::ws::{Event, Keepalive, Message, Role, State, WebSocket};
+use crate::rate::TokenBucket;
+use crate::ws::{CloseCode, Event, Keepalive, Message, Role, State, WebSocket};
 use log::debug;
 
 impl<H: Handler> Server<H> {
@@ -200,6 +201,9 @@ impl<H: Handler> Server<H> {
     fn deliver_line(&mut self, key: usize, event: LineEvent) {
         match event {
             LineEvent::Line(text) => {
+                if !self.within_message_rate(key) {
+                    return;
+                }
                 self.handler.on_message(
                     &mut Context::new(&mut self.conns),
                     ConnectionId(key),
@@ -215,6 +219,34 @@ impl<H: Handler> Server<H> {
                 self.conns.send(key, Message::Text(&notice));
             }
         }
+    }
+
+    /// Charges one message to connection `key`'s budget when the server limits message
+    /// rates. Over the limit, the connection is closed with 1008 (a line client is told
+    /// why in a line first), counted, and the message is not delivered.
+    fn within_message_rate(&mut self, key: usize) -> bool {
+        let Some(rate) = self.config.message_rate else {
+            return true;
+        };
+        let now = self.conns.now;
+        let Some(conn) = self.conns.slab.get_mut(key) else {
+            return false;
+        };
+        let bucket = conn
+            .rate
+            .get_or_insert_with(|| TokenBucket::new(rate.burst, now));
+        if bucket.allow_at(now, rate) {
+            return true;
+        }
+        debug!("{}: #{key} over the message rate; closing", conn.peer);
+        self.conns.stats.rate_closed += 1;
+        let reason = "message rate exceeded";
+        if matches!(conn.phase, Phase::Line(_)) {
+            self.conns
+                .send(key, Message::Text(&format!("! {reason}; closing")));
+        }
+        self.conns.close(key, CloseCode::PolicyViolation, reason);
+        false
     }
 
     /// Decodes frames and acts on each event.
@@ -269,6 +301,7 @@ impl<H: Handler> Server<H> {
                     // Once we have sent our Close, the application is done with this
                     // connection; messages still in flight are dropped.
                     if ws.state() == State::Open
+                        && self.within_message_rate(key)
                         && let Some(message) = event.as_message()
                     {
                         self.handler.on_message(

@@ -4,7 +4,8 @@
 
 use crate::ConnectionId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+
+pub use crate::rate::TokenBucket;
 
 /// One connected client.
 #[derive(Debug)]
@@ -151,42 +152,6 @@ impl ChatState {
     }
 }
 
-/// A token bucket: up to `burst` requests at once, refilled at `rate` per second.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-    /// Requests refused since the last one allowed.
-    pub refused: u32,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket {
-            tokens: f64::from(burst),
-            last: now,
-            refused: 0,
-        }
-    }
-
-    /// Takes a token if there is one. `now` comes from the caller, so the bucket is
-    /// tested without sleeping.
-    pub fn allow(&mut self, now: Instant, rate: f64, burst: u32) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
-    }
-}
-
 /// Normalises and checks a nickname: 1 to `max` characters, letters, digits, `-`, `_`
 /// and `.`. Returns it trimmed.
 pub fn valid_nick(nick: &str, max: usize) -> Option<&str> {
@@ -242,18 +207,6 @@ mod tests {
             clean_text("red\u{1b}[31m alert\r\nline two\u{7}"),
             "red[31m alert\nline two"
         );
-    }
-
-    #[test]
-    fn bucket_refills_with_time() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(2, start);
-        assert!(bucket.allow(start, 1.0, 2));
-        assert!(bucket.allow(start, 1.0, 2));
-        assert!(!bucket.allow(start, 1.0, 2));
-        assert_eq!(bucket.refused, 1);
-        assert!(bucket.allow(start + Duration::from_millis(1000), 1.0, 2));
-        assert_eq!(bucket.refused, 0);
     }
 
     #[test]
