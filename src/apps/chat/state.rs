@@ -187,7 +187,6 @@ pub fn clean_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn names() {
