@@ -240,7 +240,12 @@ fn broadcast(c: &mut Criterion) {
         let mut queue = OutboundQueue::default();
         b.iter(|| {
             queue
-                .write_with_pending(&mut std::io::sink(), black_box(&turn).iter(), usize::MAX)
+                .write_with_pending(
+                    &mut std::io::sink(),
+                    black_box(&turn).iter(),
+                    turn.iter().map(SharedFrame::as_bytes),
+                    usize::MAX,
+                )
                 .unwrap()
         })
     });

@@ -39,6 +39,10 @@ impl Handler for Ordered {
     }
 }
 
+/// How many 32 KiB messages a sender may be ahead of the reader that paces it: far below
+/// the 256 KiB output limit of the tests that stall a client.
+const AHEAD: usize = 4;
+
 fn text(payload: &str) -> Vec<u8> {
     client_frame(true, OP_TEXT, payload.as_bytes())
 }
@@ -99,9 +103,15 @@ fn a_recipient_that_never_reads_is_closed_and_the_others_get_everything() {
     let payload = "x".repeat(32 * 1024);
     // Sent from another thread, so that the sender's socket never fills while this one
     // reads.
+    // It keeps at most a few messages ahead of the reader, so that the reader, however
+    // slowly this thread is scheduled, is never a slow consumer itself.
     let frame = text(&payload);
+    let (read, reads) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
-        for _ in 0..MESSAGES {
+        for i in 0..MESSAGES {
+            if i >= AHEAD {
+                reads.recv().expect("the reader goes on");
+            }
             sender.send(&frame);
         }
         sender
@@ -110,6 +120,7 @@ fn a_recipient_that_never_reads_is_closed_and_the_others_get_everything() {
         let frame = reader.read_frame();
         assert_eq!(frame.opcode, OP_TEXT, "message {i}");
         assert_eq!(frame.payload.len(), payload.len(), "message {i}");
+        let _ = read.send(());
     }
     let _sender = writer.join().expect("the sender was served");
 
@@ -183,8 +194,13 @@ fn with_the_drop_policy_a_recipient_that_never_reads_loses_messages_but_stays() 
     let mut sender = RawClient::open(addr);
     let mut stalled = RawClient::open(addr);
     let mut reader = RawClient::open(addr);
+    // Paced by the reader, as above: only the stalled client falls behind.
+    let (read, reads) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         for i in 0..MESSAGES {
+            if i >= AHEAD {
+                reads.recv().expect("the reader goes on");
+            }
             sender.send(&text(&format!("{i:05}:{}", "z".repeat(32 * 1024))));
         }
         sender
@@ -192,6 +208,7 @@ fn with_the_drop_policy_a_recipient_that_never_reads_loses_messages_but_stays() 
     for i in 0..MESSAGES {
         let frame = reader.read_frame();
         assert_eq!(&frame.payload[..5], format!("{i:05}").as_bytes());
+        let _ = read.send(());
     }
     let mut sender = writer.join().expect("the sender was served");
     sender.send(&text("end"));

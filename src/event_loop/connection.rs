@@ -1,5 +1,6 @@
 //! One client connection: its socket, where it stands, and its queued output.
 
+use super::batch::TurnBatch;
 use super::config::SlowConsumer;
 use super::handler::Transport;
 use super::outbound::{OutboundQueue, SharedFrame};
@@ -187,6 +188,8 @@ pub(crate) struct Connections {
     /// seen are queued first ([`Self::catch_up`]), so its output keeps the order in which
     /// it was produced.
     pub published: Vec<(SharedFrame, Option<usize>)>,
+    /// `published` copied end to end before the flush, for fewer, longer slices.
+    pub batch: TurnBatch,
     /// Counts loop turns, so that a connection's [`Connection::published_seen`] from an
     /// earlier turn reads as 0.
     pub turn: u64,
@@ -363,7 +366,7 @@ impl Connections {
             && let Some(conn) = self.slab.get_mut(key)
         {
             let mut queued = false;
-            for frame in unseen_frames(&self.published, Some((start, transport)), key) {
+            for (_, frame) in unseen_frames(&self.published, Some((start, transport)), key) {
                 conn.out.push_shared(frame);
                 queued = true;
             }
@@ -466,15 +469,18 @@ impl Connections {
 
 /// The broadcasts in `published` that connection `key` has yet to write, given where
 /// its unseen ones start and its transport ([`Connections::unseen_from`]): those for its
-/// transport that do not skip it. None for a connection that is not open (`None`).
+/// transport that do not skip it, each with its index in `published`. None for a
+/// connection that is not open (`None`).
 pub(crate) fn unseen_frames(
     published: &[(SharedFrame, Option<usize>)],
     from: Option<(usize, Transport)>,
     key: usize,
-) -> impl Iterator<Item = &SharedFrame> + Clone {
+) -> impl Iterator<Item = (usize, &SharedFrame)> + Clone {
     let (start, transport) = from.unwrap_or((published.len(), Transport::WebSocket));
-    published[start..]
+    published
         .iter()
-        .filter(move |(frame, except)| *except != Some(key) && frame.transport() == transport)
-        .map(|(frame, _)| frame)
+        .enumerate()
+        .skip(start)
+        .filter(move |(_, (frame, except))| *except != Some(key) && frame.transport() == transport)
+        .map(|(index, (frame, _))| (index, frame))
 }

@@ -37,6 +37,7 @@
 //! its socket is deregistered and closed, and the handler hears `on_close` if it had
 //! heard `on_open`.
 
+mod batch;
 mod config;
 mod connection;
 mod handler;
@@ -52,6 +53,7 @@ pub use outbound::{Drain, OutboundQueue, SharedFrame};
 use crate::http::Response;
 use crate::line::LineReader;
 use crate::ws::{CloseCode, KeepaliveAction, State};
+use batch::TurnBatch;
 use connection::{Connection, Connections, Phase};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -136,6 +138,7 @@ impl<H: Handler> Server<H> {
             slab: Slab::new(),
             to_flush: Vec::new(),
             published: Vec::new(),
+            batch: TurnBatch::default(),
             turn: 0,
             closed: Vec::new(),
             timers: TimerQueue::default(),
@@ -502,6 +505,7 @@ impl<H: Handler> Server<H> {
     fn flush_all(&mut self) {
         let published = self.conns.published.len();
         if published > 0 {
+            self.conns.batch.seal(&self.conns.published);
             let Connections { slab, to_flush, .. } = &mut self.conns;
             for (key, conn) in slab.iter_mut() {
                 if conn.is_open() {
@@ -530,6 +534,9 @@ impl<H: Handler> Server<H> {
                 self.conns.catch_up(key);
             }
         }
+        if published > 0 {
+            self.conns.batch.finish_turn();
+        }
         self.conns.published.clear();
         self.conns.turn += 1;
     }
@@ -543,6 +550,7 @@ impl<H: Handler> Server<H> {
         let Connections {
             slab,
             published,
+            batch,
             to_flush,
             stats,
             ..
@@ -551,10 +559,14 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.flush_scheduled = false;
-        let pending = connection::unseen_frames(published, unseen, key);
-        let drained = conn
-            .out
-            .write_with_pending(&mut conn.stream, pending, WRITE_BUDGET);
+        let pending = connection::unseen_frames(published, unseen, key).map(|(_, frame)| frame);
+        let (start, transport) = unseen.unwrap_or((published.len(), Transport::WebSocket));
+        let drained = conn.out.write_with_pending(
+            &mut conn.stream,
+            pending,
+            batch.unseen_bytes(published, start, transport, key),
+            WRITE_BUDGET,
+        );
         conn.published_turn = turn;
         conn.published_seen = published_len;
         match drained {

@@ -204,10 +204,16 @@ impl OutboundQueue {
     /// from where they are, so that frames the kernel takes whole are never queued at
     /// all. Whatever of `pending` it does not take is queued, in order, and the rest
     /// goes as usual.
-    pub fn write_with_pending<'f>(
+    ///
+    /// `pending_bytes` are the bytes of `pending`, in order, in slices of any size: the
+    /// loop passes the frames as they lie in the turn's batch, a few long slices (see
+    /// [`TurnBatch`](super::batch::TurnBatch)). They may stop short of the end of
+    /// `pending`; the rest is queued.
+    pub fn write_with_pending<'f, 'b>(
         &mut self,
         writer: &mut impl Write,
-        pending: impl Iterator<Item = &'f SharedFrame> + Clone,
+        pending: impl Iterator<Item = &'f SharedFrame>,
+        pending_bytes: impl Iterator<Item = &'b [u8]>,
         budget: usize,
     ) -> io::Result<Drain> {
         let mut pending = pending.peekable();
@@ -216,10 +222,17 @@ impl OutboundQueue {
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = self.fill(&mut slices);
-        for (slot, frame) in slices[count..].iter_mut().zip(pending.clone()) {
-            *slot = IoSlice::new(frame.as_bytes());
+        let mut pending_bytes = pending_bytes.peekable();
+        let mut offered = 0;
+        for slot in &mut slices[count..] {
+            let Some(bytes) = pending_bytes.next() else {
+                break;
+            };
+            *slot = IoSlice::new(bytes);
+            offered += bytes.len();
             count += 1;
         }
+        let offered_all = pending_bytes.peek().is_none();
         let result = loop {
             match writer.write_vectored(&slices[..count]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -236,6 +249,15 @@ impl OutboundQueue {
         let from_queue = written.min(self.len);
         self.consume(from_queue);
         written -= from_queue;
+        if offered_all && written == offered {
+            // The common case: the kernel took everything. Nothing to queue, and no need
+            // to walk the frames.
+            return Ok(if self.is_empty() {
+                Drain::Empty
+            } else {
+                self.write_until_blocked(writer, budget_left)?
+            });
+        }
         for frame in pending {
             if written >= frame.len() {
                 written -= frame.len();
@@ -406,7 +428,12 @@ mod tests {
                 };
                 // One call with the pending frames, then plain writes for the rest.
                 let drain = queue
-                    .write_with_pending(&mut writer, frames.iter(), 1)
+                    .write_with_pending(
+                        &mut writer,
+                        frames.iter(),
+                        frames.iter().map(SharedFrame::as_bytes),
+                        1,
+                    )
                     .unwrap();
                 assert_eq!(
                     writer.written.len() + queue.len(),
@@ -436,7 +463,12 @@ mod tests {
         let frame = SharedFrame::new(Message::Text("later"));
         let mut queue = OutboundQueue::default();
         let drain = queue
-            .write_with_pending(&mut Full, [&frame, &frame].into_iter(), usize::MAX)
+            .write_with_pending(
+                &mut Full,
+                [&frame, &frame].into_iter(),
+                [frame.as_bytes(), frame.as_bytes()].into_iter(),
+                usize::MAX,
+            )
             .unwrap();
         assert_eq!(drain, Drain::Blocked);
         assert_eq!(queue.len(), 2 * frame.len());
