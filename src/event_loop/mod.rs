@@ -117,17 +117,39 @@ pub struct Server<H: Handler> {
     shutdown_deadline: Option<Instant>,
 }
 
+/// How many connections the kernel may hold for us, handshake done, before we accept
+/// them (capped by `net.core.somaxconn`, 4096 on current Linux). The standard library
+/// and mio ask for 128: a burst of a few hundred clients connecting at once (a page
+/// reload after a restart, a load generator) overflows that, and each dropped SYN is
+/// retried by the client only after a second.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on `addr`, with `SO_REUSEADDR` (so that a restarted
+/// server can bind at once) and a [`LISTEN_BACKLOG`] long backlog.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 impl<H: Handler> Server<H> {
     /// Binds the listening socket and prepares the loop. Nothing is accepted until
     /// [`Server::run`].
     pub fn bind(config: ServerConfig, handler: H) -> io::Result<Server<H>> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
+        let mut listener = listen(config.addr)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let line_listener = match config.line_addr {
             Some(addr) => {
-                let mut listener = TcpListener::bind(addr)?;
+                let mut listener = listen(addr)?;
                 poll.registry()
                     .register(&mut listener, LINE_LISTENER, Interest::READABLE)?;
                 Some(listener)
