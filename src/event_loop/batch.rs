@@ -46,24 +46,35 @@ fn slot(transport: Transport) -> usize {
 }
 
 impl TurnBatch {
-    /// Copies the small frames of `published` into the buffers, replacing what the
-    /// previous turn left there. The buffers keep their capacity from turn to turn.
+    /// Copies the small frames of `published` that are not in the batch yet into the
+    /// buffers: all of them at the turn's first call, then those published since (a
+    /// flush round takes in new messages as it goes). The buffers keep their capacity
+    /// from turn to turn.
     pub fn seal(&mut self, published: &[(SharedFrame, Option<usize>)]) {
-        for buffer in &mut self.buffers {
-            buffer.clear();
+        let from = self.spans.len();
+        if from == 0 {
+            for buffer in &mut self.buffers {
+                buffer.clear();
+            }
+            for starts in &mut self.starts {
+                starts.clear();
+            }
+            self.skips.clear();
+            self.complete = true;
+        } else {
+            // Each list of starts ends with its buffer's length: the next frame's start.
+            for starts in &mut self.starts {
+                starts.pop();
+            }
         }
-        for starts in &mut self.starts {
-            starts.clear();
-        }
-        self.spans.clear();
-        self.skips.clear();
-        self.complete = true;
-        for (index, (frame, except)) in published.iter().enumerate() {
+        let mut skips_added = false;
+        for (index, (frame, except)) in published.iter().enumerate().skip(from) {
             for (starts, buffer) in self.starts.iter_mut().zip(&self.buffers) {
                 starts.push(buffer.len());
             }
             if let Some(key) = except {
                 self.skips.push((*key, index));
+                skips_added = true;
             }
             let span = (frame.len() <= MAX_BATCHED_FRAME).then(|| {
                 let buffer = &mut self.buffers[slot(frame.transport())];
@@ -77,7 +88,9 @@ impl TurnBatch {
         for (starts, buffer) in self.starts.iter_mut().zip(&self.buffers) {
             starts.push(buffer.len());
         }
-        self.skips.sort_unstable();
+        if skips_added {
+            self.skips.sort_unstable();
+        }
     }
 
     /// The bytes connection `key` has to write of the turn's broadcasts: the frames of
@@ -136,6 +149,7 @@ impl TurnBatch {
         self.complete = false;
         for (buffer, starts) in self.buffers.iter_mut().zip(&mut self.starts) {
             starts.clear();
+            buffer.clear();
             if buffer.capacity() > 1 << 20 {
                 *buffer = Vec::new();
             }
@@ -363,6 +377,10 @@ mod tests {
                 published.push((frame, except));
             }
             let mut batch = TurnBatch::default();
+            if round % 3 == 0 {
+                // Sealed in two steps, as when a flush round takes in new messages.
+                batch.seal(&published[..published.len() / 2]);
+            }
             batch.seal(&published);
             if round % 5 == 0 {
                 // Published during the flush, after sealing.
@@ -402,5 +420,29 @@ mod tests {
             .flat_map(|bytes| bytes.to_vec())
             .collect();
         assert_eq!(got, next[0].0.as_bytes());
+    }
+
+    #[test]
+    fn sealing_again_adds_what_was_published_since() {
+        let mut published = frames(&["one", "two"]);
+        let mut batch = TurnBatch::default();
+        batch.seal(&published);
+        published.extend(frames(&["three", "four"]));
+        published[3].1 = Some(7);
+        batch.seal(&published);
+        let all: Vec<u8> = published
+            .iter()
+            .filter(|(_, except)| *except != Some(7))
+            .flat_map(|(f, _)| f.as_bytes().to_vec())
+            .collect();
+        let slices: Vec<&[u8]> = batch
+            .unseen_bytes(&published, 0, Transport::WebSocket, 7)
+            .collect();
+        assert_eq!(
+            slices.len(),
+            1,
+            "one run: the frame skipping 7 was the last"
+        );
+        assert_eq!(slices.concat(), all);
     }
 }

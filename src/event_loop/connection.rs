@@ -97,12 +97,10 @@ pub(crate) struct Connection {
     /// Whether the application has been told the connection opened and not yet told it
     /// closed. Guarantees exactly one `on_close` for each `on_open`.
     pub in_app: bool,
-    /// How many of this turn's broadcasts ([`Connections::published`]) are already in
-    /// `out` or written, valid while `published_turn` is the current turn; in any other
-    /// turn it counts as 0.
-    pub published_seen: usize,
-    /// The turn `published_seen` belongs to.
-    pub published_turn: u64,
+    /// The sequence number of the first broadcast ([`Connections::published`]) not yet
+    /// in `out` or written: every broadcast before it is. Meaningful while the
+    /// connection is open.
+    pub published_seen: u64,
     /// When the peer was last heard from and whether it was pinged since, while the
     /// connection is an open WebSocket and keepalive is on.
     pub keepalive: Option<Keepalive>,
@@ -135,7 +133,6 @@ impl Connection {
             kept_alive: false,
             in_app: false,
             published_seen: 0,
-            published_turn: u64::MAX,
             keepalive: None,
             rate: None,
         }
@@ -179,20 +176,23 @@ pub(crate) struct Connections {
     /// Keys of connections with output to write this turn. Each appears once (see
     /// [`Connection::flush_scheduled`]).
     pub to_flush: Vec<usize>,
-    /// This turn's broadcasts, each with the connection it skips, not yet handed to each
-    /// recipient: publishing costs one push here, whatever the number of recipients. At
-    /// the end of the turn each open connection writes the ones it has not seen straight
-    /// from this list, after its own queue, in one vectored write ([`unseen_frames`]);
-    /// only what the kernel does not take is queued on the connection. Before anything
-    /// else is queued on a connection, or it stops being open, the broadcasts it has not
-    /// seen are queued first ([`Self::catch_up`]), so its output keeps the order in which
-    /// it was produced.
+    /// Broadcasts not yet handed to every recipient, each with the connection it skips:
+    /// publishing costs one push here, whatever the number of recipients. At the end of
+    /// the turn each open connection writes the ones it has not seen straight from this
+    /// list, after its own queue, in one vectored write ([`unseen_frames`]); only what
+    /// the kernel does not take is queued on the connection. Before anything else is
+    /// queued on a connection, or it stops being open, the broadcasts it has not seen
+    /// are queued first ([`Self::catch_up`]), so its output keeps the order in which it
+    /// was produced. Broadcasts made while the turn's flush is under way (see
+    /// `Server::flush_all`) stay on the list into the next turn for the connections
+    /// flushed before they were made.
     pub published: Vec<(SharedFrame, Option<usize>)>,
+    /// The sequence number of `published[0]`: broadcasts are numbered from 0 for the
+    /// life of the server, so that a connection's [`Connection::published_seen`] stays
+    /// right when the front of the list is dropped.
+    pub published_base: u64,
     /// `published` copied end to end before the flush, for fewer, longer slices.
     pub batch: TurnBatch,
-    /// Counts loop turns, so that a connection's [`Connection::published_seen`] from an
-    /// earlier turn reads as 0.
-    pub turn: u64,
     /// Sessions that ended and whose `on_close` the handler has not yet been given.
     /// Delivered by the loop after the current handler call returns.
     pub closed: Vec<usize>,
@@ -340,19 +340,19 @@ impl Connections {
     pub fn unseen_from(&self, key: usize) -> Option<(usize, Transport)> {
         let conn = self.slab.get(key)?;
         let transport = conn.transport()?;
-        let seen = if conn.published_turn == self.turn {
-            conn.published_seen.min(self.published.len())
-        } else {
-            0
-        };
-        Some((seen, transport))
+        let seen = conn.published_seen.saturating_sub(self.published_base) as usize;
+        Some((seen.min(self.published.len()), transport))
     }
 
-    /// Records that connection `key` has every broadcast of this turn so far.
+    /// The sequence number the next broadcast will get.
+    pub fn published_end(&self) -> u64 {
+        self.published_base + self.published.len() as u64
+    }
+
+    /// Records that connection `key` has every broadcast so far.
     pub fn mark_caught_up(&mut self, key: usize) {
-        let (turn, seen) = (self.turn, self.published.len());
+        let seen = self.published_end();
         if let Some(conn) = self.slab.get_mut(key) {
-            conn.published_turn = turn;
             conn.published_seen = seen;
         }
     }

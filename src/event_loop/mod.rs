@@ -89,6 +89,11 @@ const WRITE_BUDGET: usize = 1024 * 1024;
 /// (no free file descriptors, say): retrying at once would spin the loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How many connections a flush round writes between two looks for new input (see
+/// `Server::flush_all`): at a few microseconds a write, a look every few hundred
+/// microseconds, which costs one `epoll_wait` that finds nothing when all is quiet.
+const POLL_DURING_FLUSH: usize = 64;
+
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -108,6 +113,8 @@ pub struct Server<H: Handler> {
     /// An empty list kept to swap with `ready` or the flush list while one is walked, so
     /// that neither is reallocated every turn.
     scratch: Vec<usize>,
+    /// Readiness events taken in the middle of a flush round (see `Server::flush_all`).
+    flush_events: Events,
     /// The serial number for the next connection.
     next_serial: u64,
     /// SIGINT and SIGTERM, once [`Server::shut_down_on_signals`] asked for them.
@@ -161,7 +168,7 @@ impl<H: Handler> Server<H> {
             to_flush: Vec::new(),
             published: Vec::new(),
             batch: TurnBatch::default(),
-            turn: 0,
+            published_base: 0,
             closed: Vec::new(),
             timers: TimerQueue::default(),
             close_timeout: config.close_timeout,
@@ -180,6 +187,7 @@ impl<H: Handler> Server<H> {
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
             scratch: Vec::new(),
+            flush_events: Events::with_capacity(EVENTS_CAPACITY),
             next_serial: 0,
             signals: None,
             shutdown_deadline: None,
@@ -298,22 +306,8 @@ impl<H: Handler> Server<H> {
         self.conns.now = Instant::now();
 
         for event in events.iter() {
-            match event.token() {
-                SIGNALS => {
-                    if self.signals_arrived() {
-                        return Ok(());
-                    }
-                }
-                LISTENER => self.accept_all(Transport::WebSocket),
-                LINE_LISTENER => self.accept_all(Transport::Line),
-                Token(key) => {
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        self.read_ready(key);
-                    }
-                    if event.is_writable() {
-                        self.conns.schedule_flush(key);
-                    }
-                }
+            if self.dispatch(event) {
+                return Ok(());
             }
         }
         let mut again = std::mem::replace(&mut self.ready, std::mem::take(&mut self.scratch));
@@ -329,6 +323,24 @@ impl<H: Handler> Server<H> {
         self.run_due_timers();
         self.flush_all();
         Ok(())
+    }
+
+    /// Acts on one readiness event. Returns true if a second signal asks to stop now.
+    fn dispatch(&mut self, event: &mio::event::Event) -> bool {
+        match event.token() {
+            SIGNALS => return self.signals_arrived(),
+            LISTENER => self.accept_all(Transport::WebSocket),
+            LINE_LISTENER => self.accept_all(Transport::Line),
+            Token(key) => {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read_ready(key);
+                }
+                if event.is_writable() {
+                    self.conns.schedule_flush(key);
+                }
+            }
+        }
+        false
     }
 
     /// Takes the signals that arrived: the first SIGINT or SIGTERM begins a graceful
@@ -523,7 +535,14 @@ impl<H: Handler> Server<H> {
     }
 
     /// Writes every connection on the flush list, and every open connection if anything
-    /// was broadcast this turn; then starts the next turn's broadcast list.
+    /// was broadcast; then drops the broadcasts every open connection has.
+    ///
+    /// A round of writes to thousands of connections takes milliseconds (a write to a
+    /// socket costs microseconds of CPU). Every [`POLL_DURING_FLUSH`] connections the
+    /// round looks for input without waiting, and handles it: messages broadcast then
+    /// reach the connections the round has yet to write in the same write as the rest,
+    /// instead of waiting for the round to end and the next to come round to them. The
+    /// connections already written get them next turn.
     fn flush_all(&mut self) {
         let published = self.conns.published.len();
         if published > 0 {
@@ -536,38 +555,60 @@ impl<H: Handler> Server<H> {
             }
         }
         let keys = std::mem::replace(&mut self.conns.to_flush, std::mem::take(&mut self.scratch));
-        for &key in &keys {
+        for (done, &key) in keys.iter().enumerate() {
+            if done > 0 && done % POLL_DURING_FLUSH == 0 {
+                self.poll_during_flush();
+            }
             self.flush(key);
         }
         self.scratch = keys;
         self.scratch.clear();
         self.deliver_closes();
-        if self.conns.published.len() > published {
-            // Handlers broadcast during the flush (from `on_close`): those frames wait in
-            // the queues of whoever has not written them, for the next turn.
-            let open: Vec<usize> = self
-                .conns
-                .slab
-                .iter()
-                .filter(|(_, conn)| conn.is_open())
-                .map(|(key, _)| key)
-                .collect();
-            for key in open {
-                self.conns.catch_up(key);
+        // Every open connection was written, or caught up, up to `published` at least:
+        // those broadcasts can go. The ones made since stay for whoever has not had them.
+        let Connections {
+            slab,
+            published: list,
+            published_base,
+            to_flush,
+            batch,
+            ..
+        } = &mut self.conns;
+        let drop_through = if published > 0 { published } else { 0 };
+        list.drain(..drop_through);
+        *published_base += drop_through as u64;
+        batch.finish_turn();
+        if !list.is_empty() {
+            let end = *published_base + list.len() as u64;
+            for (key, conn) in slab.iter_mut() {
+                if conn.is_open() && conn.published_seen < end {
+                    conn.schedule_flush(key, to_flush);
+                }
             }
         }
-        if published > 0 {
-            self.conns.batch.finish_turn();
+    }
+
+    /// Handles whatever input has arrived, without waiting: the middle of a long flush
+    /// round (see [`Server::flush_all`]). Broadcasts it causes join the turn's batch.
+    fn poll_during_flush(&mut self) {
+        let mut events = std::mem::replace(&mut self.flush_events, Events::with_capacity(0));
+        if self.poll.poll(&mut events, Some(Duration::ZERO)).is_ok() && !events.is_empty() {
+            self.conns.now = Instant::now();
+            for event in events.iter() {
+                self.dispatch(event);
+            }
+            if !self.conns.published.is_empty() {
+                self.conns.batch.seal(&self.conns.published);
+            }
         }
-        self.conns.published.clear();
-        self.conns.turn += 1;
+        self.flush_events = events;
     }
 
     /// Writes as much of a connection's queue as the kernel takes, up to the write
     /// budget, and sets WRITABLE interest to match what is left.
     fn flush(&mut self, key: usize) {
         let unseen = self.conns.unseen_from(key);
-        let (turn, published_len) = (self.conns.turn, self.conns.published.len());
+        let published_end = self.conns.published_end();
         let (max_out, policy) = (self.conns.max_outbound_bytes, self.conns.slow_consumer);
         let Connections {
             slab,
@@ -589,8 +630,7 @@ impl<H: Handler> Server<H> {
             batch.unseen_bytes(published, start, transport, key),
             WRITE_BUDGET,
         );
-        conn.published_turn = turn;
-        conn.published_seen = published_len;
+        conn.published_seen = published_end;
         match drained {
             Ok(Drain::Empty | Drain::Blocked) => {}
             // Still writable: come back next turn, after the others have had theirs.
