@@ -115,6 +115,12 @@ pub struct Server<H: Handler> {
     scratch: Vec<usize>,
     /// Readiness events taken in the middle of a flush round (see `Server::flush_all`).
     flush_events: Events,
+    /// A descriptor kept in reserve for refusing clients when the process has no other
+    /// (see [`spare_descriptor`]).
+    spare_fd: Option<std::fs::File>,
+    /// Whether clients are being refused for want of descriptors: logged once when it
+    /// starts, cleared by the next successful accept.
+    out_of_fds: bool,
     /// The serial number for the next connection.
     next_serial: u64,
     /// SIGINT and SIGTERM, once [`Server::shut_down_on_signals`] asked for them.
@@ -188,6 +194,8 @@ impl<H: Handler> Server<H> {
             ready: Vec::new(),
             scratch: Vec::new(),
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
+            spare_fd: spare_descriptor(),
+            out_of_fds: false,
             next_serial: 0,
             signals: None,
             shutdown_deadline: None,
@@ -391,29 +399,71 @@ impl<H: Handler> Server<H> {
             };
             let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, transport),
+                Ok((stream, peer)) => {
+                    self.out_of_fds = false;
+                    self.admit(stream, peer, transport);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
-                Err(e) => {
-                    // Out of file descriptors or memory. The pending connections stay in
-                    // the backlog; try again after a pause instead of spinning.
-                    warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
-                    let at = self.conns.now + ACCEPT_BACKOFF;
-                    self.conns.timers.schedule(
-                        at,
-                        TimerTarget {
-                            key: token.0,
-                            serial: 0,
-                        },
-                    );
-                    return;
+                Err(e) if out_of_descriptors(&e) && self.spare_fd.is_some() => {
+                    // Give up the spare descriptor for long enough to take the client
+                    // and tell it, rather than leave it waiting in the backlog for as
+                    // long as every descriptor stays in use. (Linux reports EMFILE
+                    // before it looks at the backlog, so it may be empty.)
+                    self.spare_fd = None;
+                    match listener.accept() {
+                        Ok((mut stream, peer)) => {
+                            if !std::mem::replace(&mut self.out_of_fds, true) {
+                                warn!("out of file descriptors: refusing new clients with 503");
+                            }
+                            debug!("{peer}: refused, out of file descriptors");
+                            refuse_now(
+                                &mut stream,
+                                &Response::text(
+                                    503,
+                                    "server out of file descriptors, try again later\n",
+                                ),
+                            );
+                            self.conns.stats.refused_full += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.spare_fd = spare_descriptor();
+                            return;
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                            ) => {}
+                        Err(e) => {
+                            self.spare_fd = spare_descriptor();
+                            return self.accept_later(token, &e);
+                        }
+                    }
+                    self.spare_fd = spare_descriptor();
                 }
+                Err(e) => return self.accept_later(token, &e),
             }
         }
+    }
+
+    /// After an `accept` error such as running out of file descriptors with no spare, or
+    /// of memory: the pending connections stay in the backlog, and accepting starts again
+    /// after a pause instead of spinning.
+    fn accept_later(&mut self, token: Token, error: &io::Error) {
+        warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
+        let at = self.conns.now + ACCEPT_BACKOFF;
+        self.conns.timers.schedule(
+            at,
+            TimerTarget {
+                key: token.0,
+                serial: 0,
+            },
+        );
     }
 
     /// Registers a new connection, or turns it away if the server is full. A WebSocket
@@ -784,6 +834,19 @@ impl<H: Handler> Server<H> {
 
 /// Writes a short response to a connection we will not keep, without waiting, and shuts
 /// it down. Best effort: the socket's send buffer is empty, so a small response fits.
+/// Whether `accept` failed for want of a file descriptor, the process's (EMFILE) or the
+/// system's (ENFILE).
+fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// A descriptor held in reserve (`/dev/null`, opened for reading), freed for a moment
+/// when the process runs out, so that a client beyond the limit can be accepted and
+/// answered 503 instead of waiting unanswered. `None` if it cannot be opened.
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
 fn refuse_now(stream: &mut TcpStream, response: &Response) {
     let _ = stream.write(&response.encode(false, false));
     let _ = stream.shutdown(Shutdown::Write);
