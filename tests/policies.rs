@@ -122,3 +122,100 @@ fn a_line_client_over_the_message_rate_is_told_and_closed() {
         .collect();
     assert_eq!(lines, ["a", "b", "c", "! message rate exceeded; closing"]);
 }
+
+/// Echoes text; works on binary (a checksum, many times over, as an application that
+/// parses what it gets would) and sends nothing back, so a client can write binary
+/// frames faster than the server gets through them. Records, at each text message, how
+/// many binary ones it has handled so far.
+struct EchoText {
+    checksum: u64,
+    binary: u64,
+    binary_at_text: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl loopchat::Handler for EchoText {
+    fn on_message(
+        &mut self,
+        ctx: &mut loopchat::Context<'_>,
+        conn: loopchat::ConnectionId,
+        message: loopchat::Message<'_>,
+    ) {
+        match message {
+            loopchat::Message::Text(_) => {
+                self.binary_at_text.lock().unwrap().push(self.binary);
+                ctx.send(conn, message);
+            }
+            loopchat::Message::Binary(bytes) => {
+                self.binary += 1;
+                for round in 0..8u64 {
+                    for chunk in bytes.chunks(8) {
+                        let word = chunk
+                            .iter()
+                            .fold(round, |w, &b| w.rotate_left(8) ^ u64::from(b));
+                        self.checksum = self.checksum.wrapping_mul(31).wrapping_add(word);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_client_that_floods_the_server_cannot_starve_the_others() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let binary_at_text = Arc::new(Mutex::new(Vec::new()));
+    let addr = common::start(EchoText {
+        checksum: 0,
+        binary: 0,
+        binary_at_text: Arc::clone(&binary_at_text),
+    });
+    let flooder = RawClient::open(addr);
+    let mut calm = RawClient::open(addr);
+
+    // The flooder writes 64 KiB frames as fast as loopback takes them, from its own
+    // thread, for as long as the calm client talks: faster than the server handles
+    // them, so its socket never runs dry, and reading it until WouldBlock would go on
+    // and on. The read budget (256 KiB a turn) hands the turn on to the others.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = {
+        let stop = Arc::clone(&stop);
+        let mut stream = flooder.stream;
+        std::thread::spawn(move || {
+            let mut burst = Vec::new();
+            for _ in 0..16 {
+                burst.extend(common::client_frame(true, 0x2, &[7; 64 * 1024]));
+            }
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = stream.write_all(&burst) {
+                    panic!("the flooder was cut off: {e}");
+                }
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    const ROUND_TRIPS: usize = 21;
+    for i in 0..ROUND_TRIPS {
+        let words = format!("round trip {i}");
+        calm.send(&common::client_frame(true, 0x1, words.as_bytes()));
+        calm.expect_frame(0x1, words.as_bytes());
+    }
+    stop.store(true, Ordering::Relaxed);
+    flooding.join().expect("the flooder thread");
+
+    // Between one of the calm client's messages and the next (one round trip: a few
+    // loop turns) the server handled a few of the flooder's frames, not all it could
+    // read. Without the budget this is in the thousands. The median, so that a test
+    // thread the machine left waiting now and then does not count.
+    let counts = binary_at_text.lock().unwrap().clone();
+    assert_eq!(counts.len(), ROUND_TRIPS);
+    let mut gaps: Vec<u64> = counts.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median <= 64,
+        "the server handled a median of {median} flood frames (64 KiB each) between two \
+         round trips of another client: {gaps:?}"
+    );
+}
