@@ -2,7 +2,10 @@
 //! the chat (requests per member). Plain arithmetic over a time the caller passes in, so
 //! it is tested without sleeping.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+/// The lowest rate [`Rate::parse`] accepts, in messages per second: one a day.
+const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// How fast, and how bursty, a client may be: `burst` at once, then `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,8 +69,10 @@ impl Rate {
             .trim()
             .parse()
             .map_err(|_| format!("{rate:?} is not a number of messages per second"))?;
-        if !(per_second.is_finite() && per_second > 0.0) {
-            return Err("the rate must be above 0".into());
+        // Below one message a day is no rate a user means, and the bucket's refill
+        // arithmetic wants a rate well away from 0.
+        if !(per_second.is_finite() && per_second >= MIN_RATE) {
+            return Err("the rate must be at least one message a day".into());
         }
         let burst = match burst {
             Some(burst) => burst
@@ -80,17 +85,12 @@ impl Rate {
         };
         Ok(Rate { per_second, burst })
     }
-
-    /// How long a full bucket lasts at an unbounded request rate, then refills: for docs
-    /// and logs.
-    pub fn refill_time(&self) -> Duration {
-        Duration::from_secs_f64(f64::from(self.burst) / self.per_second)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn bucket_refills_with_time() {
@@ -126,5 +126,7 @@ mod tests {
         assert!(Rate::parse("fast").is_err());
         assert!(Rate::parse("10/0").is_err());
         assert!(Rate::parse("inf").is_err());
+        assert!(Rate::parse("1e-9").is_err(), "less than one a day");
+        assert!(Rate::parse("0.0001").is_ok());
     }
 }

@@ -236,3 +236,116 @@ fn with_the_drop_policy_a_recipient_that_never_reads_loses_messages_but_stays() 
         "all {received} messages kept: nothing was dropped"
     );
 }
+
+#[test]
+fn with_the_drop_policy_a_pong_is_never_dropped() {
+    const LIMIT: usize = 64 * 1024;
+    const MESSAGES: usize = 2_000;
+    const PINGS: u32 = 3_000;
+    let config = ServerConfig {
+        max_outbound_bytes: LIMIT,
+        slow_consumer: loopchat::event_loop::SlowConsumer::Drop,
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, Ordered);
+    let mut sender = RawClient::open(addr);
+    let mut stalled = RawClient::open(addr);
+    let mut reader = RawClient::open(addr);
+    // 64 MB of broadcasts, far more than the kernel buffers between the server and the
+    // stalled client: its queue in the server fills up.
+    for i in 0..MESSAGES {
+        sender.send(&text(&format!("{i:05}:{}", "z".repeat(32 * 1024))));
+        let frame = reader.read_frame();
+        assert_eq!(&frame.payload[..5], format!("{i:05}").as_bytes());
+    }
+    // Then small broadcasts, which fill its queue to within a few bytes of the limit,
+    // each followed by one of its Pings.
+    for ping in 0..PINGS {
+        sender.send(&text(&format!("small {ping}:{}", "s".repeat(200))));
+        reader.read_frame();
+        stalled.send(&client_frame(true, common::OP_PING, &ping.to_be_bytes()));
+    }
+    // The stalled client reads at last: some broadcasts were shed, but every Ping was
+    // answered, in order, and the connection is still open.
+    let mut last_pong = None;
+    while last_pong != Some(PINGS - 1) {
+        let frame = stalled.read_frame();
+        match frame.opcode {
+            OP_TEXT => {}
+            common::OP_PONG => {
+                let pong = u32::from_be_bytes(frame.payload[..].try_into().unwrap());
+                assert_eq!(pong, last_pong.map_or(0, |last| last + 1), "a Pong missing");
+                last_pong = Some(pong);
+            }
+            other => panic!("opcode {other} while waiting for Pong {}", PINGS - 1),
+        }
+    }
+    sender.send(&text("end"));
+    reader.expect_frame(OP_TEXT, b"end");
+    loop {
+        let frame = stalled.read_frame();
+        assert_eq!(frame.opcode, OP_TEXT, "still open: {frame:?}");
+        if frame.payload == b"end" {
+            break;
+        }
+    }
+}
+
+/// Publishes each text message twice, once per transport, to everyone but its sender.
+struct BothTransports;
+
+impl Handler for BothTransports {
+    fn on_message(&mut self, ctx: &mut Context<'_>, from: ConnectionId, message: Message<'_>) {
+        if let Message::Text(text) = message {
+            ctx.broadcast_shared(&loopchat::SharedFrame::new(message), Some(from));
+            ctx.broadcast_shared(&loopchat::SharedFrame::line(text), Some(from));
+        }
+    }
+}
+
+#[test]
+fn a_broadcast_for_line_clients_reaches_them_and_no_websocket_client() {
+    use std::io::{BufRead, BufReader, Write};
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        line_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut server = loopchat::Server::bind(config, BothTransports).unwrap();
+        tx.send((server.local_addr().unwrap(), server.line_addr().unwrap()))
+            .unwrap();
+        server.run()
+    });
+    let (addr, line_addr) = rx.recv().unwrap();
+    let mut websocket = RawClient::open(addr);
+    let mut lines: Vec<_> = (0..3)
+        .map(|_| {
+            let stream = std::net::TcpStream::connect(line_addr).unwrap();
+            stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+            BufReader::new(stream)
+        })
+        .collect();
+    // The line clients must be registered before the first broadcast: one round trip.
+    lines[0].get_mut().write_all(b"hello\n").unwrap();
+    websocket.expect_frame(OP_TEXT, b"hello");
+    for other in &mut lines[1..] {
+        let mut line = String::new();
+        other.read_line(&mut line).unwrap();
+        assert_eq!(line, "hello\n");
+    }
+    for i in 0..100 {
+        websocket.send(&text(&format!("message {i}")));
+    }
+    for (n, reader) in lines.iter_mut().enumerate() {
+        for i in 0..100 {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert_eq!(line, format!("message {i}\n"), "line client {n}");
+        }
+    }
+    lines[1].get_mut().write_all(b"last\n").unwrap();
+    // The WebSocket client gets the WebSocket copy only: its next frame is "last".
+    websocket.expect_frame(OP_TEXT, b"last");
+}

@@ -23,8 +23,8 @@ pub(crate) struct TurnBatch {
     /// The frames of each transport end to end: WebSocket, line.
     buffers: [Vec<u8>; 2],
     /// For each published frame (by its index in the list), where it lies in its
-    /// transport's buffer; `None` for a frame too large to copy, or published after the
-    /// batch was sealed.
+    /// transport's buffer; `None` for a frame too large to copy. Frames published since
+    /// the last seal have no entry yet.
     spans: Vec<Option<Range<usize>>>,
     /// For each transport, the length of its buffer before frame `i` of the published
     /// list, for every `i` up to and including the list's length: where a connection's
@@ -139,10 +139,10 @@ impl TurnBatch {
             .chain(walk.into_iter().flatten())
     }
 
-    /// Forgets the turn's frames, so that nothing written before the next seal (a
-    /// connection flushed when its socket turns writable, say) can take stale bytes from
-    /// the buffers; and gives back memory after a turn with unusually many broadcast
-    /// bytes.
+    /// Forgets the turn's frames at the end of the flush round. The front of the
+    /// published list is dropped then, which shifts every index the batch holds, so the
+    /// next seal must start over from the list as it is. Also gives back memory after a
+    /// turn with unusually many broadcast bytes.
     pub fn finish_turn(&mut self) {
         self.spans.clear();
         self.skips.clear();

@@ -43,16 +43,28 @@ pub(crate) enum Phase {
     Lingering,
 }
 
+/// What a frame asks room for in a connection's output queue (see
+/// [`Connections::make_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// A message: under [`SlowConsumer::Drop`] it may be dropped.
+    Data,
+    /// A Ping or Pong: never dropped; broadcasts make way for it.
+    Control,
+}
+
 /// What the loop counts, for operators and tests ([`Server::stats`](super::Server::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Connections accepted, on either port.
     pub accepted: u64,
-    /// Connections refused because the server was full (503).
+    /// Connections refused with 503: the server was full, or out of file descriptors.
     pub refused_full: u64,
-    /// Clients closed with 1008 for letting their output queue fill.
+    /// Clients closed with 1008 for letting their output queue fill (under
+    /// [`SlowConsumer::Drop`], only those whose own Pongs filled it).
     pub slow_closed: u64,
-    /// Messages not queued for a full client ([`SlowConsumer::Drop`]).
+    /// Messages not queued for a full client, or shed from its queue
+    /// ([`SlowConsumer::Drop`]).
     pub dropped_messages: u64,
     /// WebSocket clients dropped after the idle timeout, their Ping unanswered.
     pub idle_dropped: u64,
@@ -97,9 +109,10 @@ pub(crate) struct Connection {
     /// Whether the application has been told the connection opened and not yet told it
     /// closed. Guarantees exactly one `on_close` for each `on_open`.
     pub in_app: bool,
-    /// The sequence number of the first broadcast ([`Connections::published`]) not yet
-    /// in `out` or written: every broadcast before it is. Meaningful while the
-    /// connection is open.
+    /// The sequence number of the first broadcast ([`Connections::published`]) this
+    /// connection has not taken: every earlier broadcast meant for it (of its transport,
+    /// and not made with it as the exception) is in `out` or written. Meaningful while
+    /// the connection is open.
     pub published_seen: u64,
     /// When the peer was last heard from and whether it was pinged since, while the
     /// connection is an open WebSocket and keepalive is on.
@@ -252,10 +265,12 @@ impl Connections {
         match (self.slab.get(key).and_then(Connection::transport), message) {
             (Some(Transport::WebSocket), _) => {
                 let len = encoded_len(message.payload().len(), false);
-                self.send_encoded(key, len, |ws, buffer| ws.write_message(message, buffer))
+                self.send_encoded(key, len, Room::Data, |ws, buffer| {
+                    ws.write_message(message, buffer)
+                })
             }
             (Some(Transport::Line), Message::Text(text)) => {
-                if !self.make_room(key, text.len() + 1) {
+                if !self.make_room(key, text.len() + 1, Room::Data) {
                     return false;
                 }
                 let Some(conn) = self.slab.get_mut(key) else {
@@ -273,23 +288,29 @@ impl Connections {
         }
     }
 
-    /// Queues the Pong that answers a Ping. A Pong is output like any other: a client
-    /// that pings and never reads must not grow its queue past the limit either.
+    /// Queues the Pong that answers a Ping. A client that pings and never reads must not
+    /// grow its queue past the limit either; but under [`SlowConsumer::Drop`] broadcasts
+    /// are shed to make room for it first, since a dropped Pong would make a client that
+    /// keeps its connection alive with Pings think the server is gone.
     pub fn pong(&mut self, key: usize, payload: &[u8]) -> bool {
         let len = encoded_len(payload.len(), false);
-        self.send_encoded(key, len, |ws, buffer| ws.write_pong(payload, buffer))
+        self.send_encoded(key, len, Room::Control, |ws, buffer| {
+            ws.write_pong(payload, buffer)
+        })
     }
 
-    /// Queues a Ping (with an empty payload), under the same output limit as any frame.
+    /// Queues a Ping (with an empty payload), under the same rules as a Pong.
     pub fn ping(&mut self, key: usize) -> bool {
         let len = encoded_len(0, false);
-        self.send_encoded(key, len, |ws, buffer| ws.write_ping(&[], buffer))
+        self.send_encoded(key, len, Room::Control, |ws, buffer| {
+            ws.write_ping(&[], buffer)
+        })
     }
 
     /// Queues a shared frame for one connection, with the same rules as [`Self::send`].
     pub fn send_shared(&mut self, key: usize, frame: &SharedFrame) -> bool {
         let matches = self.slab.get(key).and_then(Connection::transport) == Some(frame.transport());
-        if !matches || !self.make_room(key, frame.len()) {
+        if !matches || !self.make_room(key, frame.len(), Room::Data) {
             return false;
         }
         let Some(conn) = self.slab.get_mut(key) else {
@@ -306,9 +327,10 @@ impl Connections {
         &mut self,
         key: usize,
         len: usize,
+        room: Room,
         encode: impl FnOnce(&mut WebSocket, &mut Vec<u8>) -> Result<(), SendError>,
     ) -> bool {
-        if !self.make_room(key, len) {
+        if !self.make_room(key, len, room) {
             return false;
         }
         let Some(Connection {
@@ -384,8 +406,12 @@ impl Connections {
     /// client slow, then, the queue is offered to the kernel now (the one write that
     /// happens during a handler call); if the kernel takes it all, any one message fits,
     /// however large. Only if the queue is still over the limit is the client really
-    /// behind. It is closed, so that it costs no more memory and no one else waits for it.
-    fn make_room(&mut self, key: usize, len: usize) -> bool {
+    /// behind. It is closed, so that it costs no more memory and no one else waits for it;
+    /// or, under [`SlowConsumer::Drop`], the message is dropped and counted. A control
+    /// frame is not dropped: broadcasts are shed from the back of the queue to make room
+    /// for it, and only if that is not enough (the queue is full of the client's own
+    /// Pongs: it pings and never reads) is the client closed, whatever the policy.
+    fn make_room(&mut self, key: usize, len: usize, room: Room) -> bool {
         self.catch_up(key);
         let Some(conn) = self.slab.get_mut(key) else {
             return false;
@@ -402,8 +428,15 @@ impl Connections {
             return true;
         }
         if self.slow_consumer == SlowConsumer::Drop {
-            self.stats.dropped_messages += 1;
-            return false;
+            if room == Room::Data {
+                self.stats.dropped_messages += 1;
+                return false;
+            }
+            let limit = self.max_outbound_bytes.saturating_sub(len);
+            self.stats.dropped_messages += conn.out.shed_shared_from_back(limit) as u64;
+            if conn.out.len() + len <= self.max_outbound_bytes {
+                return true;
+            }
         }
         self.stats.slow_closed += 1;
         log::info!(

@@ -107,8 +107,9 @@ impl<'a> Context<'a> {
     }
 
     /// Sends a message to one connection. Returns false if the connection is not open
-    /// (closing or gone), or if its output queue is full, in which case it is closed
-    /// with 1008 as too slow.
+    /// (closing or gone), or if its output queue is full: then it is closed with 1008 as
+    /// too slow, or, under [`SlowConsumer::Drop`](super::SlowConsumer::Drop), the
+    /// message is dropped and counted.
     pub fn send(&mut self, to: ConnectionId, message: Message<'_>) -> bool {
         self.conns.send(to.0, message)
     }
@@ -123,11 +124,17 @@ impl<'a> Context<'a> {
     /// encoded once and its bytes shared by all recipients; publishing it costs the same
     /// whatever their number, and each writes it at the end of the loop turn, together
     /// with everything else it has to write. Connections that open later in the turn do
-    /// not get it. A recipient that cannot keep up is closed with 1008 as too slow, as
-    /// with [`Self::send`].
+    /// not get it. A recipient that cannot keep up is treated as with [`Self::send`].
     pub fn broadcast(&mut self, message: Message<'_>, except: Option<ConnectionId>) {
         self.conns
             .broadcast(&SharedFrame::new(message), except.map(|id| id.0));
+    }
+
+    /// Like [`Self::broadcast`] with a frame already encoded, for either transport: a
+    /// [`SharedFrame::line`] goes to every line client, a [`SharedFrame::new`] to every
+    /// WebSocket client. An application that talks to both publishes one of each.
+    pub fn broadcast_shared(&mut self, frame: &SharedFrame, except: Option<ConnectionId>) {
+        self.conns.broadcast(frame, except.map(|id| id.0));
     }
 
     /// Starts closing a connection with the given code and reason (at most 123 bytes;

@@ -10,7 +10,10 @@
 //! 4. **Run due timers**: handshake and closing deadlines.
 //! 5. **Flush** every connection that has output queued, and every open connection if
 //!    something was broadcast: vectored writes of up to 512 chunks each, until the socket
-//!    would block or the connection's write budget is spent.
+//!    would block or the connection's write budget is spent. A long round (thousands of
+//!    connections) polls without waiting every 64 writes and handles what arrived, so
+//!    input is not left waiting for the whole round, and broadcasts made meanwhile go
+//!    out in the same round to the connections not yet written.
 //!
 //! Two rules of `mio` shape the code. Readiness is edge-triggered: after a wake-up we
 //! must read (or accept) until `WouldBlock`, or we may never hear of the remaining bytes
@@ -26,12 +29,16 @@
 //! dropped again once the queue is empty.
 //!
 //! A broadcast does not even mark its recipients: it is encoded once and joins the
-//! turn's list of broadcasts, one push whatever the number of recipients. At the flush,
-//! each open connection offers the kernel its own queue followed by the broadcasts it
-//! has not written, straight from that list, in one vectored write; only what the
-//! kernel does not take is queued on the connection, by reference. A connection's
+//! list of broadcasts, one push whatever the number of recipients. Broadcasts are
+//! numbered for the life of the server, and each connection knows the number of the
+//! first it has not taken. Before the flush the turn's small frames are copied end to
+//! end into one buffer per transport (`batch.rs`), so that each open connection offers
+//! the kernel its own queue followed by the broadcasts it has not taken as one or two
+//! long slices, in one vectored write; only what the kernel does not take is queued on
+//! the connection, by reference. Broadcasts made during a round stay on the list into
+//! the next turn for the connections written before they were made. A connection's
 //! output keeps the order in which it was produced: anything sent to it directly, or
-//! its Close, first queues the broadcasts it has not yet written.
+//! its Close, first queues the broadcasts it has not yet taken.
 //!
 //! A connection is removed in exactly one place, `Server::remove`: it leaves the slab,
 //! its socket is deregistered and closed, and the handler hears `on_close` if it had
@@ -121,6 +128,9 @@ pub struct Server<H: Handler> {
     /// Whether clients are being refused for want of descriptors: logged once when it
     /// starts, cleared by the next successful accept.
     out_of_fds: bool,
+    /// For each listener (WebSocket, line), whether a retry after an accept error is
+    /// already scheduled: readiness events in the meantime must not add more timers.
+    accept_retry: [bool; 2],
     /// The serial number for the next connection.
     next_serial: u64,
     /// SIGINT and SIGTERM, once [`Server::shut_down_on_signals`] asked for them.
@@ -196,6 +206,7 @@ impl<H: Handler> Server<H> {
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
             spare_fd: spare_descriptor(),
             out_of_fds: false,
+            accept_retry: [false; 2],
             next_serial: 0,
             signals: None,
             shutdown_deadline: None,
@@ -392,6 +403,11 @@ impl<H: Handler> Server<H> {
             Transport::WebSocket => LISTENER,
             Transport::Line => LINE_LISTENER,
         };
+        if self.spare_fd.is_none() {
+            // Lost when descriptors ran out while it was given up: take it back as soon
+            // as one is free again.
+            self.spare_fd = spare_descriptor();
+        }
         loop {
             let listener = match transport {
                 Transport::WebSocket => Some(&self.listener),
@@ -455,6 +471,10 @@ impl<H: Handler> Server<H> {
     /// of memory: the pending connections stay in the backlog, and accepting starts again
     /// after a pause instead of spinning.
     fn accept_later(&mut self, token: Token, error: &io::Error) {
+        let retry = &mut self.accept_retry[usize::from(token == LINE_LISTENER)];
+        if std::mem::replace(retry, true) {
+            return; // one retry is enough
+        }
         warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
         let at = self.conns.now + ACCEPT_BACKOFF;
         self.conns.timers.schedule(
@@ -624,9 +644,8 @@ impl<H: Handler> Server<H> {
             batch,
             ..
         } = &mut self.conns;
-        let drop_through = if published > 0 { published } else { 0 };
-        list.drain(..drop_through);
-        *published_base += drop_through as u64;
+        list.drain(..published);
+        *published_base += published as u64;
         batch.finish_turn();
         if !list.is_empty() {
             let end = *published_base + list.len() as u64;
@@ -740,10 +759,12 @@ impl<H: Handler> Server<H> {
         let now = self.conns.now;
         while let Some(target) = self.conns.timers.pop_due(now) {
             if target.key == LISTENER.0 {
+                self.accept_retry[0] = false;
                 self.accept_all(Transport::WebSocket);
                 continue;
             }
             if target.key == LINE_LISTENER.0 {
+                self.accept_retry[1] = false;
                 self.accept_all(Transport::Line);
                 continue;
             }
@@ -847,7 +868,18 @@ fn spare_descriptor() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
+/// Answers a client that is not taken on (503: full, or out of descriptors) and lets it
+/// go, without a slab slot or a turn of the loop. What it already sent is read and
+/// discarded first: closing a socket with unread input makes the kernel send a reset,
+/// which may reach the client before it has read the answer.
 fn refuse_now(stream: &mut TcpStream, response: &Response) {
     let _ = stream.write(&response.encode(false, false));
     let _ = stream.shutdown(Shutdown::Write);
+    let mut discard = [0; 4096];
+    for _ in 0..4 {
+        match stream.read(&mut discard) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
 }

@@ -205,10 +205,11 @@ impl OutboundQueue {
     /// all. Whatever of `pending` it does not take is queued, in order, and the rest
     /// goes as usual.
     ///
-    /// `pending_bytes` are the bytes of `pending`, in order, in slices of any size: the
-    /// loop passes the frames as they lie in the turn's batch, a few long slices (see
-    /// [`TurnBatch`](super::batch::TurnBatch)). They may stop short of the end of
-    /// `pending`; the rest is queued.
+    /// `pending_bytes` are exactly the bytes of `pending`, in order, in slices of any
+    /// size: the loop passes the frames as they lie in the turn's batch, a few long slices
+    /// (see [`TurnBatch`](super::batch::TurnBatch)). When the kernel takes every byte
+    /// offered, the frames are not walked at all, so bytes that stopped short of the end
+    /// of `pending` would lose the frames past them (a debug build checks).
     pub fn write_with_pending<'f, 'b>(
         &mut self,
         writer: &mut impl Write,
@@ -234,6 +235,10 @@ impl OutboundQueue {
         }
         let offered_all = pending_bytes.peek().is_none();
         let result = loop {
+            if count == 0 {
+                // Nothing to offer (only empty frames are pending): no write, no error.
+                break Ok(0);
+            }
             match writer.write_vectored(&slices[..count]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -252,6 +257,11 @@ impl OutboundQueue {
         if offered_all && written == offered {
             // The common case: the kernel took everything. Nothing to queue, and no need
             // to walk the frames.
+            debug_assert_eq!(
+                pending.map(SharedFrame::len).sum::<usize>(),
+                offered,
+                "pending_bytes must be the bytes of the pending frames"
+            );
             return Ok(if self.is_empty() {
                 Drain::Empty
             } else {
@@ -279,19 +289,21 @@ impl OutboundQueue {
         self.write_until_blocked(writer, budget_left)
     }
 
-    /// Drops shared frames (broadcasts) from the back of the queue, newest first, until
-    /// it holds at most `limit` bytes or the last chunk is not a whole shared frame: a
-    /// frame already partly written, and bytes owed to this connection alone (a Pong, a
-    /// Close), are kept. Returns how many frames were dropped.
+    /// Drops shared frames (broadcasts), newest first, until the queue holds at most
+    /// `limit` bytes or none is left to drop. The front chunk, which may be partly
+    /// written, and bytes owed to this connection alone (a Pong, a Close, a message sent
+    /// to it) are kept; the frames left keep their order. Returns how many frames were
+    /// dropped.
     pub fn shed_shared_from_back(&mut self, limit: usize) -> usize {
         let mut dropped = 0;
-        while self.len > limit && self.chunks.len() > 1 {
-            let Some(Chunk::Shared(bytes)) = self.chunks.back() else {
-                break;
-            };
-            self.len -= bytes.len();
-            self.chunks.pop_back();
-            dropped += 1;
+        let mut index = self.chunks.len();
+        while self.len > limit && index > 1 {
+            index -= 1;
+            if let Chunk::Shared(bytes) = &self.chunks[index] {
+                self.len -= bytes.len();
+                self.chunks.remove(index);
+                dropped += 1;
+            }
         }
         dropped
     }
@@ -473,6 +485,43 @@ mod tests {
         assert_eq!(drain, Drain::Blocked);
         assert_eq!(queue.len(), 2 * frame.len());
         assert_eq!(Rc::strong_count(&frame.bytes), 3, "queued by reference");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "pending_bytes must be the bytes of the pending frames")]
+    fn pending_bytes_that_stop_short_are_caught() {
+        let frame = SharedFrame::new(Message::Text("both"));
+        let mut sink = Vec::new();
+        let _ = OutboundQueue::default().write_with_pending(
+            &mut sink,
+            [&frame, &frame].into_iter(),
+            [frame.as_bytes()].into_iter(),
+            usize::MAX,
+        );
+    }
+
+    #[test]
+    fn shedding_drops_broadcasts_behind_a_pong_and_keeps_the_pong() {
+        let broadcast = SharedFrame::new(Message::Text("everyone"));
+        let mut queue = OutboundQueue::default();
+        for _ in 0..3 {
+            queue.push_shared(&broadcast);
+        }
+        queue.push_bytes(b"pong");
+        queue.push_shared(&broadcast);
+        queue.push_bytes(b"pong");
+        // The front frame may be partly written: it stays; the other three go.
+        assert_eq!(queue.shed_shared_from_back(0), 3);
+        assert_eq!(queue.len(), broadcast.len() + 8);
+        let mut sink = Vec::new();
+        queue.write_to(&mut sink).unwrap();
+        assert_eq!(sink, [broadcast.as_bytes(), b"pong", b"pong"].concat());
+        // Shedding stops as soon as the queue is within the limit.
+        for _ in 0..4 {
+            queue.push_shared(&broadcast);
+        }
+        assert_eq!(queue.shed_shared_from_back(2 * broadcast.len()), 2);
     }
 
     #[test]
