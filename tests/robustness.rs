@@ -463,6 +463,75 @@ fn sigterm_with_100_clients_closes_each_with_1001_and_exits_0() {
     );
 }
 
+/// The line port's address, from the binary's `line port for nc/telnet on ADDR` log line.
+fn line_port_address(server: &ServerProcess) -> SocketAddr {
+    const PREFIX: &str = "line port for nc/telnet on ";
+    let mut found = None;
+    eventually(Duration::from_secs(10), || {
+        found = server.log.lock().unwrap().iter().find_map(|line| {
+            let at = line.find(PREFIX)? + PREFIX.len();
+            line[at..].trim().parse().ok()
+        });
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no line port in the log:\n{}", server.log_text()))
+}
+
+#[test]
+fn on_sigterm_a_line_client_is_told_and_a_silent_client_is_dropped_and_counted() {
+    let mut server = ServerProcess::start(&["--close-timeout", "1", "--tcp-addr", "127.0.0.1:0"]);
+    let mut line = TcpStream::connect(line_port_address(&server)).expect("connect the line port");
+    line.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut line_reader = BufReader::new(line.try_clone().unwrap());
+    let mut first = String::new();
+    line_reader
+        .read_line(&mut first)
+        .expect("the line client's welcome");
+    // A WebSocket client that takes the server's Close and never answers it.
+    let mut silent = ChatClient::arrive(server.addr);
+
+    server.signal("TERM");
+
+    let mut rest = String::new();
+    line_reader
+        .read_to_string(&mut rest)
+        .expect("the line port closes after its last line");
+    assert!(
+        rest.ends_with("! server shutting down; closing\n"),
+        "the line client was not told: {rest:?}"
+    );
+    // The line client, told, hangs up as a polite one does: it is not counted as late.
+    line.shutdown(std::net::Shutdown::Write)
+        .expect("the line client hangs up");
+    assert_eq!(read_until_close(&mut silent.raw), Some(1001));
+    let status = server.wait_exit(Duration::from_secs(20));
+    let log = server.log_text();
+    assert_eq!(status.code(), Some(0), "{status}; log:\n{log}");
+    assert!(
+        log.contains("shut down: 1 connection did not close in time; Stats {"),
+        "the shutdown's account is wrong; log:\n{log}"
+    );
+    drop(line);
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_still_gives_the_account() {
+    let mut server = ServerProcess::start(&["--mode", "broadcast", "--close-timeout", "600"]);
+    let mut silent = RawClient::open(server.addr);
+    server.signal("TERM");
+    assert_eq!(read_until_close(&mut silent), Some(1001));
+    server.signal("INT");
+    let status = server.wait_exit(Duration::from_secs(20));
+    let log = server.log_text();
+    assert_eq!(status.code(), Some(0), "{status}; log:\n{log}");
+    assert!(log.contains("second signal: stopping now"), "log:\n{log}");
+    assert!(
+        log.contains("shut down: 1 connection did not close in time; Stats {"),
+        "the shutdown's account is missing; log:\n{log}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Slowloris: half-sent handshakes
 // ---------------------------------------------------------------------------------------

@@ -69,8 +69,13 @@ pub struct Stats {
     /// WebSocket clients dropped after the idle timeout, their Ping unanswered.
     pub idle_dropped: u64,
     /// Connections closed with 1008 for sending messages faster than
-    /// [`ServerConfig::message_rate`](super::ServerConfig::message_rate) allows.
+    /// [`ServerConfig::message_rate`](super::ServerConfig::message_rate) allows. (A
+    /// handler's own limits, such as the chat's, close through
+    /// [`Context::close`](super::Context::close) and are not counted here.)
     pub rate_closed: u64,
+    /// Connections dropped because the peer did not finish the closing handshake (or,
+    /// on the line port, take its last output) within the close timeout.
+    pub close_timed_out: u64,
 }
 
 /// A connection in the slab. Its key there is its `mio::Token`.
@@ -456,9 +461,22 @@ impl Connections {
     /// until the close deadline to answer. Does nothing unless the connection is open. A
     /// code that may not be sent (1005, 1006, 1015, or outside the allowed ranges) is
     /// replaced by 1011, internal error: it is the application's mistake. A line
-    /// connection has no Close frame: what is queued is written, then TCP is closed.
+    /// connection has no Close frame: a line `! REASON; closing` takes its place (when
+    /// the output queue has room for it), what is queued is written, then TCP is closed.
     pub fn close(&mut self, key: usize, code: CloseCode, reason: &str) {
         if matches!(self.slab.get(key).map(|c| &c.phase), Some(Phase::Line(_))) {
+            self.catch_up(key);
+            let max = self.max_outbound_bytes;
+            // Not through `make_room`: a full queue is what may have brought us here,
+            // and there is no one to close for it but this connection.
+            if let Some(conn) = self.slab.get_mut(key)
+                && !reason.is_empty()
+            {
+                let notice = format!("! {reason}; closing\n");
+                if conn.out.len() + notice.len() <= max {
+                    conn.out.push_bytes(notice.as_bytes());
+                }
+            }
             return self.linger(key);
         }
         self.catch_up(key);

@@ -138,6 +138,9 @@ pub struct Server<H: Handler> {
     /// Set when a graceful shutdown began: by then every connection is closing, and
     /// `run` returns once they are all gone or at this instant, whichever is first.
     shutdown_deadline: Option<Instant>,
+    /// [`Stats::close_timed_out`] when the shutdown began, so that its last log line can
+    /// say how many connections it dropped.
+    timed_out_before_shutdown: u64,
 }
 
 /// How many connections the kernel may hold for us, handshake done, before we accept
@@ -210,6 +213,7 @@ impl<H: Handler> Server<H> {
             next_serial: 0,
             signals: None,
             shutdown_deadline: None,
+            timed_out_before_shutdown: 0,
         })
     }
 
@@ -253,7 +257,8 @@ impl<H: Handler> Server<H> {
     }
 
     /// Begins a graceful shutdown: stops accepting, sends every WebSocket client a Close
-    /// with 1001 (going away), lets line clients' queued output drain, and drops
+    /// with 1001 (going away), tells line clients `! server shutting down; closing` after
+    /// what is queued for them and lets that drain, and drops
     /// connections still in their HTTP request. [`Server::run`] returns once every
     /// connection is gone, or after the close timeout.
     pub fn shut_down(&mut self) {
@@ -269,17 +274,17 @@ impl<H: Handler> Server<H> {
             let _ = self.poll.registry().deregister(listener);
         }
         self.shutdown_deadline = Some(self.conns.now + self.config.close_timeout);
+        self.timed_out_before_shutdown = self.conns.stats.close_timed_out;
         let keys: Vec<usize> = self.conns.slab.iter().map(|(key, _)| key).collect();
         for key in keys {
             let Some(conn) = self.conns.slab.get(key) else {
                 continue;
             };
             match &conn.phase {
-                Phase::WebSocket(_) => {
+                Phase::WebSocket(_) | Phase::Line(_) => {
                     self.conns
                         .close(key, CloseCode::GoingAway, "server shutting down");
                 }
-                Phase::Line(_) => self.conns.linger(key),
                 Phase::Http(_) if conn.out.is_empty() => {
                     self.remove(key, "server shutting down");
                 }
@@ -295,18 +300,25 @@ impl<H: Handler> Server<H> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             self.turn(&mut events)?;
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.slab.is_empty() {
-                    log::info!("shut down: every connection closed; {:?}", self.conns.stats);
-                    return Ok(());
+            if let Some(deadline) = self.shutdown_deadline
+                && (self.conns.slab.is_empty() || self.conns.now >= deadline)
+            {
+                // Those dropped at their own close deadline, and those still here at
+                // the shutdown's (or at a second signal).
+                let stats = self.conns.stats;
+                let late = stats.close_timed_out - self.timed_out_before_shutdown
+                    + self.conns.slab.len() as u64;
+                if late == 0 {
+                    log::info!("shut down: every connection closed; {stats:?}");
+                } else {
+                    let noun = if late == 1 {
+                        "connection"
+                    } else {
+                        "connections"
+                    };
+                    log::info!("shut down: {late} {noun} did not close in time; {stats:?}");
                 }
-                if self.conns.now >= deadline {
-                    log::info!(
-                        "shut down: {} connections did not close in time",
-                        self.conns.slab.len()
-                    );
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
     }
@@ -374,6 +386,9 @@ impl<H: Handler> Server<H> {
         }
         if self.shutdown_deadline.is_some() || count > 1 {
             log::warn!("second signal: stopping now");
+            if self.shutdown_deadline.is_none() {
+                self.timed_out_before_shutdown = self.conns.stats.close_timed_out;
+            }
             self.shutdown_deadline = Some(self.conns.now);
             return true;
         }
@@ -791,7 +806,10 @@ impl<H: Handler> Server<H> {
                     );
                     self.remove(target.key, "request timed out");
                 }
-                _ => self.remove(target.key, "closing handshake timed out"),
+                _ => {
+                    self.conns.stats.close_timed_out += 1;
+                    self.remove(target.key, "closing handshake timed out");
+                }
             }
         }
         self.deliver_closes();

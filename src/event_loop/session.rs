@@ -241,10 +241,6 @@ impl<H: Handler> Server<H> {
         debug!("{}: #{key} over the message rate; closing", conn.peer);
         self.conns.stats.rate_closed += 1;
         let reason = "message rate exceeded";
-        if matches!(conn.phase, Phase::Line(_)) {
-            self.conns
-                .send(key, Message::Text(&format!("! {reason}; closing")));
-        }
         self.conns.close(key, CloseCode::PolicyViolation, reason);
         false
     }
