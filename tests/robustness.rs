@@ -480,7 +480,7 @@ fn line_port_address(server: &ServerProcess) -> SocketAddr {
 #[test]
 fn on_sigterm_a_line_client_is_told_and_a_silent_client_is_dropped_and_counted() {
     let mut server = ServerProcess::start(&["--close-timeout", "1", "--tcp-addr", "127.0.0.1:0"]);
-    let mut line = TcpStream::connect(line_port_address(&server)).expect("connect the line port");
+    let line = TcpStream::connect(line_port_address(&server)).expect("connect the line port");
     line.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut line_reader = BufReader::new(line.try_clone().unwrap());
