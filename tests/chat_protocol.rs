@@ -517,6 +517,17 @@ fn nick_changes_reach_neighbours_only() {
     b.send(json!({"type": "nick", "nick": "bob"}));
     b.expect_eq(nick_change(&longest, "bob"));
     a.expect_eq(nick_change(&longest, "bob"));
+    // The nickname one has, asked for again: answered to the asker alone. A change of
+    // case is a change, and everyone hears it.
+    b.send(json!({"type": "nick", "nick": "bob"}));
+    b.expect_eq(nick_change("bob", "bob"));
+    a.quiet();
+    b.send(json!({"type": "nick", "nick": "Bob"}));
+    b.expect_eq(nick_change("bob", "Bob"));
+    a.expect_eq(nick_change("bob", "Bob"));
+    b.send(json!({"type": "nick", "nick": "bob"}));
+    b.expect_eq(nick_change("Bob", "bob"));
+    a.expect_eq(nick_change("Bob", "bob"));
     // Members show the new names, sorted without regard to case.
     a.send(json!({"type": "who"}));
     a.expect_eq(members("both", &["Ada", "bob"]));

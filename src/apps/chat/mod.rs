@@ -185,6 +185,7 @@ impl Chat {
             return Ok(());
         };
         let old = std::mem::replace(&mut member.nick, wanted.to_owned());
+        let unchanged = old == wanted;
         self.state.nicks.remove(&old.to_lowercase());
         self.state.nicks.insert(wanted.to_lowercase(), conn);
         let event = ServerEvent::Nick {
@@ -192,7 +193,13 @@ impl Chat {
             new: wanted.to_owned(),
             time: now_ms(),
         };
-        let recipients = self.state.neighbours(conn);
+        // Asking for the nickname one has is answered, so a client waiting for its
+        // answer is not left waiting, but it is news to no one else.
+        let recipients = if unchanged {
+            std::collections::BTreeSet::from([conn])
+        } else {
+            self.state.neighbours(conn)
+        };
         publish(ctx, recipients, &event);
         Ok(())
     }

@@ -290,6 +290,7 @@ impl ServerEvent {
             } => {
                 format!("* {nick} disconnected from #{room}")
             }
+            ServerEvent::Nick { old, new, .. } if old == new => format!("* you are {new} already"),
             ServerEvent::Nick { old, new, .. } => format!("* {old} is now {new}"),
             ServerEvent::Message {
                 room, from, text, ..
@@ -607,5 +608,12 @@ mod tests {
         );
         let error = ServerEvent::error(ErrorCode::UnknownUser, "no one called bob");
         assert_eq!(error.render_line(), "! unknown_user: no one called bob");
+        let nick = |old: &str, new: &str| ServerEvent::Nick {
+            old: old.into(),
+            new: new.into(),
+            time: 0,
+        };
+        assert_eq!(nick("guest-1", "ada").render_line(), "* guest-1 is now ada");
+        assert_eq!(nick("ada", "ada").render_line(), "* you are ada already");
     }
 }
