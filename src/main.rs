@@ -144,7 +144,8 @@ struct ClientArgs {
     #[arg(default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
 
-    /// The nickname to take on arrival.
+    /// The nickname to take on arrival. What you type waits until the server grants it;
+    /// if it is taken or not valid, the client closes and exits 1.
     #[arg(long)]
     nick: Option<String>,
 

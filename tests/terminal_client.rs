@@ -596,6 +596,45 @@ fn quit_closes_cleanly_and_ignores_what_follows() {
 }
 
 #[test]
+fn a_refused_nickname_ends_the_session_before_anything_is_said() {
+    let (url, _) = chat_server(ChatConfig::default());
+    let mut dee = WsClient::with_nick("ada", &url);
+    let mut imposter = TerminalClient::spawn("imposter", &url, &["--nick", "ADA"]);
+    // Typed at once, before the server can have answered the nickname.
+    imposter.send("hello, I am ada");
+    imposter.expect_line_where("the refusal", |l| l.starts_with("! nick_taken:"));
+    let (status, _, stderr) = imposter.wait_exit();
+    assert_eq!(status.code(), Some(1), "stderr {stderr:?}");
+    assert!(
+        stderr.contains("the nickname ADA was refused: the nickname ADA is taken"),
+        "{stderr:?}"
+    );
+    // The guest it was came and went without a word.
+    dee.expect_event("the guest leaving", |e| {
+        e["type"] == "leave" && e["nick"].as_str().is_some_and(|n| n.starts_with("guest-"))
+    });
+    assert!(
+        !dee.seen.iter().any(|e| e["type"] == "message"),
+        "{:#?}",
+        dee.seen
+    );
+}
+
+#[test]
+fn lines_typed_before_the_nickname_is_granted_go_out_under_it() {
+    let (url, _) = chat_server(ChatConfig::default());
+    let mut dee = WsClient::with_nick("dee", &url);
+    let mut ada = TerminalClient::spawn("ada", &url, &["--nick", "ada"]);
+    ada.send("first words");
+    ada.close_stdin();
+    let said = dee.expect_event("ada's words", |e| e["type"] == "message");
+    assert_eq!(said["from"], "ada", "{said}");
+    assert_eq!(said["text"], "first words", "{said}");
+    let (status, _, stderr) = ada.wait_exit();
+    assert!(status.success(), "{status}, stderr {stderr:?}");
+}
+
+#[test]
 fn a_refused_connection_exits_1_with_a_message() {
     let addr = free_local_addr(); // nobody listens there now
     let mut client = TerminalClient::spawn("refused", &format!("ws://{addr}/ws"), &[]);

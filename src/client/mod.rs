@@ -127,6 +127,15 @@ pub enum ClientError {
     /// The server broke RFC 6455; the connection was failed with the error's close code.
     #[error("the server broke the WebSocket protocol: {0}")]
     Protocol(ProtocolError),
+    /// The server refused the nickname given with `--nick` (taken, or not valid); the
+    /// client closed rather than chat under another name.
+    #[error("the nickname {nick} was refused: {message}")]
+    NickRefused {
+        /// The nickname asked for.
+        nick: String,
+        /// The server's reason.
+        message: String,
+    },
 }
 
 /// Connects, chats until the session ends, and returns how it ended.

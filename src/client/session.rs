@@ -18,7 +18,8 @@
 //! ends the session is appended after the last of it: a script whose input ends at once
 //! still has every line sent, then the Close. Lines typed while the handshake is under
 //! way wait in the channel until it completes (RFC 6455 §4.1: nothing may be sent before
-//! the server's answer).
+//! the server's answer), and with `--nick` until the server has granted the name: a
+//! refusal closes the session before any of them is said.
 //!
 //! The closing handshake: on `/quit`, or at end of input (after the linger time), the
 //! client sends Close 1000 and keeps reading, printing whatever arrives, until the
@@ -41,7 +42,9 @@ use super::console::Console;
 use super::input::Input;
 use super::url::WsUrl;
 use super::{ClientConfig, ClientError};
-use crate::apps::chat::protocol::{ClientRequest, Command, HELP, ServerEvent, parse_command};
+use crate::apps::chat::protocol::{
+    ClientRequest, Command, ErrorCode, HELP, ServerEvent, parse_command,
+};
 use crate::http::ClientHandshake;
 use crate::ws::{CloseCode, CloseFrame, Event, Message, Role, State, WebSocket};
 
@@ -59,6 +62,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server has to answer our Close, and then to close TCP.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long typed lines wait for the server's answer to `--nick`. A chat server answers
+/// at once; a server that is not one (an echo server) never does, and the lines then go
+/// out after this, under whatever name the server gave.
+pub const NICK_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Past this many bytes queued for sending, no more lines are taken from the keyboard
 /// thread until the network has taken some (which makes that thread stop reading).
 const OUTBOUND_HIGH_WATER: usize = 1024 * 1024;
@@ -95,6 +102,8 @@ enum Phase {
 enum Deadline {
     /// The server must have answered the upgrade request.
     Handshake,
+    /// The server should have answered `--nick`; typed lines stop waiting for it.
+    NickAnswer,
     /// Input has ended and the linger time is over: send our Close.
     Linger,
     /// The server must have answered our Close.
@@ -158,6 +167,12 @@ pub struct Session {
     writable_registered: bool,
     /// The nickname to ask for once the handshake is done.
     nick: Option<String>,
+    /// The nickname asked for, while its answer is awaited. Typed lines wait meanwhile,
+    /// so that nothing is said under the guest name, or at all if the name is refused.
+    awaiting_nick: Option<String>,
+    /// The server refused `--nick`: the nickname and the server's message. The session
+    /// closes, and ends in [`ClientError::NickRefused`].
+    nick_refused: Option<(String, String)>,
     /// How long to keep listening after input ends.
     linger: Duration,
     deadline: Option<(Instant, Deadline)>,
@@ -239,6 +254,8 @@ impl Session {
             outbound,
             writable_registered: false,
             nick: config.nick.clone(),
+            awaiting_nick: None,
+            nick_refused: None,
             linger: config.linger,
             deadline: Some((Instant::now() + HANDSHAKE_TIMEOUT, Deadline::Handshake)),
             input_done: false,
@@ -297,7 +314,17 @@ impl Session {
     /// The result, once the session is over.
     fn finished(&mut self) -> Option<Result<Ending, ClientError>> {
         let done = self.outcome.is_some() && (self.peer_closed || self.disconnect_overdue);
-        if done { self.outcome.take() } else { None }
+        if !done {
+            return None;
+        }
+        match (self.outcome.take(), self.nick_refused.take()) {
+            // A clean close after a refused nickname is still a failure: the user
+            // asked to chat as someone and did not.
+            (Some(Ok(_)), Some((nick, message))) => {
+                Some(Err(ClientError::NickRefused { nick, message }))
+            }
+            (outcome, _) => outcome,
+        }
     }
 
     /// Reads the socket until it would block or the server closes it.
@@ -360,6 +387,8 @@ impl Session {
         self.phase = Phase::Open(WebSocket::new(Role::Client, MAX_MESSAGE_SIZE));
         self.deadline = None;
         if let Some(nick) = self.nick.take() {
+            self.awaiting_nick = Some(nick.trim().to_owned());
+            self.deadline = Some((Instant::now() + NICK_ANSWER_TIMEOUT, Deadline::NickAnswer));
             self.send_request(&ClientRequest::Nick { nick });
         }
         self.receive_frames(&after_head);
@@ -401,7 +430,9 @@ impl Session {
                         if let ServerEvent::Welcome { limits, .. } = &event {
                             self.max_image_bytes = Some(limits.max_image_bytes);
                         }
-                        self.console.event(&event)
+                        let shown = self.console.event(&event);
+                        self.check_nick_answer(&event);
+                        shown
                     }
                     // Not an event this client knows (a newer server?): show it as is.
                     Err(_) => self.console.print(&text),
@@ -439,6 +470,38 @@ impl Session {
         }
     }
 
+    /// While `--nick` awaits its answer: the `nick` event that grants it lets typed lines
+    /// go; a refusal (taken, invalid) ends the session, since the user asked to chat as
+    /// that name. The server compares nicknames without regard to case, and so does this.
+    fn check_nick_answer(&mut self, event: &ServerEvent) {
+        let Some(wanted) = &self.awaiting_nick else {
+            return;
+        };
+        match event {
+            ServerEvent::Nick { new, .. } if new.to_lowercase() == wanted.to_lowercase() => {
+                self.stop_awaiting_nick();
+            }
+            ServerEvent::Error {
+                code: ErrorCode::NickTaken | ErrorCode::NickInvalid,
+                message,
+            } => {
+                self.nick_refused = Some((wanted.clone(), message.clone()));
+                self.stop_awaiting_nick();
+                self.input_done = true;
+                self.begin_close();
+            }
+            _ => {}
+        }
+    }
+
+    /// Typed lines may go: `--nick` was answered, or its answer is not coming.
+    fn stop_awaiting_nick(&mut self) {
+        self.awaiting_nick = None;
+        if matches!(self.deadline, Some((_, Deadline::NickAnswer))) {
+            self.deadline = None;
+        }
+    }
+
     /// Records how the session ends (the first verdict stands) and starts waiting for the
     /// server to close TCP.
     fn conclude(&mut self, outcome: Result<Ending, ClientError>) {
@@ -460,6 +523,15 @@ impl Session {
         self.deadline = None;
         match deadline {
             Deadline::Handshake => Err(ClientError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+            Deadline::NickAnswer => {
+                if let Some(nick) = self.awaiting_nick.take() {
+                    self.console.notice(&format!(
+                        "no answer to the nickname {nick} within {NICK_ANSWER_TIMEOUT:?}; \
+                         sending anyway"
+                    ));
+                }
+                Ok(())
+            }
             Deadline::Linger => {
                 self.begin_close();
                 Ok(())
@@ -473,12 +545,14 @@ impl Session {
     }
 
     /// Takes the lines waiting in `input`, unless input is over, the connection is not
-    /// open, or the output queue is full. Returns whether it took any.
+    /// open, `--nick` awaits its answer, or the output queue is full. Returns whether it
+    /// took any.
     fn take_input(&mut self, input: &Receiver<Input>) -> bool {
         let mut took_any = false;
         loop {
             let open = matches!(&self.phase, Phase::Open(ws) if ws.state() == State::Open);
-            if self.input_done || !open || self.outbound.pending() >= OUTBOUND_HIGH_WATER {
+            let held = self.awaiting_nick.is_some();
+            if self.input_done || !open || held || self.outbound.pending() >= OUTBOUND_HIGH_WATER {
                 return took_any;
             }
             let report = match input.try_recv() {
