@@ -670,8 +670,12 @@ fn a_refused_handshake_is_reported() {
     let mut client = TerminalClient::spawn("404", &url, &[]);
     let (status, _, stderr) = client.wait_exit();
     assert_eq!(status.code(), Some(1), "stderr {stderr:?}");
+    // With the server's reason phrase and its own explanation from the body.
     assert!(
-        stderr.contains("handshake failed") && stderr.contains("404"),
+        stderr.contains(
+            "the WebSocket handshake failed: the server answered 404 Not Found instead of \
+             101 Switching Protocols: no WebSocket at /nowhere; use /ws"
+        ),
         "{stderr:?}"
     );
 }

@@ -28,7 +28,7 @@
 //! through, and, for the codec, that what an endpoint writes back the other role reads.
 
 use loopchat::http::{
-    ClientHandshake, HeadLimits, HttpError, Request, RequestKind, accept_key, classify,
+    ClientHandshake, HeadLimits, HttpError, MAX_REFUSAL_BODY, Request, RequestKind, accept_key, classify,
     parse_request,
 };
 use loopchat::line::{LineEvent, LineReader};
@@ -385,6 +385,11 @@ pub fn check_handshake_response(data: &[u8]) {
         expected_accept(&handshake).as_bytes(),
     );
     let whole = handshake.read_response(&response);
+    // Knowing the stream has ended changes only what was undecided.
+    let at_end = handshake.read_response_at_end(&response);
+    if whole != Ok(None) {
+        assert_eq!(at_end, whole, "the end of the stream changed a decision");
+    }
     let cut = usize::from(u16::from_be_bytes([*hi, *lo])) % (response.len() + 1);
     let prefix = handshake.read_response(&response[..cut]);
     if prefix != Ok(None) {
@@ -398,7 +403,10 @@ pub fn check_handshake_response(data: &[u8]) {
                 assert_eq!(prefix, whole, "a prefix holding the whole head");
             }
         }
-        Ok(None) => assert!(response.len() < HeadLimits::default().max_head_bytes),
+        // An incomplete head, or a refusal whose body (up to MAX_REFUSAL_BODY) is due.
+        Ok(None) => {
+            assert!(response.len() < HeadLimits::default().max_head_bytes + MAX_REFUSAL_BODY)
+        }
         Err(error) => {
             let _ = error.to_string();
         }

@@ -362,7 +362,15 @@ impl Session {
             return Ok(());
         }
         match &self.phase {
-            Phase::Handshaking { .. } => Err(ClientError::ClosedDuringHandshake),
+            // A refusal whose body ends with the connection (no Content-Length) is
+            // reported now, with what came.
+            Phase::Handshaking {
+                handshake,
+                response,
+            } => match handshake.read_response_at_end(response) {
+                Err(refused) => Err(refused.into()),
+                Ok(_) => Err(ClientError::ClosedDuringHandshake),
+            },
             Phase::Open(ws) if ws.state() == State::CloseSent => Err(ClientError::CloseNotAnswered),
             Phase::Open(_) => Err(ClientError::NoClosingHandshake),
         }

@@ -5,7 +5,9 @@
 //! a broken upgrade (answer with the [`HttpError`]'s response).
 //!
 //! Client side: [`ClientHandshake`] writes the request and checks the server's answer,
-//! including that `Sec-WebSocket-Accept` proves the server read our key.
+//! including that `Sec-WebSocket-Accept` proves the server read our key. A refusal (any
+//! status but 101) is reported with its reason phrase and the start of its body, which
+//! is where a server says why (`no WebSocket at /chat; use /ws`).
 
 use super::error::HttpError;
 use super::request::{HeadLimits, Request};
@@ -135,10 +137,19 @@ pub enum ClientHandshakeError {
     #[error("malformed handshake response: {0}")]
     Malformed(String),
     /// Any status other than 101.
-    #[error("the server answered {status} instead of 101 Switching Protocols")]
+    #[error(
+        "the server answered {status}{} instead of 101 Switching Protocols{}",
+        prefixed(" ", reason),
+        prefixed(": ", body)
+    )]
     Refused {
         /// The status the server sent.
         status: u16,
+        /// Its reason phrase (`Not Found`), printable characters only; may be empty.
+        reason: String,
+        /// The start of the body (at most [`MAX_REFUSAL_BODY`] bytes), on one line,
+        /// printable characters only; empty if there was none.
+        body: String,
     },
     /// A 101 without `Upgrade: websocket` and `Connection: upgrade`.
     #[error("the 101 response lacks Upgrade: websocket or Connection: upgrade")]
@@ -146,6 +157,28 @@ pub enum ClientHandshakeError {
     /// A `Sec-WebSocket-Accept` that does not match our key.
     #[error("Sec-WebSocket-Accept does not match the key we sent")]
     WrongAccept,
+}
+
+/// How much of a refusal's body is waited for and reported: enough for a server's
+/// explanation, not a whole error page.
+pub const MAX_REFUSAL_BODY: usize = 1024;
+
+/// `text` after `prefix`, or nothing if `text` is empty.
+fn prefixed(prefix: &str, text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{text}")
+    }
+}
+
+/// `bytes` as one line of printable text: lossy UTF-8, control characters and runs of
+/// white space each made one space, trimmed. What a server sends is shown to a person on
+/// a terminal, so it must not carry escape sequences.
+fn one_printable_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let spaced = text.replace(|c: char| c.is_control() || c.is_whitespace(), " ");
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The client's half of the handshake: a fresh random key, the request that carries it,
@@ -180,8 +213,25 @@ impl ClientHandshake {
 
     /// Checks the response at the start of `buf`. Returns the length of the response
     /// head once it is complete and valid (frames may follow it in `buf`), `Ok(None)` while
-    /// it is incomplete.
+    /// it is incomplete. A refusal is decided once its body is in, up to
+    /// [`MAX_REFUSAL_BODY`] bytes of it (for a body without a `Content-Length`, that many
+    /// or the end of the stream: see [`read_response_at_end`](Self::read_response_at_end)).
     pub fn read_response(&self, buf: &[u8]) -> Result<Option<usize>, ClientHandshakeError> {
+        self.check_response(buf, false)
+    }
+
+    /// As [`read_response`](Self::read_response), when the server has closed the
+    /// connection and `buf` is all there will be: a refusal whose body is cut short is
+    /// reported with what came. `Ok(None)`: the head itself is incomplete.
+    pub fn read_response_at_end(&self, buf: &[u8]) -> Result<Option<usize>, ClientHandshakeError> {
+        self.check_response(buf, true)
+    }
+
+    fn check_response(
+        &self,
+        buf: &[u8],
+        at_end: bool,
+    ) -> Result<Option<usize>, ClientHandshakeError> {
         let limits = HeadLimits::default();
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut fields);
@@ -198,9 +248,6 @@ impl ClientHandshake {
             Err(e) => return Err(ClientHandshakeError::Malformed(e.to_string())),
         };
         let status = response.code.unwrap_or_default();
-        if status != 101 {
-            return Err(ClientHandshakeError::Refused { status });
-        }
         let header = |name: &str| {
             response
                 .headers
@@ -208,6 +255,29 @@ impl ClientHandshake {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value)
         };
+        if status != 101 {
+            // RFC 9112 §6.3: no body for 1xx, 204 and 304; a chunked body is not
+            // worth decoding for an excerpt; otherwise `Content-Length` bytes, or all
+            // until the end of the stream.
+            let chunked = header("transfer-encoding").is_some();
+            let length = match status {
+                100..=199 | 204 | 304 => Some(0),
+                _ if chunked => Some(0),
+                _ => header("content-length")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.trim().parse::<usize>().ok()),
+            };
+            let wanted = length.unwrap_or(usize::MAX).min(MAX_REFUSAL_BODY);
+            let body = &buf[head_len..];
+            if body.len() < wanted && !at_end {
+                return Ok(None);
+            }
+            return Err(ClientHandshakeError::Refused {
+                status,
+                reason: one_printable_line(response.reason.unwrap_or_default().as_bytes()),
+                body: one_printable_line(&body[..body.len().min(wanted)]),
+            });
+        }
         let has_token = |name: &str, token: &[u8]| {
             header(name).is_some_and(|v| {
                 v.split(|&b| b == b',')
@@ -426,9 +496,80 @@ mod tests {
         let refused = HttpError::UnsupportedVersion
             .response()
             .encode(false, false);
+        let Err(ClientHandshakeError::Refused {
+            status: 426,
+            reason,
+            ..
+        }) = client.read_response(&refused)
+        else {
+            panic!("426 not reported")
+        };
+        assert_eq!(reason, "Upgrade Required");
+    }
+
+    #[test]
+    fn a_refusal_is_reported_with_its_reason_and_the_start_of_its_body() {
+        let client = ClientHandshake::new("127.0.0.1:9", "/ws");
+        let refused = |status: u16, reason: &str, body: &str| {
+            Err(ClientHandshakeError::Refused {
+                status,
+                reason: reason.into(),
+                body: body.into(),
+            })
+        };
+        let head = "HTTP/1.1 404 Not Found\r\nContent-Length: 34\r\n\r\n";
+        let whole = format!("{head}no WebSocket at /other; use /ws\n\x1b[");
+        // The body is waited for, however the response is cut.
+        for cut in 0..whole.len() {
+            assert_eq!(
+                client.read_response(&whole.as_bytes()[..cut]),
+                Ok(None),
+                "{cut}"
+            );
+        }
+        let expected = refused(404, "Not Found", "no WebSocket at /other; use /ws [");
+        assert_eq!(client.read_response(whole.as_bytes()), expected);
         assert_eq!(
-            client.read_response(&refused),
-            Err(ClientHandshakeError::Refused { status: 426 })
+            expected.unwrap_err().to_string(),
+            "the server answered 404 Not Found instead of 101 Switching Protocols: \
+             no WebSocket at /other; use /ws ["
+        );
+        // Cut short by the end of the stream: what came is reported.
+        let short = &whole.as_bytes()[..head.len() + 12];
+        assert_eq!(
+            client.read_response_at_end(short),
+            refused(404, "Not Found", "no WebSocket")
+        );
+        // No Content-Length: up to the end of the stream, or MAX_REFUSAL_BODY bytes.
+        let no_length = format!("HTTP/1.1 503 Busy\r\n\r\n{}", "z".repeat(2000));
+        let bytes = no_length.as_bytes();
+        let head_len = bytes.len() - 2000;
+        assert_eq!(client.read_response(&bytes[..head_len + 10]), Ok(None));
+        assert_eq!(
+            client.read_response_at_end(&bytes[..head_len + 10]),
+            refused(503, "Busy", &"z".repeat(10))
+        );
+        let capped = refused(503, "Busy", &"z".repeat(MAX_REFUSAL_BODY));
+        assert_eq!(
+            client.read_response(&bytes[..head_len + MAX_REFUSAL_BODY]),
+            capped
+        );
+        assert_eq!(client.read_response(bytes), capped);
+        // Bodiless statuses and chunked bodies are decided at the head.
+        for head in [
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(matches!(
+                client.read_response(head.as_bytes()),
+                Err(ClientHandshakeError::Refused { body, .. }) if body.is_empty()
+            ));
+        }
+        // No reason phrase, no body: the message stays clean.
+        let bare = client.read_response(b"HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            bare.unwrap_err().to_string(),
+            "the server answered 500 instead of 101 Switching Protocols"
         );
     }
 }
