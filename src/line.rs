@@ -61,7 +61,6 @@ impl Telnet {
                 _ => (Telnet::Data, None),
             },
             Telnet::Option => (Telnet::Data, None),
-            Telnet::Sub(n) if n >= MAX_SUBNEGOTIATION => (Telnet::Data, Some(byte)),
             Telnet::Sub(n) if byte == IAC => (Telnet::SubIac(n + 1), None),
             Telnet::Sub(n) => (Telnet::Sub(n + 1), None),
             Telnet::SubIac(_) if byte == SE => (Telnet::Data, None),
@@ -107,6 +106,12 @@ impl LineReader {
                 if let Some(event) = self.take(&[IAC], false) {
                     return Some(event);
                 }
+                continue;
+            }
+            if matches!(self.telnet, Telnet::Sub(n) if n >= MAX_SUBNEGOTIATION) {
+                // Too long for a subnegotiation: garbage, not Telnet. The byte here is
+                // read afresh, as text (or as the start of a command).
+                self.telnet = Telnet::Data;
                 continue;
             }
             if self.telnet != Telnet::Data {

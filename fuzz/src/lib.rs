@@ -17,7 +17,7 @@
 //! | `ws_server_decoder` | `[settings: u8][n: u8][n read lengths][stream ...]` |
 //! | `ws_client_decoder` | the same |
 //! | `client_handshake_response` | `[split: u16 BE][response ...]`, with `$ACCEPT` replaced |
-//! | `line_reader` | `[max line bytes: u8][n: u8][n read lengths][stream ...]` |
+//! | `line_reader` | `[max line bytes: u8][n: u8][n read lengths][stream ...]` (Telnet commands included) |
 //!
 //! # What is checked
 //!
@@ -28,8 +28,8 @@
 //! through, and, for the codec, that what an endpoint writes back the other role reads.
 
 use loopchat::http::{
-    ClientHandshake, HeadLimits, HttpError, MAX_REFUSAL_BODY, Request, RequestKind, accept_key, classify,
-    parse_request,
+    ClientHandshake, HeadLimits, HttpError, MAX_REFUSAL_BODY, Request, RequestKind, accept_key,
+    classify, parse_request,
 };
 use loopchat::line::{LineEvent, LineReader};
 use loopchat::ws::{
@@ -455,7 +455,65 @@ pub fn check_line_reader(data: &[u8]) {
     let whole = read_lines(max, &[stream]);
     let split = read_lines(max, &reads.pieces(stream));
     assert_eq!(split, whole, "cut into reads vs whole");
-    assert_eq!(whole, expected_lines(max, stream), "the model");
+    assert_eq!(
+        whole,
+        expected_lines(max, &without_telnet(stream)),
+        "the model"
+    );
+}
+
+/// Telnet's IAC, and the command bytes the model needs (RFC 854).
+const IAC: u8 = 0xFF;
+const SB: u8 = 250;
+const SE: u8 = 240;
+/// The longest subnegotiation the reader skips (`line::MAX_SUBNEGOTIATION`): past it,
+/// bytes are text again.
+const MAX_SUBNEGOTIATION: usize = 1024;
+
+/// The stream with Telnet commands taken out, as a specification written over the whole
+/// stream at once: `IAC IAC` is a 0xFF; `IAC` and a byte below 240 is a stray 0xFF (kept)
+/// and that byte is read as usual; `IAC WILL|WONT|DO|DONT` takes one option byte; `IAC SB`
+/// runs to `IAC SE` (with `IAC IAC` inside it) or for `MAX_SUBNEGOTIATION` bytes;
+/// any other `IAC X` is two bytes of command. A command cut off by the end is dropped.
+fn without_telnet(stream: &[u8]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(stream.len());
+    let mut i = 0;
+    while i < stream.len() {
+        if stream[i] != IAC {
+            text.push(stream[i]);
+            i += 1;
+            continue;
+        }
+        i = match stream.get(i + 1) {
+            None => stream.len(),
+            Some(&IAC) => {
+                text.push(IAC);
+                i + 2
+            }
+            Some(&command) if command < SE => {
+                text.push(IAC);
+                i + 1
+            }
+            Some(251..=254) => i + 3,
+            Some(&SB) => {
+                let (mut j, mut skipped) = (i + 2, 0);
+                loop {
+                    if j >= stream.len() || skipped >= MAX_SUBNEGOTIATION {
+                        break j;
+                    }
+                    if stream[j] != IAC {
+                        (j, skipped) = (j + 1, skipped + 1);
+                    } else if stream.get(j + 1) == Some(&SE) {
+                        break j + 2;
+                    } else {
+                        (j, skipped) = (j + 2, skipped + 2);
+                    }
+                }
+            }
+            Some(_) => i + 2,
+        };
+    }
+    text
 }
 
 fn read_lines(max: usize, pieces: &[&[u8]]) -> Vec<LineEvent> {
