@@ -101,9 +101,18 @@ impl LineReader {
             if self.telnet == Telnet::Command && first < SE {
                 // Not a command: a stray 0xFF from a client that is not Telnet (a Latin-1
                 // `ÿ`, binary noise). It stays in the text, where it becomes U+FFFD, and
-                // the byte after it is read as text too.
+                // the byte after it is read as text too. Both are taken here, so that an
+                // event always comes with input consumed (a `TooLong` from the 0xFF
+                // leaves the line skipped, and the next byte cannot add a second event).
+                *input = &input[1..];
                 self.telnet = Telnet::Data;
-                if let Some(event) = self.take(&[IAC], false) {
+                let stray = self.take(&[IAC], false);
+                let next = if first == b'\n' {
+                    self.take(&[], true)
+                } else {
+                    self.take(&[first], false)
+                };
+                if let Some(event) = stray.or(next) {
                     return Some(event);
                 }
                 continue;
@@ -157,6 +166,13 @@ impl LineReader {
     /// The last line, if the stream ended without a final `\n`: a client that sends
     /// half a line and closes has said it, as `printf hi | nc` means.
     pub fn finish(&mut self) -> Option<LineEvent> {
+        if self.telnet == Telnet::Command {
+            // A 0xFF with nothing after it starts no command: it was text.
+            self.telnet = Telnet::Data;
+            if let Some(event) = self.take(&[IAC], false) {
+                return Some(event);
+            }
+        }
         let unfinished = !self.partial.is_empty() && !self.skipping;
         unfinished.then(|| self.take_line())
     }
@@ -258,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_stray_0xff_that_starts_no_command_stays_as_text() {
-        let input = b"ff\xff bell\n\xff\n\xffx\xff\xf4y\n";
+        let input = b"ff\xff bell\n\xff\n\xffx\xff\xf4y\nlast\xff";
         for piece in 1..=input.len() {
             let mut reader = LineReader::new(100);
             assert_eq!(
@@ -270,6 +286,8 @@ mod tests {
                 ],
                 "{piece}"
             );
+            // The last 0xFF, with the stream's end after it, is text too.
+            assert_eq!(reader.finish(), Some(line("last\u{fffd}")), "{piece}");
         }
     }
 

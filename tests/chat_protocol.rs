@@ -1179,6 +1179,11 @@ fn a_multiline_message_cannot_forge_lines_on_the_line_port() {
             "a forged line: {lines:?}"
         );
     }
+    // `/quit`: a last line, then the end of the stream.
+    std::io::Write::write_all(reader.get_mut(), b"/quit\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).expect("the end in time");
+    assert_eq!(rest, "* bye\n");
 }
 
 #[test]

@@ -606,7 +606,7 @@ fn a_refused_nickname_ends_the_session_before_anything_is_said() {
     let (status, _, stderr) = imposter.wait_exit();
     assert_eq!(status.code(), Some(1), "stderr {stderr:?}");
     assert!(
-        stderr.contains("the nickname ADA was refused: the nickname ADA is taken"),
+        stderr.contains("--nick ADA refused: the nickname ADA is taken"),
         "{stderr:?}"
     );
     // The guest it was came and went without a word.
@@ -719,6 +719,25 @@ impl FakeServer {
     /// the request line and Host header. `first_frames` go out in the same write as the
     /// 101, as a server may send them.
     fn accept(args: &[&str], first_frames: &[u8]) -> (FakeServer, TerminalClient) {
+        let (mut server, client, head) = FakeServer::connect(args);
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a key");
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            loopchat::http::accept_key(key.trim().as_bytes())
+        )
+        .into_bytes();
+        response.extend_from_slice(first_frames);
+        server.stream.write_all(&response).expect("write 101");
+        (server, client)
+    }
+
+    /// Starts a client against a fresh listener and reads its request head, leaving the
+    /// answer to the caller.
+    fn connect(args: &[&str]) -> (FakeServer, TerminalClient, String) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = TerminalClient::spawn("client", &format!("ws://{addr}/chat?x=1"), args);
@@ -741,19 +760,7 @@ impl FakeServer {
         let head = server.read_head();
         assert!(head.starts_with("GET /chat?x=1 HTTP/1.1\r\n"), "{head}");
         assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("a key");
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            loopchat::http::accept_key(key.trim().as_bytes())
-        )
-        .into_bytes();
-        response.extend_from_slice(first_frames);
-        server.stream.write_all(&response).expect("write 101");
-        (server, client)
+        (server, client, head)
     }
 
     fn read_head(&mut self) -> String {
@@ -857,6 +864,24 @@ fn a_server_breaking_the_protocol_gets_1002_and_exit_1() {
     assert_eq!(status.code(), Some(1), "stderr {stderr:?}");
     assert!(
         stderr.contains("broke the WebSocket protocol"),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn a_refusal_that_ends_with_the_connection_is_reported_with_its_body() {
+    let (mut server, mut client, _) = FakeServer::connect(&[]);
+    // No Content-Length: the body runs to the end of the stream.
+    let refusal = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\norigin not allowed\n";
+    server
+        .stream
+        .write_all(refusal.as_bytes())
+        .expect("write 403");
+    drop(server);
+    let (status, _, stderr) = client.wait_exit();
+    assert_eq!(status.code(), Some(1), "stderr {stderr:?}");
+    assert!(
+        stderr.contains("403 Forbidden instead of 101 Switching Protocols: origin not allowed"),
         "{stderr:?}"
     );
 }

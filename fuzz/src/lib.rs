@@ -474,7 +474,8 @@ const MAX_SUBNEGOTIATION: usize = 1024;
 /// stream at once: `IAC IAC` is a 0xFF; `IAC` and a byte below 240 is a stray 0xFF (kept)
 /// and that byte is read as usual; `IAC WILL|WONT|DO|DONT` takes one option byte; `IAC SB`
 /// runs to `IAC SE` (with `IAC IAC` inside it) or for `MAX_SUBNEGOTIATION` bytes;
-/// any other `IAC X` is two bytes of command. A command cut off by the end is dropped.
+/// any other `IAC X` is two bytes of command. A last `IAC` with nothing after it is a
+/// stray 0xFF; any other command cut off by the end is dropped.
 fn without_telnet(stream: &[u8]) -> Vec<u8> {
     let mut text = Vec::with_capacity(stream.len());
     let mut i = 0;
@@ -485,7 +486,10 @@ fn without_telnet(stream: &[u8]) -> Vec<u8> {
             continue;
         }
         i = match stream.get(i + 1) {
-            None => stream.len(),
+            None => {
+                text.push(IAC);
+                stream.len()
+            }
             Some(&IAC) => {
                 text.push(IAC);
                 i + 2

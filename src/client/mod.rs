@@ -129,7 +129,7 @@ pub enum ClientError {
     Protocol(ProtocolError),
     /// The server refused the nickname given with `--nick` (taken, or not valid); the
     /// client closed rather than chat under another name.
-    #[error("the nickname {nick} was refused: {message}")]
+    #[error("--nick {nick} refused: {message}")]
     NickRefused {
         /// The nickname asked for.
         nick: String,

@@ -170,6 +170,9 @@ pub struct Session {
     /// The nickname asked for, while its answer is awaited. Typed lines wait meanwhile,
     /// so that nothing is said under the guest name, or at all if the name is refused.
     awaiting_nick: Option<String>,
+    /// The name the server gave on arrival (its `welcome`): the grant of `--nick` is the
+    /// `nick` event from this name to the one asked for, not someone else's rename.
+    guest_nick: Option<String>,
     /// The server refused `--nick`: the nickname and the server's message. The session
     /// closes, and ends in [`ClientError::NickRefused`].
     nick_refused: Option<(String, String)>,
@@ -255,6 +258,7 @@ impl Session {
             writable_registered: false,
             nick: config.nick.clone(),
             awaiting_nick: None,
+            guest_nick: None,
             nick_refused: None,
             linger: config.linger,
             deadline: Some((Instant::now() + HANDSHAKE_TIMEOUT, Deadline::Handshake)),
@@ -345,7 +349,11 @@ impl Session {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // After the closing handshake a reset is as good as a close.
                 Err(_) if self.outcome.is_some() => break self.on_peer_closed(),
-                Err(e) => break Err(ClientError::ConnectionLost(e)),
+                Err(e) => {
+                    break Err(self
+                        .refusal_so_far()
+                        .unwrap_or(ClientError::ConnectionLost(e)));
+                }
             }
         };
         self.read_buf = buf;
@@ -364,16 +372,29 @@ impl Session {
         match &self.phase {
             // A refusal whose body ends with the connection (no Content-Length) is
             // reported now, with what came.
-            Phase::Handshaking {
-                handshake,
-                response,
-            } => match handshake.read_response_at_end(response) {
-                Err(refused) => Err(refused.into()),
-                Ok(_) => Err(ClientError::ClosedDuringHandshake),
-            },
+            Phase::Handshaking { .. } => Err(self
+                .refusal_so_far()
+                .unwrap_or(ClientError::ClosedDuringHandshake)),
             Phase::Open(ws) if ws.state() == State::CloseSent => Err(ClientError::CloseNotAnswered),
             Phase::Open(_) => Err(ClientError::NoClosingHandshake),
         }
+    }
+
+    /// While handshaking: the server's refusal, if its head is in, with as much of its
+    /// body as came. For when no more will come (the stream ended or failed, or the
+    /// deadline passed) and the refusal says more than "connection lost" would.
+    fn refusal_so_far(&self) -> Option<ClientError> {
+        let Phase::Handshaking {
+            handshake,
+            response,
+        } = &self.phase
+        else {
+            return None;
+        };
+        handshake
+            .read_response_at_end(response)
+            .err()
+            .map(Into::into)
     }
 
     /// Bytes from the server: the handshake response, then frames.
@@ -435,8 +456,9 @@ impl Session {
             Event::Text(text) => {
                 let shown = match serde_json::from_str::<ServerEvent>(&text) {
                     Ok(event) => {
-                        if let ServerEvent::Welcome { limits, .. } = &event {
+                        if let ServerEvent::Welcome { limits, nick, .. } = &event {
                             self.max_image_bytes = Some(limits.max_image_bytes);
+                            self.guest_nick = Some(nick.clone());
                         }
                         let shown = self.console.event(&event);
                         self.check_nick_answer(&event);
@@ -485,8 +507,11 @@ impl Session {
         let Some(wanted) = &self.awaiting_nick else {
             return;
         };
+        let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
         match event {
-            ServerEvent::Nick { new, .. } if new.to_lowercase() == wanted.to_lowercase() => {
+            ServerEvent::Nick { old, new, .. }
+                if same(new, wanted) && self.guest_nick.as_deref().is_none_or(|g| same(old, g)) =>
+            {
                 self.stop_awaiting_nick();
             }
             ServerEvent::Error {
@@ -530,7 +555,10 @@ impl Session {
         }
         self.deadline = None;
         match deadline {
-            Deadline::Handshake => Err(ClientError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+            // A refusal whose body is still coming is reported as what it is.
+            Deadline::Handshake => Err(self
+                .refusal_so_far()
+                .unwrap_or(ClientError::HandshakeTimeout(HANDSHAKE_TIMEOUT))),
             Deadline::NickAnswer => {
                 if let Some(nick) = self.awaiting_nick.take() {
                     self.console.notice(&format!(

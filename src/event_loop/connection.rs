@@ -461,8 +461,9 @@ impl Connections {
     /// until the close deadline to answer. Does nothing unless the connection is open. A
     /// code that may not be sent (1005, 1006, 1015, or outside the allowed ranges) is
     /// replaced by 1011, internal error: it is the application's mistake. A line
-    /// connection has no Close frame: a line `! REASON; closing` takes its place (when
-    /// the output queue has room for it), what is queued is written, then TCP is closed.
+    /// connection has no Close frame: a last line takes its place (when the output queue
+    /// has room for it), `* REASON` for a normal close (`/quit`) and `! REASON; closing`
+    /// for any other, what is queued is written, then TCP is closed.
     pub fn close(&mut self, key: usize, code: CloseCode, reason: &str) {
         if matches!(self.slab.get(key).map(|c| &c.phase), Some(Phase::Line(_))) {
             self.catch_up(key);
@@ -472,7 +473,11 @@ impl Connections {
             if let Some(conn) = self.slab.get_mut(key)
                 && !reason.is_empty()
             {
-                let notice = format!("! {reason}; closing\n");
+                let notice = if code == CloseCode::Normal {
+                    format!("* {reason}\n")
+                } else {
+                    format!("! {reason}; closing\n")
+                };
                 if conn.out.len() + notice.len() <= max {
                     conn.out.push_bytes(notice.as_bytes());
                 }
