@@ -24,7 +24,8 @@ impl Handler for Ordered {
             Message::Text("order") => {
                 ctx.broadcast(Message::Text("first"), Some(from));
                 for &other in &others {
-                    ctx.send(other, Message::Text("second"));
+                    ctx.send(other, Message::Text("second"))
+                        .expect("room for one message");
                 }
                 ctx.broadcast(Message::Text("third"), Some(from));
             }

@@ -16,9 +16,10 @@ struct Seen {
     events: Vec<String>,
 }
 
-/// A handler driven by commands: `close-normal` closes with 1000, `close-1005` asks for a
-/// close code that may not be sent; anything else is echoed. It greets each connection
-/// with its request target, refuses upgrades on `/private`, and records opens and closes.
+/// A handler driven by commands: `close-normal` closes with 1000 (and then tries to send,
+/// recording what `send` said), `close-1005` asks for a close code that may not be sent;
+/// anything else is echoed. It greets each connection with its request target, refuses
+/// upgrades on `/private`, and records opens and closes.
 struct Commanded {
     seen: Arc<Mutex<Seen>>,
 }
@@ -38,16 +39,20 @@ impl Handler for Commanded {
             .events
             .push(format!("open {conn}"));
         let target = request.map_or("(line port)", |r| r.target.as_str());
-        ctx.send(conn, Message::Text(&format!("hello {target}")));
+        ctx.send(conn, Message::Text(&format!("hello {target}")))
+            .expect("an open connection with an empty queue takes a message");
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {
         match message {
-            Message::Text("close-normal") => ctx.close(conn, CloseCode::Normal, "as asked"),
-            Message::Text("close-1005") => ctx.close(conn, CloseCode::NoStatus, ""),
-            other => {
-                ctx.send(conn, other);
+            Message::Text("close-normal") => {
+                ctx.close(conn, CloseCode::Normal, "as asked");
+                let result = ctx.send(conn, Message::Text("after the close"));
+                let event = format!("send after close {conn}: {result:?}");
+                self.seen.lock().unwrap().events.push(event);
             }
+            Message::Text("close-1005") => ctx.close(conn, CloseCode::NoStatus, ""),
+            other => ctx.send(conn, other).expect("room for an echo"),
         }
     }
 
@@ -106,10 +111,16 @@ fn an_application_close_is_sent_once_even_if_the_peer_then_breaks_the_protocol()
 
 #[test]
 fn an_application_close_completes_when_the_peer_answers() {
-    let (addr, _) = start();
+    let (addr, seen) = start();
     let mut client = open_at(addr, "/");
     client.send(&client_frame(true, OP_TEXT, b"close-normal"));
     client.expect_close(1000);
+    let sent = seen.lock().unwrap().events.clone();
+    assert!(
+        sent.iter()
+            .any(|e| e.starts_with("send after close") && e.ends_with(": Err(NotOpen)")),
+        "a send after the close is refused as NotOpen: {sent:?}"
+    );
     // Pings after the server's Close go unanswered; our Close completes the handshake.
     client.send(&client_frame(true, OP_PING, b"late"));
     client.send(&client_frame(
@@ -158,7 +169,7 @@ fn every_opened_session_is_closed_exactly_once() {
     loop {
         let events = seen.lock().unwrap().events.clone();
         let opens = events.iter().filter(|e| e.starts_with("open")).count();
-        let closes = events.iter().filter(|e| e.starts_with("close")).count();
+        let closes = events.iter().filter(|e| e.starts_with("close ")).count();
         if closes == 4 {
             assert_eq!(opens, 4, "{events:?}");
             for open in events.iter().filter(|e| e.starts_with("open")) {

@@ -143,7 +143,7 @@ impl loopchat::Handler for EchoText {
         match message {
             loopchat::Message::Text(_) => {
                 self.binary_at_text.lock().unwrap().push(self.binary);
-                ctx.send(conn, message);
+                ctx.send(conn, message).expect("room for an echo");
             }
             loopchat::Message::Binary(bytes) => {
                 self.binary += 1;

@@ -182,8 +182,9 @@ struct Transcript {
     events: Vec<Result<Event, ProtocolError>>,
     /// The state once the stream was used up.
     state: State,
-    /// What the endpoint wrote back: messages echoed, Pings answered, a Close for a Close
-    /// or for the error, as the echo server does.
+    /// What the endpoint wrote back: messages echoed as the echo server does, and the
+    /// replies the state machine owes (a Pong for a Ping, a Close for a Close or for the
+    /// error), drained after every read.
     answer: Vec<u8>,
     /// The events the other role must find in `answer`.
     expected_answer: Vec<Event>,
@@ -259,14 +260,36 @@ fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Tran
                 assert_eq!(result, Ok(None), "an event after the end, in {before:?}");
                 assert_eq!(ws.state(), before);
             }
-            let after_close = match before {
-                State::CloseSent => State::Closed,
-                _ => State::CloseReceived,
-            };
-            let after_error = match before {
-                State::CloseSent => State::Closed,
-                _ => State::Failed,
-            };
+            let replies_before = transcript.answer.len();
+            ws.drain_replies(&mut transcript.answer);
+            assert!(!ws.has_replies());
+            let replied = transcript.answer.len() > replies_before;
+            match &result {
+                Ok(Some(Event::Ping(payload))) if before == State::Open => {
+                    assert!(replied, "a Ping unanswered");
+                    transcript.expected_answer.push(Event::Pong(*payload));
+                }
+                Ok(Some(Event::Close(frame))) if before == State::Open => {
+                    assert!(replied, "a Close unanswered");
+                    let echo = frame.as_ref().map(|f| CloseFrame {
+                        code: f.code,
+                        reason: String::new(),
+                    });
+                    transcript.expected_answer.push(Event::Close(echo));
+                }
+                Err(error) if before == State::Open => {
+                    assert!(replied, "a protocol error without our Close");
+                    let mut reason = error.to_string();
+                    reason.truncate(123);
+                    transcript
+                        .expected_answer
+                        .push(Event::Close(Some(CloseFrame {
+                            code: error.close_code(),
+                            reason,
+                        })));
+                }
+                _ => assert!(!replied, "a reply owed to nothing, in {before:?}: {result:?}"),
+            }
             match result {
                 Ok(None) => break,
                 Ok(Some(event)) => {
@@ -274,7 +297,7 @@ fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Tran
                         assert!(message.payload().len() <= limit, "a message over the limit");
                     }
                     if let Event::Close(_) = event {
-                        assert_eq!(ws.state(), after_close);
+                        assert_eq!(ws.state(), State::Closed);
                         ended = true;
                     } else {
                         assert_eq!(ws.state(), before);
@@ -288,9 +311,11 @@ fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Tran
                     }
                 }
                 Err(error) => {
-                    assert_eq!(ws.state(), after_error);
+                    assert_eq!(ws.state(), State::Closed);
+                    assert!(error.close_code().is_allowed_on_wire());
                     ended = true;
-                    answer_error(&mut ws, error, &mut transcript);
+                    let refused = ws.write_close(Some((error.close_code(), "")), &mut Vec::new());
+                    assert_eq!(refused, Err(SendError::Closed), "exactly one Close");
                     transcript.events.push(Err(error));
                 }
             }
@@ -300,7 +325,8 @@ fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Tran
     transcript
 }
 
-/// Answers an event as the echo server would: echo a message, answer a Ping, echo a Close.
+/// Answers an event as the echo server would: echo a message. (Pings and Closes are
+/// answered by the state machine itself, among its replies.)
 fn answer(ws: &mut WebSocket, event: &Event, transcript: &mut Transcript) {
     let out = &mut transcript.answer;
     let can_send = ws.state().can_send();
@@ -313,50 +339,23 @@ fn answer(ws: &mut WebSocket, event: &Event, transcript: &mut Transcript) {
             ws.write_message(Message::Binary(bytes), out),
             Event::Binary(bytes.clone()),
         ),
-        Event::Ping(payload) => (ws.write_pong(payload, out), Event::Pong(*payload)),
-        Event::Pong(_) => return,
+        Event::Ping(_) | Event::Pong(_) => return,
         Event::Close(frame) => {
             if let Some(frame) = frame {
                 assert!(frame.code.is_allowed_on_wire(), "{frame:?}");
                 assert!(frame.reason.len() <= 123);
             }
             let close = frame.as_ref().map(|f| (f.code, f.reason.as_str()));
-            let sent = ws.write_close(close, out);
-            if sent.is_ok() {
-                assert_eq!(ws.state(), State::Closed);
-            }
-            (sent, Event::Close(frame.clone()))
+            let refused = ws.write_close(close, out);
+            assert_eq!(refused, Err(SendError::Closed), "exactly one Close");
+            return;
         }
     };
     match sent {
         Ok(()) => transcript.expected_answer.push(echo),
         Err(error) => {
-            assert!(!can_send || matches!(event, Event::Close(_)), "{error:?}");
+            assert!(!can_send, "{error:?}");
             assert_eq!(error, SendError::Closed);
-        }
-    }
-}
-
-/// After a protocol error: send the Close the error earns, if a Close may still be sent.
-fn answer_error(ws: &mut WebSocket, error: ProtocolError, transcript: &mut Transcript) {
-    let code = error.close_code();
-    assert!(code.is_allowed_on_wire());
-    match ws.state() {
-        State::Failed => {
-            ws.write_close(Some((code, "protocol error")), &mut transcript.answer)
-                .expect("the Close that reports the failure");
-            assert_eq!(ws.state(), State::Closed);
-            transcript
-                .expected_answer
-                .push(Event::Close(Some(CloseFrame {
-                    code,
-                    reason: "protocol error".into(),
-                })));
-        }
-        state => {
-            assert_eq!(state, State::Closed);
-            let refused = ws.write_close(Some((code, "")), &mut transcript.answer);
-            assert_eq!(refused, Err(SendError::Closed));
         }
     }
 }

@@ -430,25 +430,22 @@ impl Session {
             let Phase::Open(ws) = &mut self.phase else {
                 return;
             };
-            let event = match ws.read(&mut input) {
-                Ok(Some(event)) => event,
+            let we_closed = ws.state() == State::CloseSent;
+            let result = ws.read(&mut input);
+            // What the protocol owes the server: a Pong, or the Close that answers its
+            // Close or reports its protocol error (RFC 6455 §7.1.7).
+            ws.drain_replies(self.outbound.buffer());
+            match result {
+                Ok(Some(event)) => self.on_event(event, we_closed),
                 Ok(None) => return,
-                Err(error) => {
-                    // Fail the connection (RFC 6455 §7.1.7): our Close with the error's
-                    // code, unless ours was sent already, then close.
-                    let reason = error.to_string();
-                    let close = Some((error.close_code(), reason.as_str()));
-                    let _ = ws.write_close(close, self.outbound.buffer());
-                    self.conclude(Err(ClientError::Protocol(error)));
-                    return;
-                }
-            };
-            self.on_event(event);
+                Err(error) => return self.conclude(Err(ClientError::Protocol(error))),
+            }
         }
     }
 
-    /// Acts on one event from the server.
-    fn on_event(&mut self, event: Event) {
+    /// Acts on one event from the server; `we_closed` says whether our Close was sent
+    /// before it came.
+    fn on_event(&mut self, event: Event, we_closed: bool) {
         let Phase::Open(ws) = &mut self.phase else {
             return;
         };
@@ -481,20 +478,15 @@ impl Session {
                 ws.recycle(bytes);
                 self.console.print(&text);
             }
-            Event::Ping(payload) => {
-                // Refused only once our Close is sent, when a Pong may not follow it.
-                let _ = ws.write_pong(&payload, self.outbound.buffer());
-            }
-            Event::Pong(_) => {}
+            // Answered among the replies.
+            Event::Ping(_) | Event::Pong(_) => {}
             Event::Close(frame) => {
-                if ws.state() == State::CloseReceived {
-                    // The server closes first: echo its code (RFC 6455 §5.5.1).
-                    let echo = frame.as_ref().map(|f| (f.code, ""));
-                    let _ = ws.write_close(echo, self.outbound.buffer());
-                    self.conclude(Ok(Ending::ClosedByServer(frame)));
-                } else {
+                if we_closed {
                     // The answer to our Close (or the server's own, crossing ours).
                     self.conclude(Ok(Ending::ClosedByClient(frame)));
+                } else {
+                    // The server closes first; its echo is among the replies.
+                    self.conclude(Ok(Ending::ClosedByServer(frame)));
                 }
             }
         }

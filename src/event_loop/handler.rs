@@ -22,8 +22,9 @@
 //! a close is carried out by the loop, which calls `on_close` after the current callback
 //! has returned. A handler is therefore never re-entered and never blocks.
 
-use super::connection::{Connection, Connections};
-use super::outbound::SharedFrame;
+use super::connection::Connection;
+use super::connections::{Connections, SendError};
+use super::shared_frame::{SharedFrame, Transport};
 use crate::http::{Request, Response};
 use crate::ws::{CloseCode, Message};
 use std::fmt;
@@ -86,16 +87,6 @@ pub trait Handler {
     }
 }
 
-/// How a connection talks, which decides how messages to it are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// WebSocket frames, after an HTTP upgrade.
-    WebSocket,
-    /// Text lines on the raw TCP port (`ServerConfig::line_addr`): each text message sent
-    /// becomes a line; binary messages cannot be sent.
-    Line,
-}
-
 /// What a handler can do: send, broadcast, close, and look at connections.
 pub struct Context<'a> {
     conns: &'a mut Connections,
@@ -106,17 +97,20 @@ impl<'a> Context<'a> {
         Context { conns }
     }
 
-    /// Sends a message to one connection. Returns false if the connection is not open
-    /// (closing or gone), or if its output queue is full: then it is closed with 1008 as
-    /// too slow, or, under [`SlowConsumer::Drop`](super::SlowConsumer::Drop), the
-    /// message is dropped and counted.
-    pub fn send(&mut self, to: ConnectionId, message: Message<'_>) -> bool {
+    /// Sends a message to one connection. Fails, queueing nothing, if the connection is
+    /// not open (closing or gone: [`SendError::NotOpen`]), if its transport cannot carry
+    /// the message (binary to a line client: [`SendError::WrongTransport`]), or if its
+    /// output queue is full: then it is closed with 1008 as too slow
+    /// ([`SendError::TooSlow`]), or, under
+    /// [`SlowConsumer::Drop`](super::SlowConsumer::Drop), the message is dropped and
+    /// counted ([`SendError::Dropped`]).
+    pub fn send(&mut self, to: ConnectionId, message: Message<'_>) -> Result<(), SendError> {
         self.conns.send(to.0, message)
     }
 
     /// Sends an already encoded frame; see [`SharedFrame`]. Same rules as [`Self::send`];
-    /// also false if the frame was encoded for the other transport.
-    pub fn send_shared(&mut self, to: ConnectionId, frame: &SharedFrame) -> bool {
+    /// [`SendError::WrongTransport`] if the frame was encoded for the other transport.
+    pub fn send_shared(&mut self, to: ConnectionId, frame: &SharedFrame) -> Result<(), SendError> {
         self.conns.send_shared(to.0, frame)
     }
 
@@ -171,5 +165,16 @@ impl<'a> Context<'a> {
     /// The time at the start of the current loop turn.
     pub fn now(&self) -> Instant {
         self.conns.now
+    }
+}
+
+/// Gives `handler` the `on_close` of every session that ended since the last call. A
+/// handler may close other connections from `on_close`; those are delivered too. The loop
+/// calls this after every handler call, so `on_close` never re-enters the handler.
+pub(crate) fn deliver_closes<H: Handler>(handler: &mut H, conns: &mut Connections) {
+    while !conns.closed.is_empty() {
+        for key in std::mem::take(&mut conns.closed) {
+            handler.on_close(&mut Context::new(conns), ConnectionId(key));
+        }
     }
 }

@@ -10,78 +10,16 @@
 //!
 //! The queue is drained by [`OutboundQueue::write_to`], which hands up to 512 chunks to
 //! the kernel in one vectored write, so a connection that has fallen behind catches up
-//! with few system calls. [`OutboundQueue::write_with_pending`] does the same with the
-//! loop turn's broadcasts appended, written from where they are: the common case of a
-//! broadcast that the kernel takes at once never touches the queue at all.
+//! with few system calls. [`OutboundQueue::write_with_broadcasts`] does the same with the
+//! broadcasts the connection has not taken appended, written from where they lie in the
+//! [broadcast log](super::broadcast_log): the common case of a broadcast that the kernel
+//! takes at once never touches the queue at all.
 
-use super::handler::Transport;
-use crate::ws::Message;
-use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN};
+use super::broadcast_log::Unseen;
+use super::shared_frame::SharedFrame;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
-
-/// A message encoded once for the wire and shared by every queue it is pushed to: a
-/// WebSocket frame (server frames are not masked, so the same bytes are right for every
-/// recipient), or a text line for the line port.
-#[derive(Debug, Clone)]
-pub struct SharedFrame {
-    bytes: Rc<[u8]>,
-    transport: Transport,
-}
-
-impl SharedFrame {
-    /// Encodes `message` as a single unmasked frame, in one allocation: header and
-    /// payload are written straight into the reference-counted buffer.
-    pub fn new(message: Message<'_>) -> SharedFrame {
-        let payload = message.payload();
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: message.opcode(),
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
-        // Both halves are slice iterators of known length, so `Rc<[u8]>` allocates once
-        // at the exact size and copies into place.
-        let bytes = head[..head_len].iter().chain(payload).copied().collect();
-        SharedFrame {
-            bytes,
-            transport: Transport::WebSocket,
-        }
-    }
-
-    /// Encodes `text` as one line for the line port: the text and a `\n`.
-    pub fn line(text: &str) -> SharedFrame {
-        let bytes = text.as_bytes().iter().chain(b"\n").copied().collect();
-        SharedFrame {
-            bytes,
-            transport: Transport::Line,
-        }
-    }
-
-    /// The transport the frame is encoded for.
-    pub fn transport(&self) -> Transport {
-        self.transport
-    }
-
-    /// The frame's length on the wire.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether the frame is empty (never true for an encoded frame).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The encoded bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
 
 /// One piece of queued output.
 #[derive(Debug)]
@@ -199,44 +137,37 @@ impl OutboundQueue {
         Ok(Drain::Empty)
     }
 
-    /// Like [`Self::write_until_blocked`], with `pending` (shared frames not yet queued)
-    /// after the queue: the first write offers the queue and `pending` together, straight
-    /// from where they are, so that frames the kernel takes whole are never queued at
-    /// all. Whatever of `pending` it does not take is queued, in order, and the rest
-    /// goes as usual.
-    ///
-    /// `pending_bytes` are exactly the bytes of `pending`, in order, in slices of any
-    /// size: the loop passes the frames as they lie in the turn's batch, a few long slices
-    /// (see [`TurnBatch`](super::batch::TurnBatch)). When the kernel takes every byte
-    /// offered, the frames are not walked at all, so bytes that stopped short of the end
-    /// of `pending` would lose the frames past them (a debug build checks).
-    pub fn write_with_pending<'f, 'b>(
+    /// Like [`Self::write_until_blocked`], with the broadcasts the connection has not
+    /// taken (`unseen`) after the queue: the first write offers the queue and the
+    /// broadcasts together, straight from where they lie in the log, so that frames the
+    /// kernel takes whole are never queued at all. Whatever of them it does not take is
+    /// queued, by reference and in order, and the rest goes as usual. Either way, the
+    /// connection has taken them all when this returns `Ok`.
+    pub fn write_with_broadcasts(
         &mut self,
         writer: &mut impl Write,
-        pending: impl Iterator<Item = &'f SharedFrame>,
-        pending_bytes: impl Iterator<Item = &'b [u8]>,
+        unseen: Unseen<'_>,
         budget: usize,
     ) -> io::Result<Drain> {
-        let mut pending = pending.peekable();
-        if pending.peek().is_none() {
+        if unseen.is_empty() {
             return self.write_until_blocked(writer, budget);
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = self.fill(&mut slices);
-        let mut pending_bytes = pending_bytes.peekable();
+        let mut broadcast_slices = unseen.slices().peekable();
         let mut offered = 0;
         for slot in &mut slices[count..] {
-            let Some(bytes) = pending_bytes.next() else {
+            let Some(bytes) = broadcast_slices.next() else {
                 break;
             };
             *slot = IoSlice::new(bytes);
             offered += bytes.len();
             count += 1;
         }
-        let offered_all = pending_bytes.peek().is_none();
+        let offered_all = broadcast_slices.peek().is_none();
         let result = loop {
             if count == 0 {
-                // Nothing to offer (only empty frames are pending): no write, no error.
+                // Nothing to offer (every broadcast skips this connection): no write.
                 break Ok(0);
             }
             match writer.write_vectored(&slices[..count]) {
@@ -257,24 +188,19 @@ impl OutboundQueue {
         if offered_all && written == offered {
             // The common case: the kernel took everything. Nothing to queue, and no need
             // to walk the frames.
-            debug_assert_eq!(
-                pending.map(SharedFrame::len).sum::<usize>(),
-                offered,
-                "pending_bytes must be the bytes of the pending frames"
-            );
             return Ok(if self.is_empty() {
                 Drain::Empty
             } else {
                 self.write_until_blocked(writer, budget_left)?
             });
         }
-        for frame in pending {
+        for frame in unseen.frames() {
             if written >= frame.len() {
                 written -= frame.len();
                 continue;
             }
-            // The queue is empty whenever part of `pending` was written, so a frame cut
-            // off by the write becomes its front, with its written part marked.
+            // The queue is empty whenever part of the broadcasts was written, so a frame
+            // cut off by the write becomes its front, with its written part marked.
             let front = self.is_empty();
             self.push_shared(frame);
             if front && written > 0 {
@@ -287,6 +213,14 @@ impl OutboundQueue {
             return Ok(Drain::Blocked);
         }
         self.write_until_blocked(writer, budget_left)
+    }
+
+    /// Queues the broadcasts the connection has not taken, by reference, behind what is
+    /// queued: so that whatever is queued next comes after them.
+    pub fn push_unseen(&mut self, unseen: Unseen<'_>) {
+        for frame in unseen.frames() {
+            self.push_shared(frame);
+        }
     }
 
     /// Drops shared frames (broadcasts), newest first, until the queue holds at most
@@ -360,6 +294,9 @@ impl OutboundQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event_loop::broadcast_log::BroadcastLog;
+    use crate::event_loop::shared_frame::Transport;
+    use crate::ws::Message;
 
     /// A writer that takes at most `limit` bytes per call, like a nearly full socket.
     struct Trickle {
@@ -417,11 +354,21 @@ mod tests {
         }
     }
 
+    /// A log of `frames`, published by connection 1, and the view of connection 0.
+    fn log_of(frames: &[SharedFrame]) -> BroadcastLog {
+        let mut log = BroadcastLog::default();
+        for frame in frames {
+            log.publish(frame, Some(1));
+        }
+        log
+    }
+
     #[test]
-    fn pending_frames_follow_the_queue_and_what_is_not_written_is_queued() {
+    fn broadcasts_follow_the_queue_and_what_is_not_written_is_queued() {
         let frames: Vec<SharedFrame> = (0..300)
-            .map(|i| SharedFrame::new(Message::Text(&"p".repeat(i % 40))))
+            .map(|i| SharedFrame::new(Message::Text(&"p".repeat(i % 40 + i / 299 * 5000))))
             .collect();
+        let mut log = log_of(&frames);
         for limit in [1, 5, 64, 1000, 100_000] {
             for queued in [0, 1, 7] {
                 let mut queue = OutboundQueue::default();
@@ -438,15 +385,9 @@ mod tests {
                     written: Vec::new(),
                     limit,
                 };
-                // One call with the pending frames, then plain writes for the rest.
-                let drain = queue
-                    .write_with_pending(
-                        &mut writer,
-                        frames.iter(),
-                        frames.iter().map(SharedFrame::as_bytes),
-                        1,
-                    )
-                    .unwrap();
+                // One call with the broadcasts, then plain writes for the rest.
+                let unseen = log.unseen(0, Transport::WebSocket, 0);
+                let drain = queue.write_with_broadcasts(&mut writer, unseen, 1).unwrap();
                 assert_eq!(
                     writer.written.len() + queue.len(),
                     expected.len(),
@@ -462,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_frames_the_kernel_refuses_are_queued_whole() {
+    fn broadcasts_the_kernel_refuses_are_queued_whole() {
         struct Full;
         impl Write for Full {
             fn write(&mut self, _: &[u8]) -> io::Result<usize> {
@@ -473,32 +414,28 @@ mod tests {
             }
         }
         let frame = SharedFrame::new(Message::Text("later"));
+        let mut log = log_of(&[frame.clone(), frame.clone()]);
         let mut queue = OutboundQueue::default();
+        let unseen = log.unseen(0, Transport::WebSocket, 0);
         let drain = queue
-            .write_with_pending(
-                &mut Full,
-                [&frame, &frame].into_iter(),
-                [frame.as_bytes(), frame.as_bytes()].into_iter(),
-                usize::MAX,
-            )
+            .write_with_broadcasts(&mut Full, unseen, usize::MAX)
             .unwrap();
         assert_eq!(drain, Drain::Blocked);
         assert_eq!(queue.len(), 2 * frame.len());
-        assert_eq!(Rc::strong_count(&frame.bytes), 3, "queued by reference");
+        assert_eq!(Rc::strong_count(&frame.bytes), 5, "queued by reference");
     }
 
     #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic(expected = "pending_bytes must be the bytes of the pending frames")]
-    fn pending_bytes_that_stop_short_are_caught() {
-        let frame = SharedFrame::new(Message::Text("both"));
+    fn a_connection_skipped_by_every_broadcast_writes_nothing() {
+        let frame = SharedFrame::new(Message::Text("mine"));
+        let mut log = log_of(&[frame]);
+        let mut queue = OutboundQueue::default();
         let mut sink = Vec::new();
-        let _ = OutboundQueue::default().write_with_pending(
-            &mut sink,
-            [&frame, &frame].into_iter(),
-            [frame.as_bytes()].into_iter(),
-            usize::MAX,
-        );
+        let unseen = log.unseen(0, Transport::WebSocket, 1);
+        let drain = queue
+            .write_with_broadcasts(&mut sink, unseen, usize::MAX)
+            .unwrap();
+        assert_eq!((drain, sink.len()), (Drain::Empty, 0));
     }
 
     #[test]
@@ -534,25 +471,6 @@ mod tests {
         queue.push_bytes(&vec![0; COALESCE_LIMIT]);
         queue.push_bytes(b"next");
         assert_eq!(queue.chunks.len(), 2);
-    }
-
-    #[test]
-    fn a_shared_frame_is_the_encoded_frame() {
-        for len in [0, 125, 126, 70_000] {
-            let payload = vec![7; len];
-            let mut expected = Vec::new();
-            crate::ws::frame::encode_frame(
-                &mut expected,
-                crate::ws::Opcode::Binary,
-                true,
-                &payload,
-                None,
-            );
-            assert_eq!(
-                SharedFrame::new(Message::Binary(&payload)).as_bytes(),
-                expected
-            );
-        }
     }
 
     #[test]

@@ -1,22 +1,46 @@
 //! What the bytes read from a connection mean: an HTTP request head, then WebSocket
-//! frames. The loop in `mod.rs` moves bytes; this file gives them to the sans-IO
-//! protocol code and acts on what comes back: queue a response, open a session, call the
-//! handler, answer a Ping, complete or begin a closing handshake.
+//! frames, or lines on the line port. The loop in `mod.rs` moves bytes; this file gives
+//! them to the sans-IO protocol code and acts on what comes back: queue a response, open
+//! a session, call the handler, queue the replies the protocol owes the peer, complete a
+//! closing handshake.
 
+use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
-use super::{ConnectionId, Context, Handler, Server};
+use super::connections::Connections;
+use super::handler::{ConnectionId, Context, Handler, deliver_closes};
 use crate::http::{
     HttpError, Request, RequestKind, Response, Upgrade, classify, parse_request,
     request::completes_a_line,
 };
 use crate::line::LineEvent;
 use crate::rate::TokenBucket;
-use crate::ws::{CloseCode, Event, Keepalive, Message, Role, State, WebSocket};
+use crate::ws::{CloseCode, Event, Keepalive, Message, Role, WebSocket};
 use log::debug;
 
-impl<H: Handler> Server<H> {
+/// The application's side of the loop for the length of one call: the connections, the
+/// handler and the settings, borrowed from the server.
+pub(crate) struct Session<'a, H> {
+    pub conns: &'a mut Connections,
+    pub handler: &'a mut H,
+    pub config: &'a ServerConfig,
+}
+
+impl<H: Handler> Session<'_, H> {
+    /// Gives the handler the `on_close` of every session that ended since the last call.
+    fn deliver_closes(&mut self) {
+        deliver_closes(self.handler, self.conns);
+    }
+
+    /// Starts the session of a connection just accepted on the line port.
+    pub fn open_line(&mut self, key: usize) {
+        self.conns.begin_session(key);
+        self.handler
+            .on_open(&mut Context::new(self.conns), ConnectionId(key), None);
+        self.deliver_closes();
+    }
+
     /// Feeds bytes just read from connection `key` to whatever it is in the middle of.
-    pub(super) fn receive(&mut self, key: usize, mut input: &[u8]) {
+    pub fn receive(&mut self, key: usize, mut input: &[u8]) {
         while !input.is_empty() {
             let Some(conn) = self.conns.slab.get(key) else {
                 return;
@@ -106,18 +130,17 @@ impl<H: Handler> Server<H> {
         };
         conn.out.push_bytes(&upgrade.response());
         conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, self.config.max_message_size));
-        conn.in_app = true;
         debug!("{}: #{key} upgraded to WebSocket", conn.peer);
-        // From now on the deadline is the keepalive's (see `Server::keep_alive`).
+        // From now on the deadline is the keepalive's (see `keepalive.rs`).
         let now = self.conns.now;
         conn.keepalive = self.config.keepalive.map(|_| Keepalive::new(now));
         let first_check = self.config.keepalive.map(|k| now + k.ping_interval);
         // Broadcasts made earlier in this turn were not meant for it.
-        self.conns.mark_caught_up(key);
+        self.conns.begin_session(key);
         self.conns.set_deadline(key, first_check);
         self.conns.schedule_flush(key);
         self.handler.on_open(
-            &mut Context::new(&mut self.conns),
+            &mut Context::new(self.conns),
             ConnectionId(key),
             Some(request),
         );
@@ -187,7 +210,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Delivers the line a line-port peer left unfinished when it closed its side.
-    pub(super) fn finish_lines(&mut self, key: usize) {
+    pub fn finish_lines(&mut self, key: usize) {
         if let Some(Connection {
             phase: Phase::Line(reader),
             ..
@@ -205,7 +228,7 @@ impl<H: Handler> Server<H> {
                     return;
                 }
                 self.handler.on_message(
-                    &mut Context::new(&mut self.conns),
+                    &mut Context::new(self.conns),
                     ConnectionId(key),
                     Message::Text(&text),
                 );
@@ -216,7 +239,8 @@ impl<H: Handler> Server<H> {
                     "! line too long: at most {} bytes; it was dropped",
                     self.config.max_line_bytes
                 );
-                self.conns.send(key, Message::Text(&notice));
+                // Not sent only if the queue is full, and then the client hears of it.
+                let _ = self.conns.send(key, Message::Text(&notice));
             }
         }
     }
@@ -249,59 +273,46 @@ impl<H: Handler> Server<H> {
     fn receive_frames(&mut self, key: usize, mut input: &[u8]) {
         loop {
             // Whatever this connection writes next (a Pong, a Close) comes after the
-            // broadcasts it has not written yet.
+            // broadcasts it has not taken yet.
             self.conns.catch_up(key);
             let Some(Connection {
                 phase: Phase::WebSocket(ws),
-                out,
                 peer,
                 ..
             }) = self.conns.slab.get_mut(key)
             else {
                 return;
             };
-            let event = match ws.read(&mut input) {
+            let (result, peer) = (ws.read(&mut input), *peer);
+            // What the protocol owes the peer: a Pong, or the Close that answers its
+            // Close or reports its error.
+            self.conns.queue_replies(key);
+            let event = match result {
                 Ok(Some(event)) => event,
                 Ok(None) => return,
                 Err(error) => {
-                    // Fail the connection (RFC 6455 §7.1.7): our Close with the error's
-                    // code, then close TCP. Anything more the peer sends is discarded.
+                    // The connection failed (RFC 6455 §7.1.7): our Close with the error's
+                    // code is queued; close TCP after it. More input is discarded.
                     debug!("{peer}: #{key} failed: {error}");
-                    let reason = error.to_string();
-                    let _ = out.encode_with(|buffer| {
-                        ws.write_close(Some((error.close_code(), &reason)), buffer)
-                    });
-                    self.conns.linger(key);
-                    return;
+                    return self.conns.linger(key);
                 }
             };
             match event {
-                Event::Ping(payload) => {
-                    // Only an open connection answers: after our Close nothing may be
-                    // sent, Pongs included, and the Ping goes unanswered, as it should.
-                    self.conns.pong(key, &payload);
-                }
-                Event::Pong(_) => {}
+                Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(frame) => {
-                    if ws.state() == State::CloseReceived {
-                        // The peer began the closing handshake: echo its code (or its
-                        // empty Close) and close TCP. Otherwise this answers ours.
-                        let echo = frame.as_ref().map(|f| (f.code, ""));
-                        let _ = out.encode_with(|buffer| ws.write_close(echo, buffer));
-                    }
                     debug!("{peer}: #{key} closing handshake done ({frame:?})");
-                    self.conns.linger(key);
-                    return;
+                    return self.conns.linger(key);
                 }
                 Event::Text(_) | Event::Binary(_) => {
                     // Once we have sent our Close, the application is done with this
                     // connection; messages still in flight are dropped.
-                    if ws.state() == State::Open
+                    let open = self.conns.slab.get(key).is_some_and(Connection::is_open);
+                    if open
                         && self.within_message_rate(key)
                         && let Some(message) = event.as_message()
                     {
                         self.handler.on_message(
-                            &mut Context::new(&mut self.conns),
+                            &mut Context::new(self.conns),
                             ConnectionId(key),
                             message,
                         );

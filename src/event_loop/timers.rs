@@ -1,8 +1,11 @@
-//! Deadlines: a min-heap of (instant, connection) with lazy cancellation.
+//! Deadlines: a min-heap of (instant, target) with lazy cancellation.
 //!
-//! Each connection has at most one deadline at a time (handshake, or closing). Setting a
-//! new one pushes a heap entry, O(log n); the old entry is not searched for and removed but
-//! left to expire, and is recognised as stale when it pops: the connection's serial no longer
+//! Each connection has at most one deadline at a time: the end of its handshake (or of a
+//! kept-alive HTTP connection's wait for its next request), the keepalive's next check
+//! while it is an open WebSocket, or the end of its closing handshake. The listeners'
+//! accept retries are deadlines too, under the listeners' tokens. Setting a new deadline
+//! pushes a heap entry, O(log n); the old entry is not searched for and removed but left
+//! to expire, and is recognised as stale when it pops: the connection's serial no longer
 //! matches (the slot was reused), or its current deadline is later. So nothing ever scans
 //! all connections, and the loop sleeps exactly until the earliest deadline.
 
@@ -11,7 +14,7 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// What a timer entry points at: a slab key and the serial of the connection that held
-/// that key when the timer was set.
+/// that key when the timer was set, or a listener's token (serial 0) for an accept retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerTarget {
     /// The connection's slab key (its token).

@@ -17,6 +17,25 @@
 //! assert_eq!(ws.read(&mut input), Ok(None)); // all input consumed, nothing more to report
 //! ```
 //!
+//! What RFC 6455 obliges an endpoint to send back comes out of the state machine too, as
+//! bytes the caller drains ([`WebSocket::drain_replies`]), the way h11's `send` and
+//! quinn-proto's `poll_transmit` work: a Pong for each Ping, the Close that answers the
+//! peer's Close (echoing its code), and the Close that reports the peer's protocol error
+//! with its close code. So no caller, server or client, writes those itself:
+//!
+//! ```
+//! use loopchat::ws::{Event, Role, State, WebSocket};
+//!
+//! let mut ws = WebSocket::new(Role::Server, 1 << 20);
+//! // A masked Close with code 1000, as a browser sends it on `ws.close()`.
+//! let mut input: &[u8] = &[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
+//! assert!(matches!(ws.read(&mut input), Ok(Some(Event::Close(_)))));
+//! let mut out = Vec::new();
+//! ws.drain_replies(&mut out);
+//! assert_eq!(out, [0x88, 0x02, 0x03, 0xe8]); // our Close, echoing 1000
+//! assert_eq!(ws.state(), State::Closed);
+//! ```
+//!
 //! Nothing is buffered but what a message needs: a header cut off between reads (at most
 //! 14 bytes), the payload of the message being assembled, and up to 125 bytes of a control
 //! frame. A payload is unmasked and UTF-8-checked as it arrives, so invalid text is refused
@@ -48,20 +67,17 @@ pub enum State {
     Open,
     /// We sent a Close and wait for the peer's. Incoming frames are still decoded.
     CloseSent,
-    /// The peer sent a Close; ours is still to be sent. Incoming bytes are ignored.
-    CloseReceived,
-    /// The peer broke the protocol before we sent a Close; we owe it one with the error's
-    /// code. Incoming bytes are ignored: after a framing error there is no telling where
-    /// frames begin.
-    Failed,
-    /// Both sides are done. Only the TCP connection remains to be closed.
+    /// Nothing more is sent or read: both Closes are written (ours possibly still among
+    /// the replies to drain), or the peer broke the protocol and our Close reporting it
+    /// is written. Incoming bytes are ignored: after a framing error there is no telling
+    /// where frames begin. Only the TCP connection remains to be closed.
     Closed,
 }
 
 impl State {
     /// Whether application messages may still be sent.
     pub fn can_send(self) -> bool {
-        matches!(self, State::Open | State::CloseReceived)
+        self == State::Open
     }
 
     /// Whether incoming bytes are still decoded.
@@ -119,6 +135,8 @@ pub struct WebSocket {
     control: ControlPayload,
     /// Masking keys, used in the client role only.
     mask_keys: Option<MaskKeys>,
+    /// Frames the peer is owed, encoded, waiting for [`WebSocket::drain_replies`].
+    replies: Vec<u8>,
 }
 
 impl WebSocket {
@@ -137,6 +155,7 @@ impl WebSocket {
             utf8: Utf8Validator::default(),
             control: ControlPayload::EMPTY,
             mask_keys: (role == Role::Client).then(MaskKeys::from_os_seed),
+            replies: Vec::new(),
         }
     }
 
@@ -152,12 +171,17 @@ impl WebSocket {
 
     /// Decodes bytes from the front of `input`, advancing it past what was consumed, until
     /// one event is complete (`Ok(Some)`) or the input is used up (`Ok(None)`). Call again
-    /// with the rest of the input until it returns `Ok(None)`.
+    /// with the rest of the input until it returns `Ok(None)`, and drain the replies
+    /// ([`Self::drain_replies`]) after each call that returned something.
     ///
-    /// On `Err` the peer has broken the protocol: the rest of the input is discarded, and
-    /// the state becomes [`State::Failed`], in which the caller should send a Close with
-    /// [`ProtocolError::close_code`]; or, if our Close was already sent, [`State::Closed`],
-    /// since nothing may follow it. Once the state no longer
+    /// A Ping is answered with a Pong, unless our Close is sent. A Close from the peer is
+    /// answered with ours, echoing its code (RFC 6455 §5.5.1), unless ours was sent
+    /// first; either way the state becomes [`State::Closed`].
+    ///
+    /// On `Err` the peer has broken the protocol: the rest of the input is discarded, our
+    /// Close with the error's [close code](ProtocolError::close_code) and description is
+    /// queued among the replies (unless ours was sent already: nothing may follow it), and
+    /// the state becomes [`State::Closed`]. Once the state no longer
     /// [`can_receive`](State::can_receive), input is consumed and ignored.
     pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
         if !self.state.can_receive() {
@@ -165,25 +189,60 @@ impl WebSocket {
             return Ok(None);
         }
         let result = self.decode(input);
+        let open = self.state == State::Open;
         match &result {
-            Err(_) => {
-                self.state = match self.state {
-                    State::CloseSent => State::Closed,
-                    _ => State::Failed,
-                };
+            Err(error) => {
+                if open {
+                    let reason = error.to_string();
+                    self.reply_close(Some((error.close_code(), &reason)));
+                }
+                self.state = State::Closed;
                 self.frame = None;
                 self.abandon_message();
                 *input = &[];
             }
-            Ok(Some(Event::Close(_))) => {
-                self.state = match self.state {
-                    State::CloseSent => State::Closed,
-                    _ => State::CloseReceived,
-                };
+            Ok(Some(Event::Close(frame))) => {
+                if open {
+                    self.reply_close(frame.as_ref().map(|f| (f.code, "")));
+                }
+                self.state = State::Closed;
+            }
+            Ok(Some(Event::Ping(payload))) if open => {
+                let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
+                encode_frame(&mut self.replies, Opcode::Pong, true, payload, mask);
             }
             Ok(_) => {}
         }
         result
+    }
+
+    /// Whether frames the peer is owed wait to be drained.
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
+    /// How many bytes of replies wait to be drained.
+    pub fn replies_len(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// Appends the frames the peer is owed to `out`, in the order they became owed: a Pong
+    /// for each Ping, and the Close that answers the peer's or reports its error (the
+    /// last frame this endpoint sends). Call after every [`Self::read`] that returned
+    /// something, before anything else is written.
+    pub fn drain_replies(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.replies);
+        self.replies.clear();
+    }
+
+    /// Queues our Close as a reply: the answer to the peer's Close, or the report of its
+    /// protocol error.
+    fn reply_close(&mut self, close: Option<(CloseCode, &str)>) {
+        let mut replies = std::mem::take(&mut self.replies);
+        // The state is Open, and the code is one the peer sent (checked on parsing) or an
+        // error's, so this cannot fail.
+        let _ = self.write_close(close, &mut replies);
+        self.replies = replies;
     }
 
     /// Returns a message buffer that an [`Event::Text`] or [`Event::Binary`] carried, so
@@ -209,24 +268,24 @@ impl WebSocket {
         self.write_control(Opcode::Ping, payload, out)
     }
 
-    /// Appends a Pong to `out` (the answer to a Ping carries the Ping's payload).
+    /// Appends an unsolicited Pong to `out` (a heartbeat; RFC 6455 §5.5.3). The Pong
+    /// that answers a Ping is not written here: it is among the replies.
     pub fn write_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.write_control(Opcode::Pong, payload, out)
     }
 
-    /// Appends our Close to `out`: with a code and reason, or empty. A reason longer than
-    /// 123 bytes is cut at a character boundary. Nothing may be sent after it. Codes that
+    /// Begins the closing handshake: appends our Close to `out`, with a code and reason,
+    /// or empty. A reason longer than 123 bytes is cut at a character boundary. Nothing
+    /// may be sent after it, so replies not yet drained (Pongs) are dropped. Codes that
     /// may not appear on the wire (1005, 1006, 1015, and numbers outside the allowed
-    /// ranges) are refused.
-    ///
-    /// To answer a peer's Close, echo its code (RFC 6455 §5.5.1); after a protocol error,
-    /// send the error's code.
+    /// ranges) are refused. The Close that answers the peer's, or reports its protocol
+    /// error, is not written here: it is among the replies.
     pub fn write_close(
         &mut self,
         close: Option<(CloseCode, &str)>,
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        if matches!(self.state, State::CloseSent | State::Closed) {
+        if self.state != State::Open {
             return Err(SendError::Closed);
         }
         if let Some((code, _)) = close
@@ -245,10 +304,8 @@ impl WebSocket {
             }
         };
         self.write_frame(Opcode::Close, &payload[..len], out)?;
-        self.state = match self.state {
-            State::Open => State::CloseSent,
-            _ => State::Closed,
-        };
+        self.state = State::CloseSent;
+        self.replies.clear();
         Ok(())
     }
 
@@ -270,10 +327,7 @@ impl WebSocket {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        // A failed connection may still send the Close that reports the failure.
-        let allowed =
-            self.state.can_send() || (opcode == Opcode::Close && self.state == State::Failed);
-        if !allowed {
+        if !self.state.can_send() {
             return Err(SendError::Closed);
         }
         let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);

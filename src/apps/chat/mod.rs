@@ -242,15 +242,13 @@ impl Chat {
         }
         self.send_members(ctx, conn, &room);
         if let Some(history) = self.state.rooms.get(&room) {
-            match ctx.transport(conn) {
-                Some(Transport::WebSocket) => {
-                    ctx.send(conn, Message::Text(&history.history_json(&room)))
-                }
-                Some(Transport::Line) => {
-                    ctx.send(conn, Message::Text(&history.history_lines(&room)))
-                }
-                None => false,
+            let text = match ctx.transport(conn) {
+                Some(Transport::WebSocket) => history.history_json(&room),
+                Some(Transport::Line) => history.history_lines(&room),
+                None => return Ok(()),
             };
+            // See `tell` for why a failed send needs nothing more.
+            let _ = ctx.send(conn, Message::Text(&text));
         }
         Ok(())
     }
@@ -430,13 +428,17 @@ impl Chat {
         state.remember(HistoryEntry { json, line }, max_len, max_bytes);
     }
 
-    /// Sends one event to one client.
+    /// Sends one event to one client. A send fails only for a client that is gone (the
+    /// chat hears `on_close`), one too slow for its queue (the loop closes it, and the
+    /// chat hears `on_close`), or, under the drop policy, a message dropped and counted:
+    /// nothing for the chat to do in any case.
     fn tell(&self, ctx: &mut Context<'_>, conn: ConnectionId, event: &ServerEvent) {
-        match ctx.transport(conn) {
-            Some(Transport::WebSocket) => ctx.send(conn, Message::Text(&event.to_json())),
-            Some(Transport::Line) => ctx.send(conn, Message::Text(&event.render_line())),
-            None => false,
+        let text = match ctx.transport(conn) {
+            Some(Transport::WebSocket) => event.to_json(),
+            Some(Transport::Line) => event.render_line(),
+            None => return,
         };
+        let _ = ctx.send(conn, Message::Text(&text));
     }
 
     fn nick(&self, conn: ConnectionId) -> String {
@@ -553,7 +555,7 @@ impl Chat {
         match protocol::parse_command(line) {
             Ok(Command::Request(request)) => self.handle(ctx, conn, request),
             Ok(Command::Help) => {
-                ctx.send(conn, Message::Text(&format!("* {}", protocol::HELP)));
+                let _ = ctx.send(conn, Message::Text(&format!("* {}", protocol::HELP)));
             }
             Ok(Command::Quit) => ctx.close(conn, CloseCode::Normal, "bye"),
             Ok(Command::Image(_)) => {
@@ -595,13 +597,14 @@ fn publish(
                 let frame = frame.get_or_insert_with(|| {
                     SharedFrame::new(Message::Text(json.get_or_insert_with(|| event.to_json())))
                 });
-                ctx.send_shared(conn, frame);
+                // As in `Chat::tell`, a failed send needs nothing more.
+                let _ = ctx.send_shared(conn, frame);
             }
             Some(Transport::Line) => {
                 let frame = line_frame.get_or_insert_with(|| {
                     SharedFrame::line(line.get_or_insert_with(|| event.render_line()))
                 });
-                ctx.send_shared(conn, frame);
+                let _ = ctx.send_shared(conn, frame);
             }
             None => {}
         }

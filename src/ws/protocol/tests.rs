@@ -223,7 +223,16 @@ fn invalid_text_fails_before_the_rest_of_the_message_arrives() {
     let mut ws = WebSocket::new(Role::Server, LIMIT);
     let mut input = &frame[..header_len + 8];
     assert_eq!(ws.read(&mut input), Err(ProtocolError::InvalidUtf8));
-    assert_eq!(ws.state(), State::Failed);
+    assert_eq!(ws.state(), State::Closed);
+    let mut out = Vec::new();
+    ws.drain_replies(&mut out);
+    let reason = ProtocolError::InvalidUtf8.to_string();
+    assert_eq!(
+        &out[..4],
+        [0x88, 2 + reason.len() as u8, 0x03, 0xef],
+        "our Close, 1007"
+    );
+    assert_eq!(&out[4..], reason.as_bytes());
 }
 
 #[test]
@@ -297,19 +306,23 @@ fn peer_initiated_closing_handshake() {
             reason: String::new()
         })))
     );
-    assert_eq!(ws.state(), State::CloseReceived);
+    // The echo of its code is owed, and nothing may be sent after it.
+    assert_eq!(ws.state(), State::Closed);
+    let mut out = Vec::new();
+    ws.drain_replies(&mut out);
+    assert_eq!(out, [0x88, 0x02, 0x03, 0xe8]);
+    assert!(!ws.has_replies());
+    assert_eq!(
+        ws.write_close(Some((CloseCode::Normal, "")), &mut out),
+        Err(SendError::Closed),
+        "exactly one Close"
+    );
 
     // Anything after the peer's Close is ignored.
     let more = masked(Opcode::Text, true, b"late");
     let mut input = &more[..];
     assert_eq!(ws.read(&mut input), Ok(None));
     assert!(input.is_empty());
-
-    let mut out = Vec::new();
-    ws.write_close(Some((CloseCode::Normal, "")), &mut out)
-        .unwrap();
-    assert_eq!(out, [0x88, 0x02, 0x03, 0xe8]);
-    assert_eq!(ws.state(), State::Closed);
     assert_eq!(
         ws.write_message(Message::Text("x"), &mut out),
         Err(SendError::Closed)
@@ -342,14 +355,58 @@ fn locally_initiated_closing_handshake() {
         Ok(Some(Event::Close(Some(_))))
     ));
     assert_eq!(ws.state(), State::Closed);
+    assert!(
+        !ws.has_replies(),
+        "the peer's Close answered ours: nothing is owed"
+    );
 }
 
 #[test]
-fn after_an_error_the_close_can_still_be_sent_and_input_is_ignored() {
+fn every_ping_is_answered_with_its_payload_until_our_close() {
+    for role in [Role::Server, Role::Client] {
+        let mut ws = WebSocket::new(role, LIMIT);
+        let frame = |payload: &[u8]| match role {
+            Role::Server => masked(Opcode::Ping, true, payload),
+            Role::Client => unmasked(Opcode::Ping, true, payload),
+        };
+        let input = concat(&[frame(b"one"), frame(b""), frame(&[7; 125])]);
+        let mut input = &input[..];
+        while ws.read(&mut input).unwrap().is_some() {}
+        let mut replies = Vec::new();
+        ws.drain_replies(&mut replies);
+        // The replies are frames a peer in the other role decodes as three Pongs.
+        let other = match role {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        };
+        let events = decode(other, &replies);
+        assert_eq!(
+            events,
+            vec![
+                Ok(Event::Pong(ControlPayload::new(b"one").unwrap())),
+                Ok(Event::Pong(ControlPayload::new(b"").unwrap())),
+                Ok(Event::Pong(ControlPayload::new(&[7; 125]).unwrap())),
+            ],
+            "{role:?}"
+        );
+        // A Pong not yet drained when we close is dropped, and after our Close a Ping
+        // is not answered.
+        let ping = frame(b"late");
+        ws.read(&mut &ping[..]).unwrap();
+        let mut out = Vec::new();
+        ws.write_close(None, &mut out).unwrap();
+        assert!(!ws.has_replies());
+        ws.read(&mut &ping[..]).unwrap();
+        assert!(!ws.has_replies());
+    }
+}
+
+#[test]
+fn after_an_error_our_close_is_owed_and_input_is_ignored() {
     let mut ws = WebSocket::new(Role::Server, LIMIT);
     let bad = unmasked(Opcode::Text, true, b"x");
-    let error = ws.read(&mut &bad[..]).unwrap_err();
-    assert_eq!(ws.state(), State::Failed);
+    assert_eq!(ws.read(&mut &bad[..]), Err(ProtocolError::UnmaskedFrame));
+    assert_eq!(ws.state(), State::Closed);
     let good = masked(Opcode::Text, true, b"ignored");
     assert_eq!(ws.read(&mut &good[..]), Ok(None));
     let mut out = Vec::new();
@@ -357,10 +414,10 @@ fn after_an_error_the_close_can_still_be_sent_and_input_is_ignored() {
         ws.write_message(Message::Text("no"), &mut out),
         Err(SendError::Closed)
     );
-    ws.write_close(Some((error.close_code(), "unmasked")), &mut out)
-        .unwrap();
-    assert_eq!(&out[2..4], [0x03, 0xea]);
-    assert_eq!(ws.state(), State::Closed);
+    assert!(out.is_empty());
+    ws.drain_replies(&mut out);
+    assert_eq!(&out[2..4], [0x03, 0xea], "1002");
+    assert_eq!(&out[4..], b"client frame is not masked");
 }
 
 #[test]
@@ -438,6 +495,7 @@ fn a_protocol_error_after_our_close_owes_no_second_close() {
     let bad = unmasked(Opcode::Text, true, b"x");
     assert_eq!(ws.read(&mut &bad[..]), Err(ProtocolError::UnmaskedFrame));
     assert_eq!(ws.state(), State::Closed);
+    assert!(!ws.has_replies());
     assert_eq!(
         ws.write_close(Some((CloseCode::ProtocolError, "")), &mut out),
         Err(SendError::Closed)

@@ -1,0 +1,295 @@
+//! Accepting: the listeners, and what the server does when it cannot take a client on.
+//!
+//! - **Backlog.** Listeners ask the kernel for a backlog of [`LISTEN_BACKLOG`]: the
+//!   standard library and mio ask for 128, and a burst of a few hundred clients
+//!   connecting at once (a page reload after a restart, a load generator) overflows
+//!   that; each dropped SYN is retried by the client only after a second.
+//! - **Full.** Past [`ServerConfig::max_connections`] a client is answered 503 at once
+//!   and let go, without a slab slot or a turn of the loop.
+//! - **Out of descriptors.** When the process has no descriptor left (EMFILE), `accept`
+//!   fails and the client would wait in the backlog for as long as every descriptor
+//!   stays in use. A descriptor is kept in reserve for that moment: it is given up for
+//!   long enough to accept the client and answer it 503, then taken back.
+//! - **Other errors** (out of memory, say) leave the backlog for later: accepting pauses
+//!   for [`ACCEPT_BACKOFF`] instead of spinning the loop on a listener that stays ready.
+
+use super::config::ServerConfig;
+use super::connections::Connections;
+use super::shared_frame::Transport;
+use super::timers::TimerTarget;
+use crate::http::Response;
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+/// The WebSocket listener's token. Connection tokens are slab keys, which never reach
+/// this value.
+pub(crate) const LISTENER: Token = Token(usize::MAX);
+
+/// The line port's listener's token.
+pub(crate) const LINE_LISTENER: Token = Token(usize::MAX - 1);
+
+/// How many connections the kernel may hold for us, handshake done, before we accept
+/// them (capped by `net.core.somaxconn`, 4096 on current Linux).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long to wait before accepting again after `accept` failed for lack of resources.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The listening sockets and the accepting policy.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    /// The WebSocket (and HTTP) listener.
+    websocket: TcpListener,
+    /// The line port's listener, if `ServerConfig::line_addr` asked for one.
+    line: Option<TcpListener>,
+    /// The descriptor kept in reserve for refusing clients when the process has no other
+    /// (see [`spare_descriptor`]).
+    spare_fd: Option<File>,
+    /// Whether clients are being refused for want of descriptors: logged once when it
+    /// starts, cleared by the next successful accept.
+    out_of_fds: bool,
+    /// For each listener (WebSocket, line), whether a retry after an accept error is
+    /// already scheduled: readiness events in the meantime must not add more timers.
+    retry_scheduled: [bool; 2],
+    /// Set once the server stops accepting, for good (a graceful shutdown).
+    stopped: bool,
+    /// The most connections at once.
+    max_connections: usize,
+}
+
+impl Acceptor {
+    /// Binds the listeners `config` asks for and registers them with `registry`.
+    pub fn bind(config: &ServerConfig, registry: &Registry) -> io::Result<Acceptor> {
+        let mut websocket = listen(config.addr)?;
+        registry.register(&mut websocket, LISTENER, Interest::READABLE)?;
+        let line = match config.line_addr {
+            Some(addr) => {
+                let mut listener = listen(addr)?;
+                registry.register(&mut listener, LINE_LISTENER, Interest::READABLE)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Acceptor {
+            websocket,
+            line,
+            spare_fd: spare_descriptor(),
+            out_of_fds: false,
+            retry_scheduled: [false; 2],
+            stopped: false,
+            max_connections: config.max_connections,
+        })
+    }
+
+    /// The WebSocket listener's address (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.websocket.local_addr()
+    }
+
+    /// The line port's address, if there is one.
+    pub fn line_addr(&self) -> Option<SocketAddr> {
+        self.line.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The listener a token stands for, if it is a listener's.
+    pub fn transport_of(token: Token) -> Option<Transport> {
+        match token {
+            LISTENER => Some(Transport::WebSocket),
+            LINE_LISTENER => Some(Transport::Line),
+            _ => None,
+        }
+    }
+
+    /// Stops accepting for good: the listeners leave the poll, and retry timers already
+    /// set find nothing to do. Clients in the backlog are refused by the kernel when the
+    /// server exits.
+    pub fn stop(&mut self, registry: &Registry) {
+        self.stopped = true;
+        let _ = registry.deregister(&mut self.websocket);
+        if let Some(listener) = &mut self.line {
+            let _ = registry.deregister(listener);
+        }
+    }
+
+    /// The retry timer of `transport`'s listener fired: it may be accepted from again.
+    pub fn retry_due(&mut self, transport: Transport) {
+        self.retry_scheduled[slot(transport)] = false;
+    }
+
+    /// The next client on `transport`'s listener to take on, or `None` once it would
+    /// block, or after an error that pauses accepting. Clients the server cannot take
+    /// (it is full, or out of descriptors) are answered 503 and let go on the way, and
+    /// counted in `conns.stats`.
+    pub fn accept(
+        &mut self,
+        transport: Transport,
+        conns: &mut Connections,
+    ) -> Option<(TcpStream, SocketAddr)> {
+        if self.stopped {
+            return None;
+        }
+        if self.spare_fd.is_none() {
+            // Lost when descriptors ran out while it was given up: take it back as soon
+            // as one is free again.
+            self.spare_fd = spare_descriptor();
+        }
+        loop {
+            let listener = match transport {
+                Transport::WebSocket => &self.websocket,
+                Transport::Line => self.line.as_ref()?,
+            };
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    self.out_of_fds = false;
+                    if conns.slab.len() < self.max_connections {
+                        return Some((stream, peer));
+                    }
+                    debug!("{peer}: refused, {} connections already", conns.slab.len());
+                    refuse_now(
+                        &mut stream,
+                        &Response::text(503, "server full, try again later\n"),
+                    );
+                    conns.stats.refused_full += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if retry_at_once(&e) => {}
+                Err(e) if out_of_descriptors(&e) && self.spare_fd.is_some() => {
+                    if let Err(e) = self.refuse_with_spare(transport, conns) {
+                        return self.accept_later(transport, conns, &e);
+                    }
+                }
+                Err(e) => return self.accept_later(transport, conns, &e),
+            }
+        }
+    }
+
+    /// Out of descriptors: gives up the spare one for long enough to take the next client
+    /// and answer it 503, then takes it back. (Linux reports EMFILE before it looks at
+    /// the backlog, so there may be no client; that is fine.)
+    fn refuse_with_spare(
+        &mut self,
+        transport: Transport,
+        conns: &mut Connections,
+    ) -> io::Result<()> {
+        self.spare_fd = None;
+        let listener = match transport {
+            Transport::WebSocket => &self.websocket,
+            Transport::Line => self.line.as_ref().ok_or(io::ErrorKind::NotFound)?,
+        };
+        let result = match listener.accept() {
+            Ok((mut stream, peer)) => {
+                if !std::mem::replace(&mut self.out_of_fds, true) {
+                    warn!("out of file descriptors: refusing new clients with 503");
+                }
+                debug!("{peer}: refused, out of file descriptors");
+                refuse_now(
+                    &mut stream,
+                    &Response::text(503, "server out of file descriptors, try again later\n"),
+                );
+                conns.stats.refused_full += 1;
+                Ok(())
+            }
+            Err(e) if retry_at_once(&e) => Ok(()),
+            // `WouldBlock` (the backlog is empty: wait for the next readiness event), or an
+            // error that pauses accepting.
+            Err(e) => Err(e),
+        };
+        self.spare_fd = spare_descriptor();
+        result
+    }
+
+    /// After an `accept` error such as running out of file descriptors with no spare, or
+    /// of memory: the pending connections stay in the backlog, and accepting starts again
+    /// after a pause instead of spinning. Returns `None`, for [`Self::accept`].
+    fn accept_later(
+        &mut self,
+        transport: Transport,
+        conns: &mut Connections,
+        error: &io::Error,
+    ) -> Option<(TcpStream, SocketAddr)> {
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return None;
+        }
+        if std::mem::replace(&mut self.retry_scheduled[slot(transport)], true) {
+            return None; // one retry is enough
+        }
+        warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
+        let token = match transport {
+            Transport::WebSocket => LISTENER,
+            Transport::Line => LINE_LISTENER,
+        };
+        let target = TimerTarget {
+            key: token.0,
+            serial: 0,
+        };
+        conns.timers.schedule(conns.now + ACCEPT_BACKOFF, target);
+        None
+    }
+}
+
+fn slot(transport: Transport) -> usize {
+    match transport {
+        Transport::WebSocket => 0,
+        Transport::Line => 1,
+    }
+}
+
+/// A non-blocking listening socket on `addr`, with `SO_REUSEADDR` (so that a restarted
+/// server can bind at once) and a [`LISTEN_BACKLOG`] long backlog.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Whether an `accept` error only concerns the one client (it gave up in the backlog) or
+/// the call (a signal): the next `accept` may succeed.
+fn retry_at_once(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// Whether `accept` failed for want of a file descriptor, the process's (EMFILE) or the
+/// system's (ENFILE).
+fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// A descriptor held in reserve (`/dev/null`, opened for reading), freed for a moment
+/// when the process runs out, so that a client beyond the limit can be accepted and
+/// answered 503 instead of waiting unanswered. `None` if it cannot be opened.
+fn spare_descriptor() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+/// Writes a short response to a connection we will not keep, without waiting, and shuts
+/// it down: a client that is not taken on (503), or whose request did not come in time
+/// (408). Best effort: the socket's send buffer is empty, so a small response fits. What
+/// the client already sent is read and discarded first: closing a socket with unread
+/// input makes the kernel send a reset, which may reach the client before it has read the
+/// answer.
+pub(crate) fn refuse_now(stream: &mut TcpStream, response: &Response) {
+    let _ = stream.write(&response.encode(false, false));
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut discard = [0; 4096];
+    for _ in 0..4 {
+        match stream.read(&mut discard) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
