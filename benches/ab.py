@@ -137,10 +137,13 @@ def summary(folder: Path, limit: float) -> str:
         ratio = b_med / a_med
         change = (ratio - 1) * 100
         within = abs(change) <= limit
+        if meta.get("quick") == "1":
+            verdict = "not judged (smoke run)"
+        else:
+            verdict = f"**{'within' if within else 'not within'} ±{limit:g} %**"
         lines += [
             f"**B/A, ratio of the medians: {ratio:.3f}** (B uses {abs(change):.1f} % "
-            f"{'more' if change > 0 else 'less'} server CPU per delivery than A): "
-            f"**{'within' if within else 'not within'} ±{limit:g} %**.",
+            f"{'more' if change > 0 else 'less'} server CPU per delivery than A): {verdict}.",
             "",
         ]
         if pairs:
