@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the same load against loopchat, Node's `ws` and Bun's `Bun.serve`, side by side,
-# and writes docs/BENCHMARKS.md from the results.
+# profiles loopchat in the broadcast scenario, copies the raw results into
+# docs/bench/results/ and regenerates docs/BENCHMARKS.md from that copy.
 #
 #   benches/compare.sh [--quick] [--only loopchat,ws,bun] [--out DIR] [--no-report]
-#                      [--port-base N]
+#                      [--no-profile] [--port-base N]
 #
 # Every server is a raw relay (broadcast: each message to every other client; echo: back
 # to its sender), pinned to CPU 0 with taskset; the load generator, `loopchat bench`, is
@@ -17,40 +18,58 @@
 #   echo         C=100, window 8, 64 bytes, 10 s
 #   connections  C=10,000 idle connections held 2 s: memory per connection, handshakes/s
 #   sweep        broadcast at C=100, 1,000, 10,000, 10 senders, window 8, 5 s a point
+# Then, unless --no-profile or perf is missing, the broadcast scenario twice more against
+# loopchat alone: once under `perf stat` (system calls and CPU time, for CPU per write and
+# deliveries per write) and once under `perf record -g` (where the CPU time goes). These
+# runs are apart from the scenarios, so the profiler never weighs on the tables' figures.
+#
+# Everything goes first to target/bench-results/<UTC timestamp>/ (or --out): one JSON per
+# scenario and server, meta.tsv (machine, versions, and the commit measured, with whether
+# the tree was dirty; git-status.txt lists what differed), commands.tsv (the exact
+# commands), runs.tsv, the profiler's outputs, and logs/. A full run of all three servers
+# in which every run succeeded is then published: docs/bench/results/ is replaced by that
+# folder's JSON, TSV and profile files (not its logs), and docs/BENCHMARKS.md (with
+# docs/bench/sweep.svg and the figures block of README.md) is written from
+# docs/bench/results/ by
+#
+#   python3 benches/report.py docs/bench/results --readme README.md
+#
+# which anyone can run again to regenerate the page from the committed results. A run
+# that is --quick, --only some servers, or has a failure is not published: its report is
+# written into its own results folder, so it never replaces real figures.
 #
 # --quick runs every scenario with small C and 1-second phases, as a smoke test of the
-# whole pipeline (about a minute once built); its report goes to the results folder, not
-# to docs/, so it never replaces real figures.
+# whole pipeline (about a minute once built).
 #
-# The peers are installed with npm into a temporary folder that is removed at exit;
-# results (one JSON per scenario and server, logs, versions, the exact commands) go to
-# target/bench-results/<UTC timestamp>/ unless --out says otherwise. Run it on a quiet
-# machine: anything else running shares the two cores being measured.
+# The peers are installed with npm into a temporary folder that is removed at exit. A
+# full run should take about 5 minutes once built (the phases add up to that; the report
+# gives the time the run took). Run it on a quiet machine, from a committed tree:
+# anything else running shares the two cores being measured, and the report names the
+# commit and says whether the tree was dirty.
 
 set -euo pipefail
 
 # The peers' versions. ws: the latest 8.x at install time (recorded in the results).
 readonly WS_SPEC="ws@8"
 readonly BUN_SPEC="@oven/bun-linux-x64@1.4.5"
-readonly SERVER_CPU=0
-readonly BENCH_CPU=1
 readonly ALL_SERVERS="loopchat,ws,bun"
+# What `perf stat` counts in the profile run: CPU time, and the system calls of the loop.
+PERF_STAT_EVENTS="task-clock,context-switches,duration_time"
+PERF_STAT_EVENTS+=",syscalls:sys_enter_writev,syscalls:sys_enter_write"
+PERF_STAT_EVENTS+=",syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait"
+readonly PERF_STAT_EVENTS
+readonly PERF_RECORD_HZ=999
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
+readonly PROG=compare.sh
+readonly PUBLISHED="$ROOT/docs/bench/results"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     exit "${1:-0}"
-}
-
-die() {
-    printf 'compare.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '==> %s\n' "$*" >&2
 }
 
 # ---------------------------------------------------------------------------------------
@@ -60,6 +79,7 @@ quick=0
 only=$ALL_SERVERS
 out=""
 report=1
+profile=1
 port_base=18700
 
 while (($# > 0)); do
@@ -76,6 +96,7 @@ while (($# > 0)); do
         shift
         ;;
     --no-report) report=0 ;;
+    --no-profile) profile=0 ;;
     --port-base)
         if (($# < 2)) || ! [[ $2 =~ ^[0-9]+$ ]]; then
             die "--port-base needs a port number"
@@ -113,8 +134,7 @@ wants() {
 # ---------------------------------------------------------------------------------------
 # What the machine must have
 
-command -v taskset >/dev/null ||
-    die "taskset not found: it is in the util-linux package (apt-get install util-linux)"
+check_machine
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
 if wants ws || wants bun; then
     command -v npm >/dev/null || die "npm not found: install Node.js 20 or later with npm"
@@ -122,95 +142,36 @@ fi
 if wants ws; then
     command -v node >/dev/null || die "node not found: install Node.js 20 or later"
 fi
-command -v python3 >/dev/null || die "python3 not found (it checks the results and writes the report)"
-cores=$(nproc --all)
-((cores >= 2)) ||
-    die "need 2 CPUs (server on CPU $SERVER_CPU, load on CPU $BENCH_CPU); this machine has $cores"
-((cores == 2)) ||
-    note "$cores CPUs: the server still gets CPU $SERVER_CPU only, the load generator CPU $BENCH_CPU"
+raise_nofile
 
-# Ten thousand connections need ten thousand descriptors on each side. Root may raise
-# the hard limit; anyone may raise the soft limit to the hard one.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-nofile=$(ulimit -n)
-if [[ $nofile != unlimited ]] && ((nofile < 10240)); then
-    note "warning: only $nofile file descriptors per process; the C=10,000 scenarios will fail"
-    note "(raise the hard limit: ulimit -Hn as root, or /etc/security/limits.conf)"
-fi
-
-# ---------------------------------------------------------------------------------------
-# Clean-up: every process this script starts is in `started`; the peers' folder goes too.
-
-started=()
-peers=""
-
-# Takes a process that has ended off the clean-up list.
-forget() {
-    local kept=() pid
-    for pid in "${started[@]}"; do
-        [[ $pid == "$1" ]] || kept+=("$pid")
-    done
-    started=("${kept[@]+"${kept[@]}"}")
-}
-
-cleanup() {
-    local pid
-    for pid in "${started[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${started[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n $peers && -d $peers ]]; then
-        rm -rf -- "$peers"
+# The profile runs need perf, and its syscall tracepoints (root, or a low
+# kernel.perf_event_paranoid). Without them the report says the profile was not taken.
+profile_skipped=""
+if ((profile)) && wants loopchat; then
+    if ! command -v perf >/dev/null; then
+        profile_skipped="perf not found (Debian package linux-perf)"
+    elif ! perf stat -x "," -e "$PERF_STAT_EVENTS" -o /dev/null -- true >/dev/null 2>&1; then
+        profile_skipped="perf stat cannot count $PERF_STAT_EVENTS here (root, or kernel.perf_event_paranoid)"
     fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+    [[ -z $profile_skipped ]] || note "no profile: $profile_skipped"
+fi
 
 # ---------------------------------------------------------------------------------------
-# Results folder, build, peers
+# Results folder, the commit, build, peers
 
-if [[ -z $out ]]; then
-    out="$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)"
-fi
-mkdir -p "$out/logs"
-out=$(cd "$out" && pwd)
-: >"$out/commands.tsv"
-: >"$out/runs.tsv"
-
-# Commands are recorded as a reader would type them: paths inside the repository are
-# relative to it, and the peers' temporary folder is written $PEERS.
-show_command() {
-    local shown="" word
-    for word in "$@"; do
-        word=${word//"$ROOT/"/}
-        if [[ -n $peers ]]; then
-            word=${word//"$peers"/"\$PEERS"}
-        fi
-        word=${word//"$out"/"\$OUT"}
-        if [[ $word =~ ^[A-Za-z0-9_./:,=@%+\$-]+$ ]]; then
-            shown+="$word "
-        else
-            shown+="'${word//\'/\'\\\'\'}' "
-        fi
-    done
-    printf '%s' "${shown% }"
-}
-
-record_command() {
-    local scenario=$1 server=$2 kind=$3
-    shift 3
-    printf '%s\t%s\t%s\t%s\n' "$scenario" "$server" "$kind" "$(show_command "$@")" >>"$out/commands.tsv"
-}
-
+open_results ""
 cd "$ROOT"
+git_facts >"$out/git.tsv"
+if grep -q '^dirty	1' "$out/git.tsv"; then
+    note "warning: the tree differs from its commit (see $out/git-status.txt); the report will say so"
+fi
+
 note "building loopchat (release)"
 build=(cargo build --release --locked)
 record_command setup all build "${build[@]}"
 "${build[@]}"
 loopchat="$ROOT/target/release/loopchat"
+generator=$loopchat
 "$loopchat" bench --help >/dev/null 2>&1 ||
     die "$loopchat has no 'bench' subcommand: the load generator is needed to run the comparison"
 
@@ -234,39 +195,14 @@ if wants bun; then
 fi
 
 # ---------------------------------------------------------------------------------------
-# The machine and the versions, as key<TAB>value lines for report.py
-
-first_line() { "$@" 2>/dev/null | head -n 1 || true; }
-sysctl_value() { tr '\t' ' ' <"/proc/sys/$1" 2>/dev/null || echo "?"; }
-fact() { printf '%s\t%s\n' "$1" "$2"; }
-
-simd_flags() {
-    grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
-        grep -E '^(sse4_2|avx2|avx512f|avx512bw)$' | tr '\n' ' ' | sed 's/ $//'
-}
+# The machine, the versions and the commit, as key<TAB>value lines for report.py
 
 {
-    fact date_utc "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     fact quick "$quick"
     fact servers "$(IFS=, && echo "${servers[*]}")"
-    fact cpu_model "$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-    fact cpu_count "$cores"
-    fact cpu_flags_simd "$(simd_flags || true)"
-    fact memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-    fact kernel "$(uname -sr)"
-    fact os "$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || echo "?")"
-    fact governor "$(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo "n/a")"
-    fact load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
-    fact server_cpu "$SERVER_CPU"
-    fact bench_cpu "$BENCH_CPU"
-    fact nofile "$nofile"
-    fact tcp_tw_reuse "$(sysctl_value net/ipv4/tcp_tw_reuse)"
-    fact ip_local_port_range "$(sysctl_value net/ipv4/ip_local_port_range)"
-    fact somaxconn "$(sysctl_value net/core/somaxconn)"
-    fact rustc "$(first_line rustc -V)"
+    machine_facts
+    cat "$out/git.tsv"
     fact loopchat "$(first_line "$loopchat" --version)"
-    fact loopchat_git "$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo "?")"
-    fact taskset "$(first_line taskset --version)"
     if [[ -n $peers ]]; then
         fact node "$(first_line node --version)"
         fact npm "$(first_line npm --version)"
@@ -275,7 +211,11 @@ simd_flags() {
         fact ws_spec "$WS_SPEC"
         fact bun_spec "$BUN_SPEC"
     fi
+    if ((profile)) && wants loopchat && [[ -z $profile_skipped ]]; then
+        fact perf "$(first_line perf --version)"
+    fi
 } >"$out/meta.tsv"
+rm -f "$out/git.tsv"
 
 # ---------------------------------------------------------------------------------------
 # Servers
@@ -289,51 +229,6 @@ set_server_command() {
     ws) server_command=(node "$peers/ws_server.mjs" --port "$port" --mode "$mode") ;;
     bun) server_command=("$bun" "$peers/bun_server.js" --port "$port" --mode "$mode") ;;
     esac
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-server_pid=""
-
-# Starts server $2 in mode $3 on port $4 for scenario $1, pinned to SERVER_CPU, and waits
-# until it accepts connections. Dies, showing its log, if it does not.
-start_server() {
-    local scenario=$1 name=$2 mode=$3 port=$4
-    local log="$out/logs/$scenario.$name.server.log"
-    port_open "$port" && die "port $port is already in use (choose others with --port-base)"
-    set_server_command "$name" "$mode" "$port"
-    local command=(taskset -c "$SERVER_CPU" "${server_command[@]}")
-    record_command "$scenario" "$name" server "${command[@]}"
-    # taskset execs the server, so $! is the server itself: the pid the bench measures.
-    RUST_LOG=info "${command[@]}" >"$log" 2>&1 &
-    server_pid=$!
-    started+=("$server_pid")
-    local tries
-    for ((tries = 0; tries < 200; tries++)); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2 || true
-            die "$name ($mode) exited before listening on port $port; its log is $log"
-        fi
-        port_open "$port" && return 0
-        sleep 0.05
-    done
-    tail -n 20 "$log" >&2 || true
-    die "$name ($mode) did not listen on port $port within 10 s; its log is $log"
-}
-
-stop_server() {
-    local pid=$server_pid tries
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((tries = 0; tries < 100; tries++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-    server_pid=""
 }
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +270,16 @@ set_bench_args() {
     fi
 }
 
+# The profiler starts this long after the load generator, once the clients are connected
+# and the warm-up is over, and runs for profile_length seconds: inside the measured window.
+if ((quick)); then
+    profile_delay=0.7
+    profile_length=0.6
+else
+    profile_delay=2
+    profile_length=7
+fi
+
 failures=0
 started_at=$SECONDS
 
@@ -387,42 +292,84 @@ for index in "${!scenario_names[@]}"; do
         port=$((port_base + 10 * server_index + index))
         set_bench_args "$scenario" "$name"
         note "$scenario: $name (${bench_args[*]})"
-        start_server "$scenario" "$name" "$mode" "$port"
-        command=(taskset -c "$BENCH_CPU" "$loopchat" bench "${bench_args[@]}"
-            --url "ws://127.0.0.1:$port/ws" --server-pid "$server_pid" --json --label "$name")
-        record_command "$scenario" "$name" bench "${command[@]}"
-        json="$out/$scenario.$name.json"
-        run_started=$SECONDS
-        status=ok
-        # In the background, so that a signal to this script is handled at once (bash
-        # runs traps only between foreground commands) and the clean-up stops the bench.
-        "${command[@]}" >"$json" 2>"$out/logs/$scenario.$name.bench.log" &
-        bench_pid=$!
-        started+=("$bench_pid")
-        bench_status=0
-        wait "$bench_pid" || bench_status=$?
-        forget "$bench_pid"
-        if ((bench_status != 0)); then
-            status="bench failed (exit $bench_status)"
-        elif ! python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$json" 2>/dev/null; then
-            status="bench printed no JSON object"
-        fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            note "$scenario: $name: the server died during the run; see $out/logs/$scenario.$name.server.log"
-            status="$status, server died"
-        fi
-        if [[ $status != ok ]]; then
-            failures=$((failures + 1))
-            note "$scenario: $name: $status; see $out/logs/$scenario.$name.bench.log"
-            tail -n 5 "$out/logs/$scenario.$name.bench.log" >&2 || true
-            # Keep what it printed for a look, but out of the report's way.
-            mv -f "$json" "$out/logs/$scenario.$name.bench.stdout"
-        fi
-        printf '%s\t%s\t%s\t%s\n' "$scenario" "$name" "$status" "$((SECONDS - run_started))" >>"$out/runs.tsv"
+        set_server_command "$name" "$mode" "$port"
+        start_server "$scenario" "$name" "$port" "${server_command[@]}"
+        run_bench "$scenario" "$name" "$port" "${bench_args[@]}"
+        [[ $run_status == ok ]] || failures=$((failures + 1))
         stop_server
         sleep 1
     done
 done
+
+# ---------------------------------------------------------------------------------------
+# The profile of loopchat in the broadcast scenario
+
+# The profiler's command for step $1 (stat or record), into the array `perf_command`,
+# with the server's pid written as the word $SERVER_PID: as the record shows it.
+perf_command=()
+set_perf_command() {
+    # shellcheck disable=SC2016
+    case $1 in
+    stat) perf_command=(perf stat -x "," -e "$PERF_STAT_EVENTS" -o "$out/profile.perf-stat.csv"
+        -p '$SERVER_PID' -- sleep "$profile_length") ;;
+    record) perf_command=(perf record -g -F "$PERF_RECORD_HZ" -o "$out/logs/profile.perf.data"
+        -p '$SERVER_PID' -- sleep "$profile_length") ;;
+    esac
+}
+
+# Runs beside the load generator (see run_bench): waits out the connections and the
+# warm-up, then profiles the server for profile_length seconds.
+profile_server() {
+    sleep "$profile_delay"
+    # shellcheck disable=SC2016
+    "${perf_command[@]/#'$SERVER_PID'/$server_pid}" >"$out/logs/$scenario.perf.log" 2>&1
+}
+
+# perf report KIND ARGS...: one table of the recorded profile, as text, into
+# profile.perf-KIND.txt. Symbols are resolved now, while the binary is the one measured.
+perf_report() {
+    local kind=$1
+    shift
+    local command=(perf report -i "$out/logs/profile.perf.data" --stdio -g none "$@")
+    record_line profile-record loopchat report \
+        "$(show_command "${command[@]}") > \$OUT/profile.perf-$kind.txt"
+    "${command[@]}" >"$out/profile.perf-$kind.txt" 2>>"$out/logs/profile.perf-report.log"
+}
+
+if ((profile)) && wants loopchat; then
+    mode=broadcast
+    set_bench_args broadcast loopchat
+    if [[ -n $profile_skipped ]]; then
+        printf '%s\t%s\t%s\t%s\n' profile loopchat "skipped: $profile_skipped" 0 >>"$out/runs.tsv"
+    else
+        profile_index=0
+        for step in stat record; do
+            scenario="profile-$step"
+            port=$((port_base + 30 + profile_index))
+            profile_index=$((profile_index + 1))
+            note "$scenario: loopchat (${bench_args[*]}; perf $step from ${profile_delay} s for ${profile_length} s)"
+            set_server_command loopchat "$mode" "$port"
+            start_server "$scenario" loopchat "$port" "${server_command[@]}"
+            set_perf_command "$step"
+            record_line "$scenario" loopchat profile \
+                "sleep $profile_delay && $(show_command "${perf_command[@]}")"
+            during_bench=profile_server
+            run_bench "$scenario" loopchat "$port" "${bench_args[@]}"
+            during_bench=""
+            [[ $run_status == ok ]] || failures=$((failures + 1))
+            stop_server
+            sleep 1
+        done
+        if [[ -s $out/logs/profile.perf.data ]]; then
+            perf_report objects --no-children --sort dso ||
+                failures=$((failures + 1))
+            perf_report self --no-children --sort dso,sym --percent-limit 0.5 ||
+                failures=$((failures + 1))
+            perf_report children --children --sort dso,sym --percent-limit 3 ||
+                failures=$((failures + 1))
+        fi
+    fi
+fi
 
 {
     fact load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -430,12 +377,34 @@ done
 } >>"$out/meta.tsv"
 note "results in $out ($((SECONDS - started_at)) s of runs)"
 
+# ---------------------------------------------------------------------------------------
+# The report: published beside docs/BENCHMARKS.md, or kept in the results folder
+
+publish=1
+why_not=""
+if ((quick)); then
+    why_not="a smoke run (--quick)"
+elif [[ $(IFS=, && echo "${servers[*]}") != "$ALL_SERVERS" ]]; then
+    why_not="not every server was run (--only)"
+elif ((failures > 0)); then
+    why_not="$failures run(s) failed"
+fi
+[[ -z $why_not ]] || publish=0
+
 if ((report)); then
-    if ((quick)); then
-        # A smoke run's figures must not replace the real ones in docs/.
-        python3 "$ROOT/benches/report.py" "$out" --output "$out/BENCHMARKS.md" --svg-dir "$out"
+    if ((publish)); then
+        note "publishing the results to ${PUBLISHED#"$ROOT/"}/ and regenerating docs/BENCHMARKS.md"
+        rm -rf -- "$PUBLISHED"
+        mkdir -p "$PUBLISHED"
+        cp -- "$out"/*.json "$out"/meta.tsv "$out"/commands.tsv "$out"/runs.tsv \
+            "$out"/git-status.txt "$PUBLISHED/"
+        for file in "$out"/profile.*; do
+            [[ -f $file ]] && cp -- "$file" "$PUBLISHED/"
+        done
+        python3 "$ROOT/benches/report.py" "$PUBLISHED" --readme "$ROOT/README.md"
     else
-        python3 "$ROOT/benches/report.py" "$out"
+        note "not publishing to docs/: $why_not; the report is $out/BENCHMARKS.md"
+        python3 "$ROOT/benches/report.py" "$out" --output "$out/BENCHMARKS.md" --svg-dir "$out"
     fi
 fi
 

@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
-"""Writes docs/BENCHMARKS.md from the results folder of benches/compare.sh.
+"""Writes docs/BENCHMARKS.md from a results folder of benches/compare.sh.
 
-    python3 benches/report.py RESULTS_DIR [--output docs/BENCHMARKS.md] [--svg-dir docs/bench]
+    python3 benches/report.py docs/bench/results [--readme README.md]
+    python3 benches/report.py RESULTS_DIR [--output FILE] [--svg-dir DIR] [--notes FILE]
 
-The folder holds, as compare.sh leaves it:
+docs/bench/results/ is the folder a full run of compare.sh published: the page can be
+regenerated from it at any time, and gives the same page. The folder holds:
 
-- `<scenario>.<server>.json`: what `loopchat bench ... --json` printed, one object per run;
-- `meta.tsv`: the machine and the versions, `key<TAB>value` a line;
+- `<scenario>.<server>.json`: what `loopchat bench ... --json` printed, one object per run
+  (`profile-stat.loopchat.json` and `profile-record.loopchat.json` are the runs that were
+  profiled);
+- `meta.tsv`: the machine, the versions and the commit measured, `key<TAB>value` a line;
+- `git-status.txt`: what in the tree differed from that commit (empty if nothing);
 - `commands.tsv`: every command run, `scenario<TAB>server<TAB>kind<TAB>command`;
-- `runs.tsv`: how each run went, `scenario<TAB>server<TAB>status<TAB>seconds`.
+- `runs.tsv`: how each run went, `scenario<TAB>server<TAB>status<TAB>seconds`;
+- `profile.perf-stat.csv`: `perf stat -x,` of loopchat's server in the broadcast scenario;
+- `profile.perf-{objects,self,children}.txt`: `perf report --stdio` of its `perf record -g`.
 
-The report has the machine and versions, the targets of the benchmark issue (met, or
+The report has the commit and the machine, the targets of the benchmark issue (met, or
 missed by how much), a table per scenario with every server's absolute figures and their
 ratio to loopchat's, the sweep as an SVG chart (written here, plain SVG, one line per
-server), and the exact commands. A section between the `profile-notes` markers is written
-by hand and kept when the report is regenerated.
+server), the profile, and the exact commands. Every measured figure in it is read or
+computed from the folder (the targets' thresholds are the benchmark issue's); nothing is
+kept from the page it replaces. Last come the notes written by a person, copied from
+docs/bench/notes.md under a heading that says so; a figure in them that the generated part
+does not show is listed on stderr and in the report.
+
+With `--readme`, the block of README.md between the `bench-figures` markers is replaced by
+the "at a glance" table, naming the commit and the date.
 
 Python 3.11 standard library only. Missing fields in a result are shown as "—" and listed
 on stderr (and at the end of the report), so a change in the load generator's output is
@@ -42,15 +55,14 @@ TITLES = {"loopchat": "loopchat", "ws": "Node `ws`", "bun": "Bun"}
 PLAIN_TITLES = {"loopchat": "loopchat", "ws": "Node ws", "bun": "Bun"}
 COLORS = {"loopchat": "#d95f02", "ws": "#1b9e77", "bun": "#7570b3"}
 
-PROFILE_BEGIN = "<!-- profile-notes:begin -->"
-PROFILE_END = "<!-- profile-notes:end -->"
-PROFILE_PLACEHOLDER = """## Profile notes
-
-*Written by hand, and kept when the report is regenerated. For each target missed above:
-what a profile of the server shows (for example `perf record -g -p PID` while the
-scenario runs, or `perf stat -e task-clock,context-switches,syscalls:sys_enter_writev`),
-where the time goes, and what would change it.*
-"""
+# Where the page and its chart go, the published results they are written from, the notes
+# written by hand, and the markers of README.md's block of figures.
+DEFAULT_OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
+DEFAULT_SVG_DIR = ROOT / "docs" / "bench"
+PUBLISHED = ROOT / "docs" / "bench" / "results"
+NOTES = ROOT / "docs" / "bench" / "notes.md"
+README_BEGIN = "<!-- bench-figures:begin: written by benches/report.py --readme -->"
+README_END = "<!-- bench-figures:end -->"
 
 # ---------------------------------------------------------------------------------------
 # Reading the results
@@ -73,6 +85,8 @@ class Results:
     runs: dict[str, dict[str, dict[str, Any]]]
     commands: list[list[str]]
     statuses: list[list[str]]
+    # `git status --porcelain` lines of the tree when the run began.
+    git_status: list[str]
     # Expected fields the results lack, "scenario.server: field".
     gaps: list[str]
 
@@ -87,6 +101,28 @@ class Results:
     @property
     def quick(self) -> bool:
         return self.meta.get("quick") == "1"
+
+    @property
+    def commit(self) -> str | None:
+        """The full hash of the commit measured (`loopchat_git`: results of before it
+        was recorded so)."""
+        value = self.meta.get("commit") or self.meta.get("loopchat_git")
+        return value if value and value != "?" else None
+
+    @property
+    def dirty(self) -> bool | None:
+        """Whether the tree differed from the commit; None if not recorded."""
+        if "dirty" in self.meta:
+            return {"1": True, "0": False}.get(self.meta["dirty"])
+        git = self.meta.get("loopchat_git")
+        return git.endswith("-dirty") if git else None
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-blank lines of a text file, or none if it is missing."""
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.strip()]
 
 
 def load(folder: Path) -> Results:
@@ -106,6 +142,7 @@ def load(folder: Path) -> Results:
         runs=runs,
         commands=load_tsv(folder / "commands.tsv"),
         statuses=load_tsv(folder / "runs.tsv"),
+        git_status=read_lines(folder / "git-status.txt"),
         gaps=[],
     )
     check_fields(results)
@@ -148,6 +185,7 @@ def check_fields(results: Results) -> None:
     expected = {
         "broadcast": BROADCAST_FIELDS,
         "fanout": BROADCAST_FIELDS,
+        "profile-stat": BROADCAST_FIELDS,
         "echo": ECHO_FIELDS,
         "connections": CONNECTION_FIELDS,
     }
@@ -455,14 +493,14 @@ def measured_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]
     # Echo, C=100, W=8.
     lc = runs.get("echo", {}).get("loopchat")
     bun = runs.get("echo", {}).get("bun")
-    text = "echo C=100, window 8: round trips/s ≥ 1.2× Bun's (Bun: about 620 k/s here)"
+    text = "echo C=100, window 8: round trips/s ≥ 1.2× Bun's"
     rows.append(ratio_target(text, lc, bun, "round_trips_per_s", fmt_rate, 1.2,
                              dict(clients=100, window=8)))
 
     # Idle connections, C=10,000.
     lc = runs.get("connections", {}).get("loopchat")
     bun = runs.get("connections", {}).get("bun")
-    text = "≤ 1 KiB of server RSS per idle connection at C=10,000 (Bun: about 2.2 KB)"
+    text = "≤ 1 KiB of server RSS per idle connection at C=10,000"
     why = mismatch(lc, clients=10000)
     per = get(lc, "connections.bytes_per_idle_connection")
     if why or per is None:
@@ -668,6 +706,251 @@ def sweep_table(sweeps: dict[str, list[dict[str, Any]]], servers: list[str]) -> 
 
 
 # ---------------------------------------------------------------------------------------
+# The profile: perf stat counts and perf record tables, as compare.sh left them
+
+
+@dataclass
+class PerfCount:
+    """One line of `perf stat -x,`."""
+
+    event: str
+    value: float | None
+    unit: str
+
+
+def load_perf_stat(path: Path) -> list[PerfCount]:
+    """The counts of a `perf stat -x, -o FILE` output; "<not counted>" reads as None."""
+    counts = []
+    for line in read_lines(path):
+        if line.startswith("#"):
+            continue
+        fields = line.split(",")
+        if len(fields) < 3:
+            continue
+        try:
+            value: float | None = float(fields[0])
+        except ValueError:
+            value = None
+        counts.append(PerfCount(fields[2], value, fields[1]))
+    return counts
+
+
+@dataclass
+class PerfReport:
+    """A `perf report --stdio -g none` table: its header facts and its rows."""
+
+    samples: str | None
+    event: str | None
+    # Each row: the percentages (one, or two with --children), then the other columns.
+    rows: list[tuple[list[float], list[str]]]
+
+
+PERF_SAMPLES = re.compile(r"^# Samples: (\S+)\s+of event '([^']+)'")
+# "  12.34%  [kernel.kallsyms]  [k] tcp_sendmsg_locked", or two percentages with
+# --children; the object has no spaces, the symbol may.
+PERF_ROW = re.compile(r"^\s*((?:[\d.]+%\s+)+)(\S+)(?:\s+\[(.)\]\s+(.+?))?\s*$")
+
+
+def load_perf_report(path: Path) -> PerfReport | None:
+    if not path.exists():
+        return None
+    samples = event = None
+    rows = []
+    for line in path.read_text().splitlines():
+        header = PERF_SAMPLES.match(line)
+        if header:
+            samples, event = header.group(1), header.group(2)
+            continue
+        if line.startswith("#") or not line.strip():
+            continue
+        row = PERF_ROW.match(line)
+        if not row:
+            continue
+        shares = [float(p) for p in re.findall(r"([\d.]+)%", row.group(1))]
+        columns = [row.group(2)]
+        if row.group(4):
+            columns += ["kernel" if row.group(3) == "k" else "user", row.group(4)]
+        rows.append((shares, columns))
+    return PerfReport(samples, event, rows)
+
+
+def code(text: str) -> str:
+    """Text as Markdown code inside a table cell."""
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def profile_section(results: Results, results_link: str) -> list[str]:
+    folder = results.folder
+    lines = ["## Profile of loopchat in the broadcast scenario", ""]
+    skipped = [row for row in results.statuses if row and row[0] == "profile"]
+    counts = load_perf_stat(folder / "profile.perf-stat.csv")
+    objects = load_perf_report(folder / "profile.perf-objects.txt")
+    own = load_perf_report(folder / "profile.perf-self.txt")
+    children = load_perf_report(folder / "profile.perf-children.txt")
+    if not counts and objects is None:
+        why = skipped[0][2] if skipped and len(skipped) > 2 else "not in these results"
+        return lines + [f"Not profiled: {why}.", ""]
+
+    stat_run = results.runs.get("profile-stat", {}).get("loopchat")
+    record_run = results.runs.get("profile-record", {}).get("loopchat")
+    params = describe_run(stat_run or record_run or {})
+    lines += [
+        f"loopchat's server in the broadcast scenario ({params}), run twice more after the "
+        "scenarios above, apart from the run in their tables so that the profiler does "
+        "not weigh on those figures: once under `perf stat`, once under `perf record -g`, "
+        "each started after the warm-up and stopped inside the measured window. The "
+        "commands are under [The exact commands](#the-exact-commands); their outputs are "
+        f"the `profile.*` files in [the results]({results_link}).",
+        "",
+    ]
+
+    by_event = {c.event: c for c in counts}
+    clock = by_event.get("task-clock")
+    elapsed = by_event.get("duration_time")
+    cpu_ns = clock.value * 1e6 if clock and clock.value is not None and clock.unit == "msec" \
+        else None
+    seconds = elapsed.value / 1e9 if elapsed and elapsed.value else None
+    if counts:
+        rows = []
+        for c in counts:
+            if c.event in ("duration_time",):
+                continue
+            if c.event == "task-clock":
+                count = fmt_seconds(c.value / 1e3) if c.value is not None else "—"
+                per_s = (f"{c.value / 1e3 / seconds:.2f} CPUs"
+                         if c.value is not None and seconds else "—")
+            else:
+                count = fmt_count(c.value)
+                per_s = fmt_rate(c.value / seconds) if c.value is not None and seconds else "—"
+            name = c.event.removeprefix("syscalls:sys_enter_")
+            if name != c.event:
+                name = f"`{name}` calls"
+            elif c.event == "task-clock":
+                name = "server CPU time (`task-clock`)"
+            rows.append([name, count, per_s])
+        lines += [
+            "### Counts (`perf stat`)",
+            "",
+            f"Over {fmt_seconds(seconds)} of the first run." if seconds else "",
+            "",
+            md_table(["", "count", "per second"], rows, "lrr"),
+            "",
+        ]
+        writev = by_event.get("syscalls:sys_enter_writev")
+        rate = get(stat_run, "deliveries_per_s")
+        per_delivery = get(stat_run, "server.cpu_ns_per_delivery")
+        derived = []
+        if writev and writev.value and cpu_ns is not None:
+            derived.append(["server CPU per `writev` call", "task-clock ÷ `writev` calls",
+                            fmt_us(cpu_ns / writev.value / 1e3)])
+        if writev and writev.value and seconds and rate:
+            derived.append(["deliveries per `writev` call",
+                            "the run's deliveries/s (load generator, whole measured window) "
+                            "÷ `writev` calls/s (perf stat)",
+                            f"{rate / (writev.value / seconds):,.1f}"])
+        if per_delivery is not None:
+            derived.append(["server CPU per delivery in this run",
+                            "the load generator's figure, as in the tables above",
+                            fmt_ns(per_delivery)])
+        if derived:
+            lines += [md_table(["derived", "how", "value"], derived, "llr"), ""]
+
+    def share_table(report: PerfReport, header: list[str], limit: int) -> list[str]:
+        rows = []
+        for shares, columns in report.rows[:limit]:
+            cells = [f"{p:.1f} %" for p in shares]
+            if len(columns) == 3:
+                cells += [code(columns[2]), columns[1], code(columns[0])]
+            else:
+                cells += [code(columns[0])]
+            rows.append(cells)
+        if not rows or len(rows[0]) != len(header):
+            return ["(no samples, or a table this report cannot read)", ""]
+        shares_count = len(report.rows[0][0])
+        align = "r" * shares_count + "l" * (len(header) - shares_count)
+        return [md_table(header, rows, align), ""]
+
+    if objects is not None:
+        about = (f"{objects.samples} samples of `{objects.event}`"
+                 if objects.samples else "the samples")
+        lines += ["### Where the CPU time goes (`perf record -g`)", "",
+                  f"From {about} in the second run. By object (the kernel, the binary, "
+                  "the C library):", ""]
+        lines += share_table(objects, ["share of samples", "object"], 10)
+    if own is not None:
+        lines += ["Functions by their own samples (the top 15; those over 0.5 % are in "
+                  "`profile.perf-self.txt`):", ""]
+        lines += share_table(own, ["own samples", "function", "where", "object"], 15)
+    if children is not None:
+        lines += ["Functions by the samples in them and everything they call (the top 15; "
+                  "user-space call chains are cut short without frame pointers, the "
+                  "kernel's are whole):", ""]
+        lines += share_table(children, ["with callees", "own", "function", "where", "object"],
+                             15)
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# The notes written by hand
+
+
+# A figure: a number with a unit ("166 ns", "2.14×", "10 %", "5.56 M/s", "2,164 B"), or a
+# bare number with a separator or of three digits or more ("61,200", "0.60", "4096"). A
+# number inside a word (a commit hash, `tcp_v4_rcv`) is not one.
+FIGURE = re.compile(
+    r"(?<![\w.,])(\d[\d,]*(?:\.\d+)?)(?:\s?(%|×|ns|µs|us|ms|s|k/s|M/s|/s|B|KB|KiB|MB|MiB|GB"
+    r"|GiB|CPUs?)(?![\w/])|(?![\w]))")
+
+
+def figures(text: str) -> list[str]:
+    """The figures of a text, each without the space between number and unit."""
+    found = []
+    for m in FIGURE.finditer(text):
+        number, unit = m.group(1).rstrip(",."), m.group(2) or ""
+        if unit or "," in number or "." in number or len(number) >= 3:
+            found.append(number + unit)
+    return found
+
+
+def unbacked_figures(notes: str, generated: str) -> list[str]:
+    """The figures in the notes, outside code and comments, that the generated text does
+    not show."""
+    prose = re.sub(r"<!--.*?-->", "", notes, flags=re.S)
+    prose = re.sub(r"`[^`]*`", "", prose)
+    shown = set(figures(generated))
+    stray = []
+    for figure in figures(prose):
+        if figure not in shown and figure not in stray:
+            stray.append(figure)
+    return stray
+
+
+def notes_section(notes_path: Path, generated: str, output: Path) -> list[str]:
+    if not notes_path.exists():
+        return []
+    notes = notes_path.read_text().strip("\n")
+    where = os.path.relpath(notes_path, output.parent)
+    lines = [
+        "---",
+        "",
+        "## Notes written by hand",
+        "",
+        f"> Not generated: copied from [{where}]({where}), written by a person, and not "
+        "re-measured when this page is regenerated. They explain the figures above; any "
+        "figure they cite must be in the tables above or the raw results.",
+        "",
+    ]
+    stray = unbacked_figures(notes, generated)
+    if stray:
+        for figure in stray:
+            print(f"report.py: {where} cites {figure!r}, which no generated table shows",
+                  file=sys.stderr)
+        lines += ["> **Figures in these notes that no generated table shows:** "
+                  + ", ".join(f"`{f}`" for f in stray), ""]
+    return lines + [notes, ""]
+
+
+# ---------------------------------------------------------------------------------------
 # The document
 
 
@@ -676,9 +959,10 @@ SCENARIOS = [
      "Every client is connected; the senders each keep a window of messages in flight "
      "(a sender sends again when one of its own messages has come back to it through "
      "another client), and the server relays each message to every other client."),
-    ("fanout", "Broadcast to 10,000 clients at a steady rate",
-     "One sender at a fixed rate, 10,000 receivers: nothing should be lost, and the "
-     "latency from send to receipt shows how evenly the server serves a large fan-out."),
+    ("fanout", "Broadcast to {C} clients at a steady rate",
+     "One sender at a fixed rate, every other client a receiver: nothing should be lost, "
+     "and the latency from send to receipt shows how evenly the server serves a large "
+     "fan-out."),
     ("echo", "Echo",
      "Each client keeps a window of messages in flight and the server sends each back "
      "to its sender."),
@@ -692,15 +976,17 @@ MACHINE_ROWS = [
     ("CPU", "cpu_model"), ("CPUs", "cpu_count"), ("SIMD", "cpu_flags_simd"),
     ("memory", "memory"), ("OS", "os"), ("kernel", "kernel"),
     ("frequency governor", "governor"), ("load average before / after", None),
-    ("open files per process", "nofile"), ("net.ipv4.tcp_tw_reuse", "tcp_tw_reuse"),
+    ("open files per process", "nofile"),
+    ("net.ipv4.tcp_congestion_control", "tcp_congestion_control"),
+    ("net.core.default_qdisc", "default_qdisc"),
+    ("net.ipv4.tcp_tw_reuse", "tcp_tw_reuse"),
     ("net.ipv4.ip_local_port_range", "ip_local_port_range"),
     ("net.core.somaxconn", "somaxconn"),
 ]
 
 VERSION_ROWS = [
-    ("loopchat", "loopchat"), ("loopchat commit", "loopchat_git"), ("rustc", "rustc"),
-    ("Node.js", "node"), ("ws", "ws"), ("Bun", "bun"), ("npm", "npm"),
-    ("taskset", "taskset"),
+    ("loopchat", "loopchat"), ("rustc", "rustc"), ("Node.js", "node"), ("ws", "ws"),
+    ("Bun", "bun"), ("npm", "npm"), ("taskset", "taskset"), ("perf", "perf"),
 ]
 
 
@@ -708,11 +994,12 @@ def commands_section(results: Results) -> list[str]:
     lines = [
         "## The exact commands",
         "",
-        "As `benches/compare.sh` ran them. `$PEERS` is the temporary folder the peers were "
-        "installed in (with `benches/peers/ws_server.mjs` and `benches/peers/bun_server.js` "
-        "copied into it); `$OUT` is the results folder; `$SERVER_PID` is the pid of the "
-        "server started just before. Each server is started fresh for each scenario and "
-        "stopped (SIGTERM) after it.",
+        "As `benches/compare.sh` ran them, from the top of the repository. `$PEERS` is the "
+        "temporary folder the peers were installed in (with `benches/peers/ws_server.mjs` "
+        "and `benches/peers/bun_server.js` copied into it); `$OUT` is the results folder "
+        "as the run wrote it (published without its `logs/`); `$SERVER_PID` is the pid of "
+        "the server started just before. Each server is started fresh for each scenario "
+        "and stopped (SIGTERM) after it.",
         "",
     ]
     setup = [c for c in results.commands if c and c[0] == "setup"]
@@ -733,25 +1020,111 @@ def commands_section(results: Results) -> list[str]:
         for row in results.commands:
             if len(row) < 4 or row[0] != scenario:
                 continue
-            command = re.sub(r"--server-pid \d+", '--server-pid "$SERVER_PID"', row[3])
+            command = re.sub(r"--server-pid (\d+|\$SERVER_PID)", '--server-pid "$SERVER_PID"',
+                             row[3])
+            command = command.replace("-p $SERVER_PID", '-p "$SERVER_PID"')
             if row[2] == "server":
                 lines += [command + " &", "SERVER_PID=$!"]
+            elif row[2] == "profile":
+                lines.append(f"({command}) &")
             else:
                 lines.append(command)
         lines += ["```", ""]
     return lines
 
 
-def build(results: Results, output: Path, svg_path: Path) -> str:
+def commit_sentence(results: Results, results_link: str) -> str:
+    """Which commit was measured, and whether the tree differed from it."""
+    meta = results.meta
+    commit = results.commit
+    if commit is None:
+        return "The commit measured was not recorded."
+    subject = meta.get("commit_subject")
+    about = f" ({subject[:80]}{'…' if len(subject) > 80 else ''})" if subject else ""
+    text = f"Measured at commit `{commit}`{about}"
+    if results.dirty is False:
+        return text + ", with the tree exactly as committed."
+    if results.dirty is None:
+        return text + "; whether the tree had uncommitted changes was not recorded."
+    paths = [line[3:] if len(line) > 3 else line for line in results.git_status]
+    shown = ", ".join(f"`{p}`" for p in paths[:8]) + (", …" if len(paths) > 8 else "")
+    count = meta.get("dirty_paths") or str(len(paths))
+    return (text + f", **with uncommitted changes** in {count} path(s)"
+            + (f": {shown}" if shown else "")
+            + f" (listed in `git-status.txt` in [the results]({results_link})).")
+
+
+def glance_rows(results: Results) -> list[list[str]]:
+    """The "at a glance" table: one headline figure per scenario, every server."""
+    glance = [
+        ("broadcast", "broadcast C={C}, S={S}, window {W}: deliveries/s ↑", "deliveries_per_s",
+         fmt_rate),
+        ("broadcast", "same run: server CPU per delivery ↓", "server.cpu_ns_per_delivery",
+         fmt_ns),
+        ("fanout", "broadcast C={C}, S={S} at {R} msg/s each: p99 latency ↓",
+         "latency_us.p99", fmt_us),
+        ("echo", "echo C={C}, window {W}: round trips/s ↑", "round_trips_per_s", fmt_rate),
+        ("connections", "C={C} idle connections: server RSS per connection ↓",
+         "connections.bytes_per_idle_connection", fmt_bytes),
+    ]
+    rows = []
+    for scenario, label, path, fmt in glance:
+        by_server = results.runs.get(scenario, {})
+        if not by_server:
+            continue
+        run = first_run(by_server)
+
+        def param(key: str) -> str:
+            value = get(run, key)
+            return f"{value:,}" if isinstance(value, int) else \
+                f"{value:g}" if isinstance(value, float) else "?"
+
+        label = label.format(C=param("clients"), S=param("senders"), W=param("window"),
+                             R=param("rate"))
+        base = get(by_server.get("loopchat"), path)
+        row = [label]
+        for server in results.servers:
+            run = by_server.get(server)
+            value = get(run, path)
+            cell = fmt(value)
+            r = ratio(value, base)
+            if server != "loopchat" and r is not None:
+                cell += f" ({fmt_ratio(r)})"
+            lost, expected = get(run, "lost"), get(run, "expected")
+            if scenario == "fanout" and lost and expected:
+                cell += f", {lost / expected * 100:.0f} % lost"
+            row.append(cell)
+        rows.append(row)
+    return rows
+
+
+def glance_table(results: Results) -> str:
+    servers = results.servers
+    return md_table([""] + [TITLES[s] for s in servers], glance_rows(results),
+                    "l" + "r" * len(servers))
+
+
+def build(results: Results, output: Path, svg_path: Path, notes_path: Path) -> str:
     meta = results.meta
     servers = results.servers
+    results_link = os.path.relpath(results.folder, output.parent) + "/"
+    regenerate = f"python3 benches/report.py {display_path(results.folder)}"
+    if output != DEFAULT_OUTPUT or svg_path.parent != DEFAULT_SVG_DIR:
+        regenerate += (f" --output {display_path(output)}"
+                       f" --svg-dir {display_path(svg_path.parent)}")
     lines: list[str] = [
         "# Benchmarks: loopchat, Node `ws` and Bun, side by side",
         "",
-        "<!-- Generated by benches/report.py from the results of benches/compare.sh; "
-        "edit only the profile notes section, which regeneration keeps. -->",
+        f"<!-- Generated by benches/report.py from {display_path(results.folder)}; do not "
+        "edit. Change report.py, or docs/bench/notes.md for the notes at the end, and "
+        f"regenerate with `{regenerate}`. -->",
         "",
-        f"One run of `benches/compare.sh` on {meta.get('date_utc', 'an unknown date')}. "
+        commit_sentence(results, results_link),
+        "",
+        f"One run of `benches/compare.sh` on {meta.get('date_utc', 'an unknown date')}; "
+        f"its raw results (one JSON per scenario and server, the machine and versions, the "
+        f"commands, the profiler's outputs) are in [{results_link}]({results_link}), and "
+        f"`{regenerate}` writes this page from them again. "
         "Each server is a raw relay: in broadcast mode every message goes, unchanged, to "
         "every other connected client; in echo mode back to its sender. Each server runs "
         f"pinned to CPU {meta.get('server_cpu', '0')} (`taskset`), the load generator "
@@ -781,53 +1154,25 @@ def build(results: Results, output: Path, svg_path: Path) -> str:
         ]
     failed = [row for row in results.statuses if len(row) > 2 and row[2] != "ok"]
     if failed:
-        lines += ["> **Runs that failed** (see `logs/` in the results folder): "
+        lines += ["> **Runs that failed or were skipped** (see `logs/` in the results "
+                  "folder): "
                   + ", ".join(f"{row[0]} on {PLAIN_TITLES.get(row[1], row[1])} ({row[2]})"
                               for row in failed), ""]
 
-    # At a glance.
-    glance = [
-        ("broadcast", "broadcast {C}: deliveries/s ↑", "deliveries_per_s", fmt_rate),
-        ("broadcast", "broadcast {C}: server CPU per delivery ↓",
-         "server.cpu_ns_per_delivery", fmt_ns),
-        ("fanout", "broadcast {C} at a steady rate: p99 latency ↓", "latency_us.p99", fmt_us),
-        ("echo", "echo {C}: round trips/s ↑", "round_trips_per_s", fmt_rate),
-        ("connections", "{C} idle: server RSS per connection ↓",
-         "connections.bytes_per_idle_connection", fmt_bytes),
-    ]
-    rows = []
-    for scenario, label, path, fmt in glance:
-        by_server = results.runs.get(scenario, {})
-        if not by_server:
-            continue
-        clients = get(first_run(by_server), "clients")
-        label = label.format(C=f"C={clients:,}" if isinstance(clients, int) else "")
-        base = get(by_server.get("loopchat"), path)
-        row = [label]
-        for server in servers:
-            value = get(by_server.get(server), path)
-            cell = fmt(value)
-            r = ratio(value, base)
-            if server != "loopchat" and r is not None:
-                cell += f" ({fmt_ratio(r)})"
-            row.append(cell)
-        rows.append(row)
+    rows = glance_rows(results)
     if rows:
-        lines += ["## At a glance", "",
-                  md_table([""] + [TITLES[s] for s in servers], rows, "l" + "r" * len(servers)),
-                  ""]
+        lines += ["## At a glance", "", glance_table(results), ""]
 
     # Targets.
     lines += [
         "## Targets",
         "",
         "The targets of the benchmark issue, for loopchat on this machine with the server "
-        "on one core. They are goals for the benchmark, not tests.",
+        "on one core. They are goals for the benchmark, not tests; where one is compared "
+        "with Bun, Bun's figure is the one measured in the same run.",
         "",
         md_table(["target", "measured", "result"],
                  [[t.text, t.measured, t.verdict] for t in targets(results)], "lll"),
-        "",
-        "Where a target is missed, the profile notes below say what the profile shows.",
         "",
     ]
 
@@ -838,6 +1183,8 @@ def build(results: Results, output: Path, svg_path: Path) -> str:
         by_server = results.runs.get(scenario)
         if not by_server:
             continue
+        clients = get(first_run(by_server), "clients")
+        title = title.format(C=f"{clients:,}" if isinstance(clients, int) else "many")
         lines += [f"## {title}", "", about, ""]
         params = describe_run(first_run(by_server))
         if params:
@@ -868,6 +1215,8 @@ def build(results: Results, output: Path, svg_path: Path) -> str:
             "",
         ]
 
+    lines += profile_section(results, results_link)
+
     # Machine and versions.
     rows = []
     for label, key in MACHINE_ROWS:
@@ -878,19 +1227,30 @@ def build(results: Results, output: Path, svg_path: Path) -> str:
         if value:
             rows.append([label, value])
     lines += ["## Machine", "", md_table(["", ""], rows, "ll"), ""]
-    rows = [[label, f"`{meta[key]}`"] for label, key in VERSION_ROWS if meta.get(key)]
+    rows = []
+    if results.commit:
+        state = {False: "tree as committed", True: "uncommitted changes",
+                 None: "tree state not recorded"}[results.dirty]
+        rows.append(["loopchat commit", f"`{results.commit}` ({state})"])
+    rows += [[label, f"`{meta[key]}`"] for label, key in VERSION_ROWS if meta.get(key)]
     lines += ["## Versions", "", md_table(["", ""], rows, "ll"), ""]
     if meta.get("bun_spec") or meta.get("ws_spec"):
         lines += [f"Installed with npm: `{meta.get('ws_spec', '')}` (the latest 8.x at the "
                   f"time) and `{meta.get('bun_spec', '')}`.", ""]
 
     lines += commands_section(results)
+    took = meta.get("runs_seconds")
     lines += [
-        "To run it again (on a quiet machine) and regenerate this page:",
+        "To regenerate this page from the results beside it, or to measure again (on a "
+        "quiet machine, from a committed tree"
+        + (f"; the runs above took {took} s, plus the build and the npm install" if took
+           else "")
+        + "):",
         "",
         "```sh",
-        "benches/compare.sh                      # all scenarios, all servers; writes this page",
-        "python3 benches/report.py target/bench-results/<timestamp>   # the page alone",
+        (f"{regenerate}   # this page, from the results" if results.quick else
+         f"{regenerate} --readme README.md   # this page and README's figures, from the results"),
+        "benches/compare.sh   # measure again: replaces docs/bench/results/ and this page",
         "```",
         "",
     ]
@@ -901,43 +1261,95 @@ def build(results: Results, output: Path, svg_path: Path) -> str:
                   "as —):", ""]
         lines += [f"- `{gap}`" for gap in results.gaps] + [""]
 
-    lines += [PROFILE_BEGIN, kept_profile_notes(output).strip("\n"), PROFILE_END, ""]
-    return "\n".join(lines)
+    generated = "\n".join(lines)
+    lines += notes_section(notes_path, generated, output)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def kept_profile_notes(output: Path) -> str:
-    """The hand-written profile notes of the current report, if it has any."""
-    if output.exists():
-        text = output.read_text()
-        start, end = text.find(PROFILE_BEGIN), text.find(PROFILE_END)
-        if 0 <= start < end:
-            return text[start + len(PROFILE_BEGIN):end]
-    return PROFILE_PLACEHOLDER
+def display_path(path: Path) -> str:
+    """A path as a reader in the repository's top folder would type it."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def readme_block(results: Results, readme: Path, output: Path) -> str:
+    """The README's figures: the "at a glance" table, naming the commit and the date."""
+    page = os.path.relpath(output, readme.parent)
+    folder = os.path.relpath(results.folder, readme.parent) + "/"
+    commit = results.commit
+    at = f"commit `{commit[:12]}`" if commit else "an unrecorded commit"
+    if results.dirty:
+        at += " with uncommitted changes"
+    cpus = results.meta.get("cpu_count")
+    machine = f"{cpus} CPUs, the server on one" if cpus else "the server on one core"
+    return "\n".join([
+        README_BEGIN,
+        f"From the last run of `benches/compare.sh`, at {at} on "
+        f"{results.meta.get('date_utc', 'an unknown date')} ({machine}; the machine, the "
+        f"exact commands, every figure, the targets and the profile are in [{page}]({page}), "
+        f"the raw results in [{folder}]({folder})):",
+        "",
+        glance_table(results),
+        README_END,
+    ])
+
+
+def update_readme(results: Results, readme: Path, output: Path) -> None:
+    text = readme.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if not 0 <= start < end:
+        raise SystemExit(f"report.py: {readme} has no block between\n  {README_BEGIN}\n"
+                         f"and\n  {README_END}")
+    block = readme_block(results, readme, output)
+    readme.write_text(text[:start] + block + text[end + len(README_END):])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Write docs/BENCHMARKS.md from a results folder of benches/compare.sh.")
-    parser.add_argument("results", type=Path, help="the results folder")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md",
+    parser.add_argument("results", type=Path,
+                        help="the results folder (docs/bench/results for the published run)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="the Markdown file to write (default: docs/BENCHMARKS.md)")
-    parser.add_argument("--svg-dir", type=Path, default=ROOT / "docs" / "bench",
+    parser.add_argument("--svg-dir", type=Path, default=DEFAULT_SVG_DIR,
                         help="where the sweep chart goes (default: docs/bench)")
+    parser.add_argument("--notes", type=Path, default=NOTES,
+                        help="the notes written by hand, copied at the end "
+                             "(default: docs/bench/notes.md)")
+    parser.add_argument("--readme", type=Path,
+                        help="also replace this file's block between the bench-figures "
+                             "markers with the 'at a glance' table (README.md)")
     args = parser.parse_args()
 
     if not args.results.is_dir():
         parser.error(f"{args.results} is not a folder")
-    results = load(args.results)
+    results = load(args.results.resolve())
     if not results.runs:
         print(f"report.py: no results (*.json) in {args.results}", file=sys.stderr)
         return 1
     output = args.output.resolve()
+    if args.readme and results.quick:
+        parser.error("--readme with the results of a smoke run (--quick): the README shows "
+                     "real figures only")
+    if output == DEFAULT_OUTPUT and results.quick:
+        parser.error("the results of a smoke run (--quick) cannot replace docs/BENCHMARKS.md; "
+                     "give --output and --svg-dir")
+    if output == DEFAULT_OUTPUT and results.folder != PUBLISHED:
+        parser.error(f"docs/BENCHMARKS.md is written only from {display_path(PUBLISHED)}, "
+                     "the results committed beside it (benches/compare.sh copies a full run "
+                     "there); for other results give --output and --svg-dir")
     svg_path = args.svg_dir.resolve() / "sweep.svg"
-    text = build(results, output, svg_path)
+    text = build(results, output, svg_path, args.notes.resolve())
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(f"report.py: wrote {output}" + (f" and {svg_path}" if "sweep" in results.runs else ""),
           file=sys.stderr)
+    if args.readme:
+        update_readme(results, args.readme.resolve(), output)
+        print(f"report.py: wrote the figures block of {args.readme}", file=sys.stderr)
     return 0
 
 
