@@ -14,19 +14,21 @@
 //! - [`http`]: the HTTP/1.1 side, also pure: parsing a request head within limits
 //!   (with `httparse`), the opening handshake in both roles, responses, and the small
 //!   page served to a plain GET.
-//! - [`event_loop`]: the loop itself ([`Server`]), the per-connection session logic that
-//!   feeds bytes to the protocol code, the outbound queues with their shared broadcast
-//!   frames, deadlines, and the [`Handler`] trait through which an application plugs in.
+//! - [`event_loop`]: the loop itself ([`Server`]): the turn, the broadcast log, the
+//!   output queues, the policies (accepting, keepalive, slow consumers, shutdown), the
+//!   per-connection session logic that feeds bytes to the protocol code, and the
+//!   [`Handler`] trait through which an application plugs in. Its module documentation
+//!   lists its files from the bottom up.
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
 //! - [`rate`]: the token bucket behind the per-connection and per-member rate limits.
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
-//! - [`client`]: the terminal client, on the same codec in the client role.
-//! - [`bench`](mod@bench): the load generator (`loopchat bench`): thousands of client
-//!   connections on one `mio` loop, pre-encoded masked frames, delivery and latency
-//!   accounting.
 //!
-//! The binary (`src/main.rs`) is the command line: `loopchat serve`, `loopchat client`
-//! and `loopchat bench`.
+//! The `loopchat` program (`src/bin/loopchat/`) is not part of the library: the command
+//! line (`loopchat serve`), the terminal client (`loopchat client`, on the client-role
+//! codec) and the load generator (`loopchat bench`). It and its dependencies come with
+//! the default `cli` feature; a program that embeds the library sets
+//! `default-features = false` and builds without clap, hdrhistogram, plotters, rlimit or
+//! env_logger.
 //!
 //! # An application in a screenful
 //!
@@ -50,8 +52,6 @@
 #![warn(missing_docs)]
 
 pub mod apps;
-pub mod bench;
-pub mod client;
 pub mod event_loop;
 pub mod http;
 pub mod line;
@@ -59,6 +59,6 @@ pub mod rate;
 pub mod ws;
 
 pub use event_loop::{
-    ConnectionId, Context, Handler, Server, ServerConfig, SharedFrame, Transport,
+    ConnectionId, Context, Handler, SendError, Server, ServerConfig, SharedFrame, Transport,
 };
 pub use ws::{CloseCode, Message};

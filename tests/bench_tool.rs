@@ -2,25 +2,100 @@
 //! (markers inside its JSON envelope, senders getting their own copies), a server that
 //! loses messages, a server that is not there, and the binary's JSON contract.
 //!
-//! Runs are short (a second of load or less) and every phase of the tool is bounded, so
-//! each test takes a few seconds at most.
+//! The load generator is a program, not library API: each test runs the `loopchat`
+//! binary with `--json` and reads the one JSON object it prints, as a script would. Runs
+//! are short (a second of load or less) and every phase of the tool is bounded, so each
+//! test takes a few seconds at most.
 
 mod common;
 
-use clap::Parser;
 use common::start;
 use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
-use loopchat::bench::{self, BenchCommand, Report};
 use loopchat::{ConnectionId, Context, Handler, Message};
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 
-/// Parses a bench command line (without the program name) and runs it.
-fn bench(args: &[&str]) -> Result<Report, bench::BenchError> {
-    let command =
-        BenchCommand::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
-            .expect("valid command line");
-    bench::run(&command)
+/// The fields of `loopchat bench --json` these tests read (the last test checks that
+/// every documented field is there).
+#[derive(Debug, Deserialize)]
+struct Report {
+    sent: Option<u64>,
+    delivered: Option<u64>,
+    expected: Option<u64>,
+    deliveries_per_s: Option<f64>,
+    round_trips_per_s: Option<f64>,
+    lost: Option<u64>,
+    duplicated: Option<u64>,
+    out_of_order: Option<u64>,
+    self_delivery: Option<bool>,
+    self_deliveries: Option<u64>,
+    senders: Option<usize>,
+    window: Option<u32>,
+    rate: Option<f64>,
+    latency_us: Option<Latency>,
+    send_lag_us: Option<Latency>,
+    bench_cpu_s: Option<f64>,
+    bench_cpu_pct: Option<f64>,
+    server: Option<ServerFigures>,
+    connections: Option<ConnectionFigures>,
+    details: Option<Details>,
+    points: Option<Vec<Report>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct Latency {
+    p50: f64,
+    max: f64,
+    count: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerFigures {
+    cpu_s: Option<f64>,
+    peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectionFigures {
+    opened: usize,
+    failed: usize,
+    handshakes_per_s: f64,
+    rss_before_kib: Option<u64>,
+    rss_after_kib: Option<u64>,
+    bytes_per_idle_connection: Option<f64>,
+    closed_cleanly: usize,
+    close_failed: usize,
+    dropped: usize,
+    failures: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Details {
+    drain_complete: bool,
+    foreign_markers: u64,
+    unexpected_markers: u64,
+}
+
+/// Runs `loopchat bench ARGS --json`: its report, or, when it exits with status 1, the
+/// error its JSON object gives.
+fn bench(args: &[&str]) -> Result<Report, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run loopchat bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}\nstderr: {stderr}"));
+    match output.status.code() {
+        Some(0) => Ok(serde_json::from_value(json).expect("the report's fields")),
+        Some(1) => Err(json["error"].as_str().expect("an error").to_owned()),
+        other => panic!("exit status {other:?}: {stdout}\nstderr: {stderr}"),
+    }
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -288,10 +363,7 @@ fn no_server_is_reported_not_waited_for() {
         "1",
     ])
     .unwrap_err();
-    assert!(
-        error.to_string().contains("only 0 clients connected"),
-        "{error}"
-    );
+    assert!(error.contains("only 0 clients connected"), "{error}");
 }
 
 #[test]

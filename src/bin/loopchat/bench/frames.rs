@@ -1,6 +1,6 @@
 //! A lean reader for the frames a server sends: zero-copy where it can be.
 //!
-//! The crate's [`WebSocket`](crate::ws::WebSocket) state machine copies every payload
+//! The crate's [`WebSocket`](loopchat::ws::WebSocket) state machine copies every payload
 //! into a message buffer, checks its UTF-8 and hands it over as an owned `String`. That is
 //! right for an application, but the generator receives millions of small messages a
 //! second and only looks for a marker in them, so it would spend more time decoding than
@@ -20,8 +20,8 @@
 //! reserved bits, a fragmented or long control frame, a continuation out of place, a
 //! length not in its shortest form) is an error, as in the codec.
 
-use crate::ws::ProtocolError;
-use crate::ws::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
+use loopchat::ws::ProtocolError;
+use loopchat::ws::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
 
 /// One thing the server said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +204,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::frame::encode_frame;
+    use loopchat::ws::frame::encode_frame;
 
     /// What the reader reported, owned, for comparison.
     #[derive(Debug, Clone, PartialEq, Eq)]

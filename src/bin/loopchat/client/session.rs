@@ -42,11 +42,11 @@ use super::console::Console;
 use super::input::Input;
 use super::url::WsUrl;
 use super::{ClientConfig, ClientError};
-use crate::apps::chat::protocol::{
+use loopchat::apps::chat::protocol::{
     ClientRequest, Command, ErrorCode, HELP, ServerEvent, parse_command,
 };
-use crate::http::ClientHandshake;
-use crate::ws::{CloseCode, CloseFrame, Event, Message, Role, State, WebSocket};
+use loopchat::http::ClientHandshake;
+use loopchat::ws::{CloseCode, CloseFrame, Event, Message, Role, State, WebSocket};
 
 /// The poll token of the connection's socket.
 pub const SOCKET: Token = Token(0);

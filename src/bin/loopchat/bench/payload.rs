@@ -17,8 +17,8 @@
 //! JSON envelope (`{"type":"message",...,"text":"~lcb1:..."}`) leaves the marker intact,
 //! and receivers look for it anywhere in the message ([`find_markers`]).
 
-use crate::ws::frame::{Opcode, encode_frame};
-use crate::ws::mask::apply_mask;
+use loopchat::ws::frame::{Opcode, encode_frame};
+use loopchat::ws::mask::apply_mask;
 
 /// What every marker starts with: a character that needs no JSON escaping and is not used
 /// in the filler, the tool's name and the format's version.
@@ -194,16 +194,6 @@ impl FrameTemplate {
         apply_mask(field, self.key, SEQ_AT);
         &self.frame
     }
-
-    /// The frame's length on the wire.
-    pub fn len(&self) -> usize {
-        self.frame.len()
-    }
-
-    /// Whether the frame is empty (never: a frame has at least a header).
-    pub fn is_empty(&self) -> bool {
-        self.frame.is_empty()
-    }
 }
 
 /// Writes the low `4 * out.len()` bits of `value` as lowercase hex, most significant first.
@@ -242,7 +232,7 @@ fn hex8(digits: [u8; 8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::{Event, Role, WebSocket};
+    use loopchat::ws::{Event, Role, WebSocket};
 
     const M: Marker = Marker {
         run: 0xdead_beef,

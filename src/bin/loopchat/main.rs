@@ -1,9 +1,19 @@
-//! The `loopchat` command line.
+//! The `loopchat` program: `loopchat serve` (the server, on the library), `loopchat
+//! client` (the terminal client) and `loopchat bench` (the load generator).
+//!
+//! The terminal client and the load generator are programs, not library API: they live
+//! here, beside the command line, and use the library only through its public API (the
+//! client-role codec, the chat protocol's types). Their dependencies (clap, hdrhistogram,
+//! plotters, rlimit, env_logger) are the `cli` feature's, so a program that embeds the
+//! library with default features off builds none of them.
+
+mod bench;
+mod client;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use client::parse_seconds;
 use log::{debug, info};
 use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
-use loopchat::client::parse_seconds;
 use loopchat::event_loop::SlowConsumer;
 use loopchat::http::OriginPolicy;
 use loopchat::http::static_files::StaticFiles;
@@ -35,7 +45,7 @@ enum Command {
     Client(ClientArgs),
     /// Load-test any WebSocket server from one thread: broadcast, echo, connections,
     /// sweep. Prints a table, or one JSON object with --json.
-    Bench(loopchat::bench::BenchCommand),
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -164,12 +174,12 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match Cli::parse().command {
         Command::Serve(args) => serve_mode(args),
-        Command::Client(args) => loopchat::client::run(&loopchat::client::ClientConfig {
+        Command::Client(args) => client::run(&client::ClientConfig {
             url: args.url,
             nick: args.nick,
             linger: args.linger,
         }),
-        Command::Bench(command) => loopchat::bench::main(command),
+        Command::Bench(command) => bench::main(command),
     }
 }
 

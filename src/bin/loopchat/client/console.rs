@@ -16,7 +16,7 @@
 
 use std::io::{self, Write};
 
-use crate::apps::chat::protocol::ServerEvent;
+use loopchat::apps::chat::protocol::ServerEvent;
 
 /// Where events and notices are written.
 #[derive(Debug, Default)]

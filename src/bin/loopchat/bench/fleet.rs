@@ -22,9 +22,9 @@
 use super::frames::{FrameReader, Incoming};
 use super::report::Progress;
 use crate::client::WsUrl;
-use crate::http::ClientHandshake;
-use crate::ws::frame::{Opcode, encode_frame};
-use crate::ws::mask::MaskKeys;
+use loopchat::http::ClientHandshake;
+use loopchat::ws::frame::{Opcode, encode_frame};
+use loopchat::ws::mask::MaskKeys;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::BTreeMap;
@@ -180,9 +180,7 @@ pub struct FleetCounts {
 /// The server a fleet connects to.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The URL as given.
-    pub url: String,
-    /// Its parsed form: the request path and the `Host` header.
+    /// The URL's parsed form: the request path and the `Host` header.
     pub ws: WsUrl,
     /// The resolved address.
     pub addr: SocketAddr,
@@ -262,11 +260,6 @@ impl Fleet {
     /// The number of clients, started or not.
     pub fn len(&self) -> usize {
         self.clients.len()
-    }
-
-    /// Whether the fleet has no clients.
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
     }
 
     /// Whether `client` is open for messages.

@@ -2,16 +2,16 @@
 //!
 //! Lines typed (or piped) on standard input are sent to the chat; what the server says is
 //! printed on standard output as it arrives, in the same human form the line port uses
-//! ([`ServerEvent::render_line`](crate::apps::chat::protocol::ServerEvent::render_line)).
-//! Input goes through [`parse_command`](crate::apps::chat::protocol::parse_command), so
+//! ([`ServerEvent::render_line`](loopchat::apps::chat::protocol::ServerEvent::render_line)).
+//! Input goes through [`parse_command`](loopchat::apps::chat::protocol::parse_command), so
 //! `/join rust`, `/msg ada hi`, `/who`, `/image cat.png`, `/help` and `/quit` work as in
 //! the web page.
 //!
 //! # Design
 //!
 //! The client speaks WebSocket with the crate's own sans-IO code in the client role: the
-//! opening handshake is [`ClientHandshake`](crate::http::ClientHandshake) and the frames
-//! are [`WebSocket`](crate::ws::WebSocket) with [`Role::Client`](crate::ws::Role), which
+//! opening handshake is [`ClientHandshake`](loopchat::http::ClientHandshake) and the frames
+//! are [`WebSocket`](loopchat::ws::WebSocket) with [`Role::Client`](loopchat::ws::Role), which
 //! masks what it sends. Around it, the same shape as the server, scaled down:
 //!
 //! - [`session`]: a small event loop on `mio`. The main thread owns the socket
@@ -53,8 +53,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::http::ClientHandshakeError;
-use crate::ws::{CloseCode, ProtocolError};
+use loopchat::http::ClientHandshakeError;
+use loopchat::ws::{CloseCode, ProtocolError};
 pub use session::{Ending, Session};
 pub use url::{UrlError, WsUrl};
 

@@ -10,12 +10,12 @@
 //!   server's shape: poll, dispatch by token, timers, let the [`load`] queue messages,
 //!   flush once per connection per turn.
 //! - **The crate's own client role**: the opening handshake is
-//!   [`ClientHandshake`](crate::http::ClientHandshake); frames are encoded with
-//!   [`encode_frame`](crate::ws::frame::encode_frame) and masked with
-//!   [`apply_mask`](crate::ws::mask::apply_mask); frame headers are parsed with
-//!   [`FrameHeader::parse`](crate::ws::frame::FrameHeader::parse). Incoming frames go
+//!   [`ClientHandshake`](loopchat::http::ClientHandshake); frames are encoded with
+//!   [`encode_frame`](loopchat::ws::frame::encode_frame) and masked with
+//!   [`apply_mask`](loopchat::ws::mask::apply_mask); frame headers are parsed with
+//!   [`FrameHeader::parse`](loopchat::ws::frame::FrameHeader::parse). Incoming frames go
 //!   through a lean reader ([`frames`]) rather than the full
-//!   [`WebSocket`](crate::ws::WebSocket) state machine: a frame that arrived whole is
+//!   [`WebSocket`](loopchat::ws::WebSocket) state machine: a frame that arrived whole is
 //!   read in place, with no copy and no UTF-8 pass (about five times cheaper per small
 //!   message than the codec; see [`frames`]).
 //! - **Pre-encoded, masked frames** ([`payload`]): each sender's message is encoded once;
@@ -65,10 +65,10 @@ pub use args::{BenchCommand, Scenario};
 pub use report::Report;
 
 use crate::client::{UrlError, WsUrl};
-use crate::ws::mask::MaskKeys;
 use args::{BroadcastLoad, CommonArgs, ConnectionsArgs, SweepArgs};
 use fleet::{Fleet, FleetCounts, Quiet, Target, Until};
 use load::{Load, LoadPlan, Pacing};
+use loopchat::ws::mask::MaskKeys;
 use report::{ConnectionFigures, Details, Progress, ServerFigures};
 use stats::Recipients;
 use std::io;
@@ -260,11 +260,7 @@ fn resolve(url: &str) -> Result<Target, BenchError> {
             host: ws.host.clone(),
             source: io::Error::new(io::ErrorKind::NotFound, "no address"),
         })?;
-    Ok(Target {
-        url: url.to_owned(),
-        ws,
-        addr,
-    })
+    Ok(Target { ws, addr })
 }
 
 /// Raises the open-file limit to the hard limit; returns the limit, and a note if it is
