@@ -31,7 +31,7 @@
 //! the turn writes each marked connection once, everything queued for it together
 //! ("corking"). WRITABLE interest is registered only when the kernel did not take it
 //! all, and dropped again once the queue is empty. A broadcast does not even mark its
-//! recipients: it is published once to the [broadcast log](broadcast_log), and each open
+//! recipients: it is published once to the broadcast log (`broadcast_log.rs`), and each open
 //! connection takes what it has not taken in its flush.
 //!
 //! # The files of the loop
