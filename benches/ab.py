@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Shared with the report; benches/ is on the path when this runs as a script.
+from report import get, md_table  # noqa: E402
+
 RUN = re.compile(r"^r(\d+)\.([AB])\.json$")
 
 
@@ -37,14 +40,6 @@ def load_meta(folder: Path) -> dict[str, str]:
     return meta
 
 
-def get(obj: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    return obj
-
-
 def fmt_ns(v: float | None) -> str:
     return "—" if v is None else f"{v:,.1f} ns"
 
@@ -53,12 +48,6 @@ def fmt_rate(v: float | None) -> str:
     if v is None:
         return "—"
     return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.0f} k/s"
-
-
-def md_table(header: list[str], rows: list[list[str]], align: str) -> str:
-    marks = {"l": "---", "r": "---:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def summary(folder: Path, limit: float) -> str:
