@@ -29,12 +29,17 @@ use loopchat::ws::{
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-/// 128 cases, unless `PROPTEST_CASES` says otherwise.
+/// 128 cases, unless `PROPTEST_CASES` says otherwise. A value that is not a number, or
+/// 0, fails the test that reads it, naming the variable: a run of no case must not pass.
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(128);
+    let cases = match std::env::var("PROPTEST_CASES") {
+        Err(_) => 128,
+        Ok(value) => match value.trim().parse::<u32>() {
+            Ok(0) => panic!("PROPTEST_CASES=0 selects no case: nothing would be tested"),
+            Ok(cases) => cases,
+            Err(e) => panic!("PROPTEST_CASES={value:?} is not a number of cases: {e}"),
+        },
+    };
     Config {
         cases,
         ..Config::default()
