@@ -311,11 +311,7 @@ mod tests {
         let input = b"ab\xffc\nok\n";
         for cut in 0..=input.len() {
             for second_cut in cut..=input.len() {
-                let pieces = [
-                    &input[..cut],
-                    &input[cut..second_cut],
-                    &input[second_cut..],
-                ];
+                let pieces = [&input[..cut], &input[cut..second_cut], &input[second_cut..]];
                 let mut reader = LineReader::new(1);
                 let mut events = Vec::new();
                 for piece in pieces {
