@@ -537,11 +537,15 @@ fn request_and_first_frames_in_one_write_are_all_served() {
     assert_still_serves(addr, &mut earlier);
 }
 
+/// The handshake deadline of [`impatient_server`]: short, but far longer than the
+/// dribbling client takes to send its 60 bytes (about 120 ms), even on a loaded machine.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A server with a short handshake deadline.
 fn impatient_server() -> SocketAddr {
     common::start_with(
         ServerConfig {
-            handshake_timeout: Duration::from_millis(300),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             ..ServerConfig::default()
         },
         Echo,
@@ -577,8 +581,8 @@ fn silent_client_is_closed_with_408_at_the_handshake_deadline_while_others_chat(
     expect_408_then_eof(&mut silent);
     // Not before the deadline: the server's clock for it starts after our connect did.
     assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "closed after {:?}, before the 300 ms deadline",
+        started.elapsed() >= HANDSHAKE_TIMEOUT,
+        "closed after {:?}, before the {HANDSHAKE_TIMEOUT:?} deadline",
         started.elapsed()
     );
     stop.store(true, Ordering::Relaxed);
@@ -598,8 +602,12 @@ fn dribbling_client_that_never_finishes_its_head_is_closed_with_408() {
     // A few lines of a valid request, then nothing more: the deadline is for the whole
     // head, not for each byte.
     let request = upgrade_request(&addr.to_string(), "/");
+    let started = Instant::now();
     slow.send_in_pieces(&request[..60], 1, Duration::from_millis(2));
+    let dribbled = started.elapsed();
     expect_408_then_eof(&mut slow);
+    // Not a test of speed: a dribble that outlasted the deadline would only prove less.
+    eprintln!("dribbled 60 bytes in {dribbled:?}; the deadline is {HANDSHAKE_TIMEOUT:?}");
     stop.store(true, Ordering::Relaxed);
     chatter.join().expect("the chatting client was served");
     assert_still_serves(addr, &mut earlier);
