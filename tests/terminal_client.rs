@@ -430,7 +430,8 @@ fn terminal_line_and_websocket_users_hear_each_other() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Commands: /join, /msg, /who, /image, and their errors
+// 2. Commands: /join, /who, /rooms, /msg, /image, /help, /leave, and their errors (/nick
+//    and /quit are in section 3)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -467,6 +468,8 @@ fn commands_reach_the_server_as_json_requests() {
     ada.expect_line("* in #rust: ada, dee");
     ada.send("/who lobby");
     ada.expect_line("* in #lobby: ada, dee");
+    ada.send("/rooms");
+    ada.expect_line("* rooms: #lobby (2), #rust (2)");
 
     ada.send("/msg dee psst");
     dee.expect_event("a private message", |e| {
@@ -502,6 +505,11 @@ fn commands_reach_the_server_as_json_requests() {
     dee.expect_message("rust", "ada", "hello #rust");
     ada.expect_line("[#rust] ada: hello #rust");
 
+    // `/leave ROOM` leaves that room; `/leave` the active one.
+    ada.send("/leave #lobby");
+    dee.expect_event("ada leaving #lobby", |e| {
+        e["type"] == "leave" && e["room"] == "lobby" && e["nick"] == "ada" && e["reason"] == "left"
+    });
     ada.send("/leave");
     dee.expect_event("ada leaving", |e| {
         e["type"] == "leave" && e["room"] == "rust" && e["reason"] == "left"
