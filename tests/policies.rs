@@ -252,3 +252,47 @@ fn a_client_that_floods_the_server_cannot_starve_the_others() {
         gaps[0]
     );
 }
+
+#[test]
+fn past_the_connection_limit_a_client_gets_503_then_close() {
+    let config = ServerConfig {
+        max_connections: 3,
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, loopchat::apps::Echo);
+    let mut open: Vec<RawClient> = (0..3).map(|_| RawClient::open(addr)).collect();
+    for client in &mut open {
+        client.send(&common::client_frame(true, 0x1, b"in"));
+        client.expect_frame(0x1, b"in");
+    }
+
+    // The fourth is answered 503 and closed, whether or not it sent its request yet.
+    let mut extra = RawClient::connect(addr);
+    extra.send(&upgrade_request(&addr.to_string(), "/"));
+    let (head, _body) = extra.read_http_response();
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    extra.expect_eof();
+
+    // Those in are served as before; once one leaves, a newcomer is let in. (The server
+    // notices the leaving client when it reads its close; until then it still counts.)
+    open[0].send(&common::client_frame(true, 0x1, b"still in"));
+    open[0].expect_frame(0x1, b"still in");
+    open.pop().expect("three").close_cleanly(1000);
+    let deadline = std::time::Instant::now() + common::IO_TIMEOUT;
+    let mut newcomer = loop {
+        let mut client = RawClient::connect(addr);
+        client.send(&upgrade_request(&addr.to_string(), "/"));
+        let head = client.read_http_head();
+        if head.starts_with("HTTP/1.1 101 ") {
+            break client;
+        }
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still 503 after a client left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    newcomer.send(&common::client_frame(true, 0x1, b"let in"));
+    newcomer.expect_frame(0x1, b"let in");
+}
