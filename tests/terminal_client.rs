@@ -1053,3 +1053,33 @@ fn a_half_line_before_the_senders_fin_is_still_delivered() {
     halfy.expect_eof();
     observer.expect_line("* halfy disconnected from #lobby");
 }
+
+#[test]
+fn with_nick_a_server_that_never_answers_gets_the_lines_after_5_s() {
+    // A server that does not speak the chat (an echo server, say) never grants the name:
+    // the typed line waits, then goes out after 5 s (not before: a lower bound, which
+    // a busy machine cannot break; the read timeout bounds it from above).
+    // Before the client can have started its 5 s.
+    let started = Instant::now();
+    let (mut server, mut client) = FakeServer::accept(&["--nick", "ada"], &[]);
+    let (opcode, masked, nick) = server.read_frame();
+    assert_eq!((opcode, masked), (0x1, true));
+    let nick: Value = serde_json::from_slice(&nick).expect("JSON");
+    assert_eq!(
+        (&nick["type"], &nick["nick"]),
+        (&json!("nick"), &json!("ada"))
+    );
+    client.send("hello anyway");
+    let (opcode, _, line) = server.read_frame();
+    let waited = started.elapsed();
+    assert_eq!(opcode, 0x1);
+    let line: Value = serde_json::from_slice(&line).expect("JSON");
+    assert_eq!(
+        (&line["type"], &line["text"]),
+        (&json!("message"), &json!("hello anyway"))
+    );
+    assert!(
+        waited >= Duration::from_secs(5),
+        "the line went out {waited:?} after the client started, before its 5 s wait"
+    );
+}
