@@ -308,7 +308,7 @@ mod tests {
     /// once the input is used up, whatever the pieces.
     #[test]
     fn a_stray_0xff_at_the_limit_consumes_its_input_before_reporting() {
-        let input = b"ab\xffc\nok\n";
+        let input = b"ab\xffc\nk\n";
         for cut in 0..=input.len() {
             for second_cut in cut..=input.len() {
                 let pieces = [&input[..cut], &input[cut..second_cut], &input[second_cut..]];
@@ -333,7 +333,7 @@ mod tests {
                         }
                     }
                 }
-                assert_eq!(events, [LineEvent::TooLong, line("ok")], "{pieces:?}");
+                assert_eq!(events, [LineEvent::TooLong, line("k")], "{pieces:?}");
                 assert_eq!(reader.finish(), None, "{pieces:?}");
             }
         }

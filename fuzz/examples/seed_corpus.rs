@@ -163,7 +163,7 @@ fn main() -> std::io::Result<()> {
                 // `TooLong` without consuming it. Also a unit test in src/line.rs.
                 (
                     "regression-stray-ff-at-limit",
-                    seed(&[1, 1, 3], b"ab\xffc\nok\n"),
+                    seed(&[1, 1, 3], b"ab\xffc\nk\n"),
                 ),
             ],
         ),
