@@ -299,4 +299,43 @@ mod tests {
         let mut reader = LineReader::new(100);
         assert_eq!(lines(&mut reader, &input, 7), [line("hi")]);
     }
+
+    /// Regression test for the bug fuzzing found (fuzz/RESULTS.md, fixed in 47230d5; the
+    /// input is `fuzz/corpus/line_reader/seed-regression-stray-ff-at-limit`): a stray 0xFF
+    /// that fills a line past its limit, read at the start of a call, made `read` report
+    /// `TooLong` without consuming the byte after it, an event that came from no input.
+    /// Every `read` that returns an event must have consumed input, and `None` only
+    /// once the input is used up, whatever the pieces.
+    #[test]
+    fn a_stray_0xff_at_the_limit_consumes_its_input_before_reporting() {
+        let input = b"ab\xffc\nk\n";
+        for cut in 0..=input.len() {
+            for second_cut in cut..=input.len() {
+                let pieces = [&input[..cut], &input[cut..second_cut], &input[second_cut..]];
+                let mut reader = LineReader::new(1);
+                let mut events = Vec::new();
+                for piece in pieces {
+                    let mut rest = piece;
+                    loop {
+                        let before = rest.len();
+                        match reader.read(&mut rest) {
+                            Some(event) => {
+                                assert!(
+                                    rest.len() < before,
+                                    "{event:?} from no input, pieces {pieces:?}"
+                                );
+                                events.push(event);
+                            }
+                            None => {
+                                assert!(rest.is_empty(), "None with input left, {pieces:?}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                assert_eq!(events, [LineEvent::TooLong, line("k")], "{pieces:?}");
+                assert_eq!(reader.finish(), None, "{pieces:?}");
+            }
+        }
+    }
 }

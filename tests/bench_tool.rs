@@ -179,9 +179,14 @@ fn broadcast_at_a_fixed_rate_keeps_the_schedule() {
     ])
     .unwrap();
     assert_clean(&report, 10);
-    // 2 senders × 100 messages a second × 1.2 s, give or take the last tick.
+    // 2 senders × 100 messages a second × 1.2 s: 240 slots on the schedule, give or take
+    // the last tick. Never more: a generator that did not keep to the schedule (sending
+    // as fast as it can, say) sends thousands. Fewer only if the machine kept the
+    // generator waiting past the end of the run, when the slots still due are not sent
+    // (it catches up on late slots while the run lasts); half of them missing means it
+    // does not catch up.
     let sent = report.sent.unwrap();
-    assert!((230..=242).contains(&sent), "sent {sent}");
+    assert!((120..=242).contains(&sent), "sent {sent}");
     assert!(report.send_lag_us.is_some());
     assert_eq!(report.rate, Some(100.0));
 }

@@ -9,8 +9,7 @@ mod common;
 
 use common::{OP_CLOSE, OP_TEXT, RawClient, client_frame};
 use loopchat::{CloseCode, ConnectionId, Context, Handler, Message, ServerConfig};
-use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `order`: broadcast `first`, send `second` to every other connection, broadcast
 /// `third`. `bye`: broadcast `bye`, then close every other connection with 1000. Any
@@ -95,6 +94,7 @@ fn a_recipient_that_never_reads_is_closed_and_the_others_get_everything() {
     const MESSAGES: usize = 2_000;
     let config = ServerConfig {
         max_outbound_bytes: LIMIT,
+        close_timeout: Duration::from_secs(600),
         ..ServerConfig::default()
     };
     let addr = common::start_with(config, Ordered);
@@ -126,31 +126,26 @@ fn a_recipient_that_never_reads_is_closed_and_the_others_get_everything() {
     let _sender = writer.join().expect("the sender was served");
 
     // 64 MiB was broadcast; the stalled client's socket buffers hold far less than that
-    // (loopback receive buffers may grow to 32 MiB here),
-    // so the server must have given up on it: what it reads is frames, then a Close 1008
-    // (or a reset, which can discard the Close), then the end.
-    stalled
-        .stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut bytes = Vec::new();
-    let mut buf = vec![0; 1 << 16];
-    while Instant::now() < deadline {
-        match stalled.stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+    // (loopback receive buffers may grow to 32 MiB here), so the server must have given
+    // up on it. Reading at last, it finds whole messages, in order, fewer than were
+    // sent, then the server's Close 1008; a server that stopped sending to it without a
+    // Close, or sent everything, fails here. The close timeout is longer than the test,
+    // so the Close waits for it behind the queued frames instead of being dropped.
+    let mut got = 0;
+    let close = loop {
+        let frame = stalled.read_frame();
+        if frame.opcode != OP_TEXT {
+            break frame;
         }
-    }
-    assert!(
-        bytes.len() < MESSAGES * payload.len(),
-        "the stalled client got all {} bytes: it was never closed",
-        bytes.len()
-    );
-    let close_at = bytes.windows(2).rposition(|w| w == [0x88, 0x16]);
-    if let Some(at) = close_at {
-        assert_eq!(&bytes[at + 2..at + 4], &1008u16.to_be_bytes());
-    }
+        assert_eq!(frame.payload.len(), payload.len(), "message {got}");
+        got += 1;
+    };
+    assert_eq!(close.opcode, OP_CLOSE, "{close:?}");
+    assert_eq!(close.close_code(), Some(1008), "{close:?}");
+    assert_eq!(&close.payload[2..], b"too slow: output queue full");
+    assert!(got < MESSAGES, "the stalled client got all {got} messages");
+    stalled.send(&client_frame(true, OP_CLOSE, &1008u16.to_be_bytes()));
+    stalled.expect_eof();
 }
 
 #[test]
@@ -167,8 +162,9 @@ fn a_recipient_that_reads_late_gets_every_broadcast_whole_and_in_order() {
         }
         sender
     });
-    // Let the server's queue for `late` fill past its socket buffers before reading.
-    std::thread::sleep(Duration::from_millis(300));
+    // Every broadcast is made before `late` reads any: what its socket buffers could not
+    // take waits in the server's queue for it.
+    let _sender = writer.join().expect("the sender was served");
     for i in 0..MESSAGES {
         let frame = late.read_frame();
         let expected = format!("{i:05}:{}", "y".repeat(i % 997));
@@ -179,7 +175,6 @@ fn a_recipient_that_reads_late_gets_every_broadcast_whole_and_in_order() {
             "message {i}"
         );
     }
-    writer.join().expect("the sender was served");
 }
 
 #[test]

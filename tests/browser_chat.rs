@@ -23,14 +23,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The script stops itself after 90 s and closes the browser within 10 more; this is
+/// The script stops itself after 300 s and closes the browser within 10 more; this is
 /// only the backstop for a script that hangs anyway.
-const TIMEOUT: Duration = Duration::from_secs(150);
+const TIMEOUT: Duration = Duration::from_secs(420);
 
 /// What is missing to run the browser test, each with how to install it.
 fn missing_prerequisites(root: &Path) -> Vec<String> {
@@ -160,8 +161,20 @@ fn assert_screenshots(out_dir: &Path, screenshots: &[&str]) {
     }
 }
 
+/// Held by each test while its Chromium runs, so that the two never run at once: two
+/// browsers side by side on a loaded 2-core machine is how steps time out.
+static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Takes [`ONE_BROWSER_AT_A_TIME`], even if the other test panicked holding it.
+fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn chromium_chats_with_the_chat_server() {
+    let _browser = one_browser_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let screenshots = ["chat-desktop.png", "chat-phone.png"];
     let out_dir = prepare(root, &screenshots);
@@ -214,6 +227,7 @@ fn wait_for(lines: &Receiver<String>, who: &str, wanted: &str, deadline: Instant
 /// with each other in the same room.
 #[test]
 fn two_pages_a_terminal_client_and_a_netcat_user_chat_together() {
+    let _browser = one_browser_at_a_time();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let screenshots = ["together.png"];
     let out_dir = prepare(root, &screenshots);

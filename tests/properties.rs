@@ -23,18 +23,23 @@ use loopchat::http::{
 };
 use loopchat::ws::frame::{MAX_CONTROL_PAYLOAD, encode_frame};
 use loopchat::ws::{
-    CloseCode, CloseFrame, ControlPayload, Event, Message, Opcode, Role, SendError, State,
-    WebSocket,
+    CloseCode, CloseFrame, ControlPayload, Event, Message, Opcode, ProtocolError, Role, SendError,
+    State, WebSocket,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-/// 128 cases, unless `PROPTEST_CASES` says otherwise.
+/// 128 cases, unless `PROPTEST_CASES` says otherwise. A value that is not a number, or
+/// 0, fails the test that reads it, naming the variable: a run of no case must not pass.
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(128);
+    let cases = match std::env::var("PROPTEST_CASES") {
+        Err(_) => 128,
+        Ok(value) => match value.trim().parse::<u32>() {
+            Ok(0) => panic!("PROPTEST_CASES=0 selects no case: nothing would be tested"),
+            Ok(cases) => cases,
+            Err(e) => panic!("PROPTEST_CASES={value:?} is not a number of cases: {e}"),
+        },
+    };
     Config {
         cases,
         ..Config::default()
@@ -674,5 +679,111 @@ proptest! {
             prop_assert!(buf.len() < response.len(), "complete but not accepted");
         }
         prop_assert_eq!(verdict, Some(response.len()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Every cut into two and into three reads
+// ---------------------------------------------------------------------------------------
+
+/// Feeds `pieces` to a fresh endpoint of `role`, one read each, and returns its events,
+/// ending with the first error. `Ok(None)` must come only once a read is used up.
+fn decode_reads(role: Role, pieces: &[&[u8]]) -> Vec<Result<Event, ProtocolError>> {
+    let mut ws = WebSocket::new(role, 1 << 20);
+    let mut results = Vec::new();
+    for piece in pieces {
+        let mut input = *piece;
+        loop {
+            match ws.read(&mut input) {
+                Ok(Some(event)) => results.push(Ok(event)),
+                Ok(None) => {
+                    assert!(input.is_empty(), "Ok(None) with {} bytes left", input.len());
+                    break;
+                }
+                Err(error) => {
+                    results.push(Err(error));
+                    return results;
+                }
+            }
+        }
+    }
+    results
+}
+
+/// A frame as `role`'s peer sends it: masked towards a server, plain towards a client.
+fn wire_frame(to: Role, opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mask = (to == Role::Server).then_some([0x37, 0xfa, 0x21, 0x3d]);
+    encode_frame(&mut out, opcode, fin, payload, mask);
+    out
+}
+
+/// Streams that exercise every state of the decoder: a text message fragmented inside a
+/// two-byte character with a Ping between its fragments, a 16-bit length, a Pong, a
+/// Close; and streams that end in each kind of failure, found mid-frame.
+fn streams(to: Role) -> Vec<(&'static str, Vec<u8>)> {
+    let f = |opcode, fin, payload: &[u8]| wire_frame(to, opcode, fin, payload);
+    let close = [&1000u16.to_be_bytes()[..], b"bye"].concat();
+    let valid = [
+        f(Opcode::Text, false, b"caf\xc3"),
+        f(Opcode::Ping, true, b"ping"),
+        f(Opcode::Continuation, true, b"\xa9!"),
+        f(Opcode::Binary, true, &[7; 130]),
+        f(Opcode::Pong, true, b""),
+        f(Opcode::Close, true, &close),
+    ]
+    .concat();
+    let not_utf8 = [
+        f(Opcode::Text, true, b"fine"),
+        f(Opcode::Text, true, b"ok \xe2\x82 then more"),
+    ]
+    .concat();
+    let mut reserved_opcode = f(Opcode::Text, true, b"fine");
+    reserved_opcode.extend(f(Opcode::Binary, true, b"x"));
+    let at = reserved_opcode.len() - f(Opcode::Binary, true, b"x").len();
+    reserved_opcode[at] = 0x83;
+    let wrong_masking = [
+        f(Opcode::Text, true, b"fine"),
+        wire_frame(other(to), Opcode::Text, true, b"masked the wrong way"),
+    ]
+    .concat();
+    vec![
+        ("valid", valid),
+        ("not UTF-8", not_utf8),
+        ("reserved opcode", reserved_opcode),
+        ("wrong masking", wrong_masking),
+    ]
+}
+
+/// Each stream gives the same events (and the same error) read whole as cut into two
+/// reads at every point and into three reads at every pair of points, in both roles.
+/// (The unit tests in `src/ws/protocol/tests.rs` cut their inputs into pieces of one
+/// size, every size up to 64; the properties above cut them at random.)
+#[test]
+fn every_cut_into_two_or_three_reads_decodes_as_the_whole() {
+    for role in [Role::Server, Role::Client] {
+        for (name, stream) in streams(role) {
+            let whole = decode_reads(role, &[&stream]);
+            assert!(whole.len() >= 2, "{name}: {whole:?}");
+            if name == "valid" {
+                assert!(whole.iter().all(Result::is_ok), "{name}: {whole:?}");
+            } else {
+                assert!(
+                    whole.last().is_some_and(Result::is_err),
+                    "{name}: {whole:?}"
+                );
+            }
+            let n = stream.len();
+            for first in 0..=n {
+                for second in first..=n {
+                    let pieces = [&stream[..first], &stream[first..second], &stream[second..]];
+                    assert_eq!(
+                        decode_reads(role, &pieces),
+                        whole,
+                        "{role:?}, {name}: cut at {first} and {second}"
+                    );
+                }
+            }
+        }
     }
 }

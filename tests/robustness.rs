@@ -539,7 +539,10 @@ fn a_second_signal_stops_at_once_and_still_gives_the_account() {
 #[test]
 fn five_hundred_half_handshakes_get_408_at_the_deadline_while_a_new_client_chats() {
     const STALLED: usize = 500;
-    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(4);
+    /// Far longer than connecting the 500 and the newcomers' chat take, even on a loaded
+    /// machine (well under a second otherwise): every half handshake must still be
+    /// waiting when the chat is done.
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
     let config = ServerConfig {
         handshake_timeout: HANDSHAKE_TIMEOUT,
         ..ServerConfig::default()
@@ -742,29 +745,43 @@ fn out_of_descriptors_extra_clients_are_answered_not_left_waiting() {
         extras,
         ..
     } = exhaust_descriptors();
-    // Each extra client learns where it stands within a bound, while the holders keep
-    // every descriptor: it is upgraded (it got one of the last descriptors), refused
-    // (503, say), or its connection is closed or reset. None is left without an answer.
-    thread::sleep(Duration::from_secs(5));
-    let mut unanswered = Vec::new();
-    let mut refused = 0;
-    for (i, extra) in extras.iter().enumerate() {
+    // Each extra client learns where it stands, while the holders keep every descriptor:
+    // it is upgraded (it got one of the last descriptors) or refused with 503. None is
+    // left without an answer, and none is closed or reset without one. Waited for, up to
+    // a minute: a server that leaves clients in the backlog fails here.
+    let outcome = |extra: &RawClient| -> Option<&'static str> {
         extra.stream.set_nonblocking(true).unwrap();
         let mut first = [0; 12];
-        match extra.stream.peek(&mut first) {
-            Ok(n) => refused += usize::from(first[..n].starts_with(b"HTTP/1.1 503")),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => unanswered.push(i),
-            Err(e) => panic!("extra client {i}: {e}"),
+        let peeked = extra.stream.peek(&mut first);
+        extra.stream.set_nonblocking(false).unwrap();
+        match peeked {
+            Ok(n) if first[..n].starts_with(b"HTTP/1.1 101") => Some("101"),
+            Ok(n) if first[..n].starts_with(b"HTTP/1.1 503") => Some("503"),
+            Ok(n) if n > 0 && n < first.len() => None, // the rest is on its way
+            Ok(0) => Some("closed without an answer"),
+            Ok(_) => Some("something other than 101 or 503"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Some("reset"),
+            Err(_) => Some("a read error"),
         }
-    }
-    assert!(refused > 0, "no extra client was told 503");
+    };
+    let all_answered = eventually(Duration::from_secs(60), || {
+        extras.iter().all(|extra| outcome(extra).is_some())
+    });
+    let outcomes: Vec<Option<&str>> = extras.iter().map(outcome).collect();
     assert!(
-        unanswered.is_empty(),
-        "{} of {EXTRAS} extra clients got no answer while the server was out of \
-         descriptors: {unanswered:?}",
-        unanswered.len()
+        all_answered,
+        "extra clients still unanswered after 60 s (by index): {outcomes:?}"
     );
+    let count = |what: &str| outcomes.iter().filter(|o| **o == Some(what)).count();
+    let (upgraded, refused) = (count("101"), count("503"));
+    eprintln!("{EXTRAS} extra clients: {upgraded} upgraded, {refused} refused with 503");
+    assert_eq!(
+        upgraded + refused,
+        EXTRAS,
+        "every extra client is upgraded or refused with 503: {outcomes:?}"
+    );
+    assert!(refused > 0, "no extra client was refused: {outcomes:?}");
     for holder in &mut holders {
         echo_round_trip(holder, "still served");
     }
@@ -909,14 +926,16 @@ fn a_client_that_never_reads_among_200_is_closed_with_1008_and_memory_stays_boun
 
     // The server's memory never grew by anything like what it would have queued for the
     // stalled client without a limit.
+    // Its queue holds at most the 256 KiB limit and one message; the frames in flight
+    // to the readers, at most WINDOW messages, are shared. 0.7 to 0.9 MiB measured.
     let (_, rss_peak) = server.memory();
     let growth = rss_peak.saturating_sub(rss_before) as usize;
     let unbounded = MESSAGES * SIZE;
     eprintln!("RSS {rss_before} before, peak {rss_peak}: grew {growth} bytes");
     assert!(
-        growth < unbounded / 4,
-        "the server's resident memory grew by {growth} bytes while {unbounded} were \
-         broadcast: the stalled client's queue was not bounded"
+        growth < 2 * 1024 * 1024,
+        "the server's peak resident memory grew by {growth} bytes (2 MiB allowed) while \
+         {unbounded} were broadcast: the stalled client's queue was not bounded"
     );
 
     // The stalled client finds, when it reads at last, part of the stream, in order,
@@ -1215,10 +1234,14 @@ fn random_churn_loses_nothing_for_clients_that_stay_and_leaves_no_state_behind()
          left behind",
         server.open_fds()
     );
+    // The allocator does not give every freed byte back to the system, so resident
+    // memory is held to within 1 MiB of the baseline (0.15 to 0.35 MiB above it
+    // measured), not to the byte: buffers kept after their connections left would pass
+    // that with the 1,200 connections of the churn.
     let (rss, _) = server.memory();
     eprintln!("RSS {rss_baseline} at the start, {rss} at the end");
     assert!(
-        rss < rss_baseline + 4 * 1024 * 1024,
-        "seed {seed}: resident memory {rss} bytes, {rss_baseline} at the start"
+        rss < rss_baseline + 1024 * 1024,
+        "seed {seed}: resident memory {rss} bytes, {rss_baseline} at the start (1 MiB allowed)"
     );
 }

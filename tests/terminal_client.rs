@@ -430,7 +430,8 @@ fn terminal_line_and_websocket_users_hear_each_other() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Commands: /join, /msg, /who, /image, and their errors
+// 2. Commands: /join, /who, /rooms, /msg, /image, /help, /leave, and their errors (/nick
+//    and /quit are in section 3)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -467,6 +468,8 @@ fn commands_reach_the_server_as_json_requests() {
     ada.expect_line("* in #rust: ada, dee");
     ada.send("/who lobby");
     ada.expect_line("* in #lobby: ada, dee");
+    ada.send("/rooms");
+    ada.expect_line("* rooms: #lobby (2), #rust (2)");
 
     ada.send("/msg dee psst");
     dee.expect_event("a private message", |e| {
@@ -502,6 +505,11 @@ fn commands_reach_the_server_as_json_requests() {
     dee.expect_message("rust", "ada", "hello #rust");
     ada.expect_line("[#rust] ada: hello #rust");
 
+    // `/leave ROOM` leaves that room; `/leave` the active one.
+    ada.send("/leave #lobby");
+    dee.expect_event("ada leaving #lobby", |e| {
+        e["type"] == "leave" && e["room"] == "lobby" && e["nick"] == "ada" && e["reason"] == "left"
+    });
     ada.send("/leave");
     dee.expect_event("ada leaving", |e| {
         e["type"] == "leave" && e["room"] == "rust" && e["reason"] == "left"
@@ -1044,4 +1052,34 @@ fn a_half_line_before_the_senders_fin_is_still_delivered() {
     halfy.expect_line(said);
     halfy.expect_eof();
     observer.expect_line("* halfy disconnected from #lobby");
+}
+
+#[test]
+fn with_nick_a_server_that_never_answers_gets_the_lines_after_5_s() {
+    // A server that does not speak the chat (an echo server, say) never grants the name:
+    // the typed line waits, then goes out after 5 s (not before: a lower bound, which
+    // a busy machine cannot break; the read timeout bounds it from above).
+    // Before the client can have started its 5 s.
+    let started = Instant::now();
+    let (mut server, mut client) = FakeServer::accept(&["--nick", "ada"], &[]);
+    let (opcode, masked, nick) = server.read_frame();
+    assert_eq!((opcode, masked), (0x1, true));
+    let nick: Value = serde_json::from_slice(&nick).expect("JSON");
+    assert_eq!(
+        (&nick["type"], &nick["nick"]),
+        (&json!("nick"), &json!("ada"))
+    );
+    client.send("hello anyway");
+    let (opcode, _, line) = server.read_frame();
+    let waited = started.elapsed();
+    assert_eq!(opcode, 0x1);
+    let line: Value = serde_json::from_slice(&line).expect("JSON");
+    assert_eq!(
+        (&line["type"], &line["text"]),
+        (&json!("message"), &json!("hello anyway"))
+    );
+    assert!(
+        waited >= Duration::from_secs(5),
+        "the line went out {waited:?} after the client started, before its 5 s wait"
+    );
 }

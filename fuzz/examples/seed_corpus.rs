@@ -157,6 +157,14 @@ fn main() -> std::io::Result<()> {
                     "not-utf8",
                     seed(&[255, 1, 2], b"a\xffb\r\n\xc3\n\xe2\x82\xac\r\r\n"),
                 ),
+                // The crash fuzzing found (RESULTS.md, fixed in 47230d5): lines of at
+                // most 1 byte, reads of 3; the second read starts at the `c` after a
+                // stray 0xFF that put the line over its limit, and once reported
+                // `TooLong` without consuming it. Also a unit test in src/line.rs.
+                (
+                    "regression-stray-ff-at-limit",
+                    seed(&[1, 1, 3], b"ab\xffc\nk\n"),
+                ),
             ],
         ),
     ];

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { state, ok, check, launchChromium, parseArgs, runMain, sleep } from './launch.mjs';
 import { watched, makePng, until, message, seeMessage, say, badge, title, arrive } from './page.mjs';
 
-const OVERALL_TIMEOUT_MS = 90_000;
+const OVERALL_TIMEOUT_MS = 300_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const XSS = '<img src=x onerror=alert(1)>';

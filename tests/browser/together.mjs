@@ -81,4 +81,4 @@ async function main() {
   ok('no errors and no dialogs in either page');
 }
 
-await runMain(main, { pageUrl, overallTimeoutMs: 90_000 });
+await runMain(main, { pageUrl, overallTimeoutMs: 300_000 });

@@ -43,11 +43,13 @@ use loopchat::ServerConfig;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io;
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
@@ -450,7 +452,49 @@ pub fn clean_close() -> Vec<Step> {
 // The runner
 // ---------------------------------------------------------------------------------------
 
-fn start(server: Srv) -> SocketAddr {
+/// Where a run's servers are: in this process, or the `loopchat` binary as a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    /// `apps::Echo` on the library's `Server`, in a thread of the test process.
+    InProcess,
+    /// `loopchat serve --mode echo`, a child process, stopped by its PID at the end.
+    Binary,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Target::InProcess => "in process",
+            Target::Binary => "against the binary",
+        })
+    }
+}
+
+/// A server a section's cases run against. An in-process one runs until the test
+/// process exits; a child process is stopped when the section is done (or killed if the
+/// section panics).
+enum Running {
+    InProcess(SocketAddr),
+    Binary(EchoBinary),
+}
+
+impl Running {
+    fn start(target: Target, server: Srv) -> Running {
+        match target {
+            Target::InProcess => Running::InProcess(start_in_process(server)),
+            Target::Binary => Running::Binary(EchoBinary::start(server)),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Running::InProcess(addr) => *addr,
+            Running::Binary(binary) => binary.addr,
+        }
+    }
+}
+
+fn start_in_process(server: Srv) -> SocketAddr {
     match server {
         Srv::Echo => common::echo_server(),
         Srv::EchoMaxMessage(max_message_size) => common::start_with(
@@ -461,6 +505,101 @@ fn start(server: Srv) -> SocketAddr {
             loopchat::apps::Echo,
         ),
     }
+}
+
+/// `loopchat serve --mode echo --addr 127.0.0.1:0`, with `--max-message-size` for
+/// [`Srv::EchoMaxMessage`]: the echo server as a user runs it. Its address is read from
+/// its first log line (`open http://ADDR/`); its stderr is drained by a thread so that it
+/// never blocks on a full pipe.
+struct EchoBinary {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl EchoBinary {
+    fn start(server: Srv) -> EchoBinary {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loopchat"));
+        command.args(["serve", "--mode", "echo", "--addr", "127.0.0.1:0"]);
+        if let Srv::EchoMaxMessage(max) = server {
+            command.args(["--max-message-size", &max.to_string()]);
+        }
+        command
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = listening_address(&line) {
+                    let _ = tx.send(addr);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut binary = EchoBinary {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => binary.addr = addr,
+            Err(_) => panic!(
+                "loopchat serve --mode echo printed no address in 30 s; its log:\n{}",
+                binary.log.lock().unwrap().join("\n")
+            ),
+        }
+        binary
+    }
+
+    /// Sends SIGTERM to its PID and checks that it exits with status 0 (it has no
+    /// connection left: every case ends with the server closing TCP).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed: {status}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loopchat serve (PID {pid}) did not exit within 30 s of SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "loopchat serve (PID {pid}) exited with {status}; its log:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
+    }
+}
+
+impl Drop for EchoBinary {
+    fn drop(&mut self) {
+        // Already exited after `stop`; otherwise (a panic) it must not outlive the test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in the binary's `... open http://127.0.0.1:PORT/ ...` log line.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("open http://")? + "open http://".len()..];
+    rest[..rest.find('/')?].parse().ok()
 }
 
 /// Checks the table itself: ids unique, every script ends with the server closing TCP
@@ -481,46 +620,131 @@ fn check_table(section: &str, cases: &[Case]) {
     }
 }
 
-/// Whether the `CONFORMANCE_CASES` filter selects this id.
-fn selected(id: &str) -> bool {
-    match std::env::var("CONFORMANCE_CASES") {
-        Ok(filter) if !filter.trim().is_empty() => filter.split(',').any(|prefix| {
-            let prefix = prefix.trim();
-            id == prefix || id.starts_with(&format!("{prefix}."))
-        }),
-        _ => true,
+/// The `CONFORMANCE_CASES` filter: its id prefixes, or `None` when it is not set (or
+/// blank), which selects every case.
+fn filter() -> Option<Vec<String>> {
+    let value = std::env::var("CONFORMANCE_CASES").ok()?;
+    let prefixes: Vec<String> = value
+        .split(',')
+        .map(|prefix| prefix.trim().to_owned())
+        .filter(|prefix| !prefix.is_empty())
+        .collect();
+    (!prefixes.is_empty()).then_some(prefixes)
+}
+
+/// Whether id prefix `prefix` selects case `id`: the id itself, or ids under it.
+fn matches_prefix(id: &str, prefix: &str) -> bool {
+    id == prefix || id.starts_with(&format!("{prefix}."))
+}
+
+/// Every section's table, for the filter check and the count.
+fn all_sections() -> Vec<(&'static str, Vec<Case>)> {
+    vec![
+        ("1", section1_framing::cases()),
+        ("2", section2_pings::cases()),
+        ("3", section3_reserved_bits::cases()),
+        ("4", section4_opcodes::cases()),
+        ("5", section5_fragmentation::cases()),
+        ("6", section6_utf8::cases()),
+        ("7", section7_close::cases()),
+        ("9", section9_limits::cases()),
+        ("10", section10_autofragmentation::cases()),
+    ]
+}
+
+/// Fails, naming `CONFORMANCE_CASES`, if any of its prefixes selects no case in any
+/// section: a typo must not make a run of nothing that passes.
+fn check_filter(prefixes: &[String]) {
+    let sections = all_sections();
+    for prefix in prefixes {
+        let selects = sections
+            .iter()
+            .flat_map(|(_, cases)| cases)
+            .any(|case| matches_prefix(&case.id, prefix));
+        assert!(
+            selects,
+            "CONFORMANCE_CASES={:?}: {prefix:?} selects no case in any section",
+            std::env::var("CONFORMANCE_CASES").unwrap_or_default()
+        );
     }
 }
 
-/// Plays every row of a section and fails, naming each failing case id, if any row fails.
-/// Prints a one-line summary per section (visible with `--nocapture`).
+/// Plays every row of a section, first against the in-process server and then against
+/// the binary, and fails, naming each failing case id and where it failed, if any row
+/// fails in either. Prints a one-line summary per section (visible with `--nocapture`).
 pub fn run_section(section: &str, cases: Vec<Case>) {
     check_table(section, &cases);
-    let mut servers: HashMap<Srv, SocketAddr> = HashMap::new();
+    let prefixes = filter();
+    if let Some(prefixes) = &prefixes {
+        check_filter(prefixes);
+    }
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|case| {
+            prefixes.as_ref().is_none_or(|prefixes| {
+                prefixes
+                    .iter()
+                    .any(|prefix| matches_prefix(&case.id, prefix))
+            })
+        })
+        .collect();
+    if selected.is_empty() {
+        // Only with a filter (a table is never empty: `the_tables_hold_306_cases`), and
+        // the filter selects cases elsewhere (`check_filter`).
+        println!("conformance section {section}: CONFORMANCE_CASES selects none of its cases");
+        return;
+    }
+    // The two runs go side by side, each over its own connections to its own servers.
+    let selected = &selected;
+    let runs: Vec<(String, Vec<String>)> = thread::scope(|scope| {
+        let runs: Vec<_> = [Target::InProcess, Target::Binary]
+            .map(|target| scope.spawn(move || run_cases(target, selected)))
+            .into_iter()
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("a conformance run"))
+            .collect()
+    });
+    let summary: Vec<String> = runs.iter().map(|(line, _)| line.clone()).collect();
+    let failures: Vec<String> = runs.into_iter().flat_map(|(_, failed)| failed).collect();
+    println!("conformance section {section}: {}", summary.join(", "));
+    assert!(
+        failures.is_empty(),
+        "section {section}: {} failures ({}):\n{}",
+        failures.len(),
+        summary.join(", "),
+        failures.join("\n")
+    );
+}
+
+/// Plays `cases` against servers of `target`, started as the cases need them and (for
+/// the binary) stopped at the end. Returns the summary (`N of M cases passed ...`) and a
+/// line per failing case.
+fn run_cases(target: Target, cases: &[&Case]) -> (String, Vec<String>) {
+    let mut servers: HashMap<Srv, Running> = HashMap::new();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for case in cases.iter().filter(|case| selected(&case.id)) {
+    for case in cases {
         ran += 1;
-        let addr = *servers
+        let addr = servers
             .entry(case.server)
-            .or_insert_with(|| start(case.server));
+            .or_insert_with(|| Running::start(target, case.server))
+            .addr();
         if let Err(why) = run_case(case, addr) {
             failures.push(format!(
-                "case {} ({}) against {:?}: {why}",
+                "case {} ({}) against {:?}, {target}: {why}",
                 case.id, case.description, case.server
             ));
         }
     }
-    println!(
-        "conformance section {section}: {} of {ran} cases passed",
-        ran - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "section {section}: {} of {ran} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_eq!(ran, cases.len(), "every selected case ran {target}");
+    for (_, server) in servers {
+        if let Running::Binary(binary) = server {
+            binary.stop();
+        }
+    }
+    let summary = format!("{} of {ran} cases passed {target}", ran - failures.len());
+    (summary, failures)
 }
 
 /// Plays one row over a new connection. On failure says which step failed and why.
@@ -767,4 +991,29 @@ fn fragmenting_covers_the_payload_once_with_fin_on_the_last_frame() {
     assert_eq!(first_bytes, [OP_TEXT, OP_CONT, 0x80 | OP_CONT]);
     let frames = fragmented(OP_BINARY, Data::from(""), 3).encode();
     assert_eq!(frames, [frame_bytes(0x80 | OP_BINARY, &[], Some(MASK))]);
+}
+
+/// The tables hold the 306 cases the README and docs/CONFORMANCE.md count, section by
+/// section; `run_section` runs every one of them in process and against the binary.
+#[test]
+fn the_tables_hold_306_cases() {
+    let counts: Vec<(&str, usize)> = all_sections()
+        .iter()
+        .map(|(section, cases)| (*section, cases.len()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("1", 16),
+            ("2", 11),
+            ("3", 7),
+            ("4", 10),
+            ("5", 20),
+            ("6", 145),
+            ("7", 37),
+            ("9", 59),
+            ("10", 1)
+        ]
+    );
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 306);
 }
