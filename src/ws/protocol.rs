@@ -121,7 +121,7 @@ pub struct WebSocket {
     max_message_size: usize,
     /// The start of a frame header that was cut off at the end of the previous input.
     header_buf: [u8; MAX_HEADER_LEN],
-    header_len: usize,
+    header_len: u8,
     /// The frame whose payload is arriving, once its header is complete.
     frame: Option<FrameInProgress>,
     /// The opcode (Text or Binary) of the data message being assembled, from its first
@@ -135,8 +135,12 @@ pub struct WebSocket {
     control: ControlPayload,
     /// Masking keys, used in the client role only.
     mask_keys: Option<MaskKeys>,
-    /// Frames the peer is owed, encoded, waiting for [`WebSocket::drain_replies`].
-    replies: Vec<u8>,
+    /// Frames the peer is owed, encoded, waiting for [`WebSocket::drain_replies`]. Boxed,
+    /// and made at the first reply: most connections are never owed one (a browser does
+    /// not ping), and an idle connection should not carry an empty `Vec` for it: 8 bytes
+    /// instead of 24, in every connection's slab slot.
+    #[allow(clippy::box_collection)]
+    replies: Option<Box<Vec<u8>>>,
 }
 
 impl WebSocket {
@@ -155,7 +159,7 @@ impl WebSocket {
             utf8: Utf8Validator::default(),
             control: ControlPayload::EMPTY,
             mask_keys: (role == Role::Client).then(MaskKeys::from_os_seed),
-            replies: Vec::new(),
+            replies: None,
         }
     }
 
@@ -209,7 +213,8 @@ impl WebSocket {
             }
             Ok(Some(Event::Ping(payload))) if open => {
                 let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
-                encode_frame(&mut self.replies, Opcode::Pong, true, payload, mask);
+                let replies = self.replies.get_or_insert_default();
+                encode_frame(replies, Opcode::Pong, true, payload, mask);
             }
             Ok(_) => {}
         }
@@ -218,12 +223,12 @@ impl WebSocket {
 
     /// Whether frames the peer is owed wait to be drained.
     pub fn has_replies(&self) -> bool {
-        !self.replies.is_empty()
+        self.replies_len() > 0
     }
 
     /// How many bytes of replies wait to be drained.
     pub fn replies_len(&self) -> usize {
-        self.replies.len()
+        self.replies.as_ref().map_or(0, |replies| replies.len())
     }
 
     /// Appends the frames the peer is owed to `out`, in the order they became owed: a Pong
@@ -231,18 +236,20 @@ impl WebSocket {
     /// last frame this endpoint sends). Call after every [`Self::read`] that returned
     /// something, before anything else is written.
     pub fn drain_replies(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.replies);
-        self.replies.clear();
+        if let Some(replies) = &mut self.replies {
+            out.extend_from_slice(replies);
+            replies.clear();
+        }
     }
 
     /// Queues our Close as a reply: the answer to the peer's Close, or the report of its
     /// protocol error.
     fn reply_close(&mut self, close: Option<(CloseCode, &str)>) {
-        let mut replies = std::mem::take(&mut self.replies);
+        let mut replies = self.replies.take().unwrap_or_default();
         // The state is Open, and the code is one the peer sent (checked on parsing) or an
         // error's, so this cannot fail.
         let _ = self.write_close(close, &mut replies);
-        self.replies = replies;
+        self.replies = Some(replies);
     }
 
     /// Returns a message buffer that an [`Event::Text`] or [`Event::Binary`] carried, so
@@ -305,7 +312,9 @@ impl WebSocket {
         };
         self.write_frame(Opcode::Close, &payload[..len], out)?;
         self.state = State::CloseSent;
-        self.replies.clear();
+        if let Some(replies) = &mut self.replies {
+            replies.clear();
+        }
         Ok(())
     }
 
@@ -376,11 +385,12 @@ impl WebSocket {
         }
         // Collect the header in `header_buf`. At most 14 bytes are copied; a parse that
         // still finds it incomplete means all of `input` was copied and consumed.
-        let copied = input.len().min(MAX_HEADER_LEN - self.header_len);
-        let before = self.header_len;
+        let before = usize::from(self.header_len);
+        let copied = input.len().min(MAX_HEADER_LEN - before);
         self.header_buf[before..before + copied].copy_from_slice(&input[..copied]);
-        self.header_len += copied;
-        match FrameHeader::parse(&self.header_buf[..self.header_len])? {
+        // At most 14: the buffer's size.
+        self.header_len = (before + copied) as u8;
+        match FrameHeader::parse(&self.header_buf[..before + copied])? {
             Some((header, len)) => {
                 *input = &input[len - before..];
                 self.header_len = 0;
