@@ -8,7 +8,6 @@ use loopchat::ServerConfig;
 use loopchat::apps::ChatConfig;
 use loopchat::event_loop::SlowConsumer;
 use loopchat::http::OriginPolicy;
-use std::process::Command;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
@@ -48,7 +47,9 @@ fn the_chat_defaults_are_the_readmes() {
 }
 
 #[test]
+#[cfg(feature = "cli")]
 fn the_command_line_defaults_are_the_readmes() {
+    use std::process::Command;
     let out = Command::new(env!("CARGO_BIN_EXE_loopchat"))
         .args(["serve", "--help"])
         .output()

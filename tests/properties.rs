@@ -23,8 +23,8 @@ use loopchat::http::{
 };
 use loopchat::ws::frame::{MAX_CONTROL_PAYLOAD, encode_frame};
 use loopchat::ws::{
-    CloseCode, CloseFrame, ControlPayload, Event, Message, Opcode, ProtocolError, Role, SendError,
-    State, WebSocket,
+    CloseCode, CloseFrame, ControlPayload, Event, Message, Opcode, ProtocolError, Role, State,
+    WebSocket, WriteError,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -444,7 +444,7 @@ proptest! {
         prop_assert_eq!(initiator.state(), State::CloseSent);
         prop_assert_eq!(
             initiator.write_message(Message::Text("late"), &mut Vec::new()),
-            Err(SendError::Closed)
+            Err(WriteError::Closed)
         );
         // Messages the responder sends while the Close is on its way.
         let mut back = Vec::new();
@@ -465,8 +465,8 @@ proptest! {
 
         // Both are done: nothing more is sent, and what still arrives is ignored.
         for endpoint in [&mut initiator, &mut responder] {
-            prop_assert_eq!(endpoint.write_close(None, &mut Vec::new()), Err(SendError::Closed));
-            prop_assert_eq!(endpoint.write_ping(b"", &mut Vec::new()), Err(SendError::Closed));
+            prop_assert_eq!(endpoint.write_close(None, &mut Vec::new()), Err(WriteError::Closed));
+            prop_assert_eq!(endpoint.write_ping(b"", &mut Vec::new()), Err(WriteError::Closed));
             let mut input: &[u8] = &back;
             prop_assert_eq!(endpoint.read(&mut input), Ok(None));
             prop_assert!(input.is_empty());

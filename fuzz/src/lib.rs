@@ -33,7 +33,7 @@ use loopchat::http::{
 };
 use loopchat::line::{LineEvent, LineReader};
 use loopchat::ws::{
-    CloseCode, CloseFrame, Event, Message, ProtocolError, Role, SendError, State, WebSocket,
+    CloseCode, CloseFrame, Event, Message, ProtocolError, Role, WriteError, State, WebSocket,
 };
 
 /// How a stream is cut into reads: `[n][n lengths]` at the front of an input. The reads
@@ -315,7 +315,7 @@ fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Tran
                     assert!(error.close_code().is_allowed_on_wire());
                     ended = true;
                     let refused = ws.write_close(Some((error.close_code(), "")), &mut Vec::new());
-                    assert_eq!(refused, Err(SendError::Closed), "exactly one Close");
+                    assert_eq!(refused, Err(WriteError::Closed), "exactly one Close");
                     transcript.events.push(Err(error));
                 }
             }
@@ -347,7 +347,7 @@ fn answer(ws: &mut WebSocket, event: &Event, transcript: &mut Transcript) {
             }
             let close = frame.as_ref().map(|f| (f.code, f.reason.as_str()));
             let refused = ws.write_close(close, out);
-            assert_eq!(refused, Err(SendError::Closed), "exactly one Close");
+            assert_eq!(refused, Err(WriteError::Closed), "exactly one Close");
             return;
         }
     };
@@ -355,7 +355,7 @@ fn answer(ws: &mut WebSocket, event: &Event, transcript: &mut Transcript) {
         Ok(()) => transcript.expected_answer.push(echo),
         Err(error) => {
             assert!(!can_send, "{error:?}");
-            assert_eq!(error, SendError::Closed);
+            assert_eq!(error, WriteError::Closed);
         }
     }
 }

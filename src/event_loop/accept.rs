@@ -28,10 +28,10 @@ use std::time::Duration;
 
 /// The WebSocket listener's token. Connection tokens are slab keys, which never reach
 /// this value.
-pub(crate) const LISTENER: Token = Token(usize::MAX);
+const LISTENER: Token = Token(usize::MAX);
 
 /// The line port's listener's token.
-pub(crate) const LINE_LISTENER: Token = Token(usize::MAX - 1);
+const LINE_LISTENER: Token = Token(usize::MAX - 1);
 
 /// How many connections the kernel may hold for us, handshake done, before we accept
 /// them (capped by `net.core.somaxconn`, 4096 on current Linux).
@@ -118,7 +118,7 @@ impl Acceptor {
 
     /// The retry timer of `transport`'s listener fired: it may be accepted from again.
     pub fn retry_due(&mut self, transport: Transport) {
-        self.retry_scheduled[slot(transport)] = false;
+        self.retry_scheduled[transport.index()] = false;
     }
 
     /// The next client on `transport`'s listener to take on, or `None` once it would
@@ -215,7 +215,7 @@ impl Acceptor {
         if error.kind() == io::ErrorKind::WouldBlock {
             return None;
         }
-        if std::mem::replace(&mut self.retry_scheduled[slot(transport)], true) {
+        if std::mem::replace(&mut self.retry_scheduled[transport.index()], true) {
             return None; // one retry is enough
         }
         warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
@@ -229,13 +229,6 @@ impl Acceptor {
         };
         conns.timers.schedule(conns.now + ACCEPT_BACKOFF, target);
         None
-    }
-}
-
-fn slot(transport: Transport) -> usize {
-    match transport {
-        Transport::WebSocket => 0,
-        Transport::Line => 1,
     }
 }
 

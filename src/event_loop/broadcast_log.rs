@@ -5,7 +5,7 @@
 //! Broadcasts are numbered for the life of the server, and each open connection holds a
 //! cursor: the number of the first broadcast it has not taken. At the end of the loop
 //! turn each connection asks the log for what it has **not taken yet**
-//! ([`BroadcastLog::unseen`]) and offers it to the kernel, after its own queue, in one
+//! ([`BroadcastLog::untaken`]) and offers it to the kernel, after its own queue, in one
 //! vectored write; only what the kernel does not take is queued on the connection, by
 //! reference. Once every open connection has taken a broadcast, the loop **retires** it
 //! ([`BroadcastLog::retire`]).
@@ -18,19 +18,20 @@
 //!   benchmark. So each small frame is also copied, once, at publication, into one buffer
 //!   per transport, and a recipient writes the turn's frames as one long slice.
 //! - **Gaps, not a walk.** What a connection must not get is rare: its own messages (a
-//!   broadcast made "to everyone but the sender") and frames of the other transport. The
-//!   log keeps the skipped (connection, broadcast) pairs sorted, so a recipient's slices
-//!   are its transport's buffer cut around its own few gaps, found by a binary search,
-//!   whatever the number of frames. Frames too large to be worth copying are not in the
+//!   broadcast made "to everyone but the sender"). The log keeps the skipped
+//!   (connection, broadcast) pairs, sorted before a flush reads them, so a recipient's
+//!   slices are its transport's buffer cut around its own few skips, found by a binary
+//!   search, whatever the number of frames. (Frames of the other transport are no gap:
+//!   they lie in the other buffer.) Frames too large to be worth copying are not in the
 //!   buffers; they are gaps too, filled with the frame's own bytes.
-//! - **One view, two readings.** [`Unseen`] gives the same broadcasts as slices for the
-//!   write ([`Unseen::slices`]) and as frames ([`Unseen::frames`]) for queueing whatever
+//! - **One view, two readings.** [`Untaken`] gives the same broadcasts as slices for the
+//!   write ([`Untaken::slices`]) and as frames ([`Untaken::frames`]) for queueing whatever
 //!   the kernel did not take. Both readings come from the one view, and the tests below
 //!   check that they always agree, byte for byte.
 //!
 //! A connection's output keeps the order in which it was produced: before anything else
-//! is queued on it directly, the loop queues the broadcasts it has not taken (see
-//! `Connections::catch_up`).
+//! is queued on it directly, the loop queues the broadcasts it has not taken
+//! ([`BroadcastLog::untaken_frames`], in `Connections::catch_up`).
 
 use super::shared_frame::{SharedFrame, Transport};
 
@@ -49,15 +50,23 @@ pub(crate) struct BroadcastLog {
     /// The number of `entries[0]`: broadcasts are numbered from 0 for the life of the
     /// server, so a connection's cursor stays right when the front is retired.
     base: u64,
+    /// Where the entries lie in the buffers, and the gaps.
+    layout: Layout,
+}
+
+/// The entries laid end to end, one buffer per transport, and what cuts a connection's
+/// run of them: its skips, and the frames too large to copy.
+#[derive(Debug, Default)]
+struct Layout {
     /// The small frames of each transport, end to end: WebSocket, line.
     buffers: [Vec<u8>; 2],
     /// For each transport, the length of its buffer before entry `i`, for every `i` up to
-    /// and including the number of entries: where a connection's unseen frames begin in
+    /// and including the number of entries: where a connection's untaken frames begin in
     /// the buffer, and where each entry lies in it (an entry of the other transport, or
     /// one too large to copy, takes no room).
     starts: [Vec<usize>; 2],
     /// The entries that skip a connection, as (connection key, entry index). Sorted
-    /// whenever a view is made, so that one connection's skips are found by a search.
+    /// before a flush reads them, so that one connection's skips are found by a search.
     skips: Vec<(usize, usize)>,
     /// Whether `skips` is sorted.
     skips_sorted: bool,
@@ -65,23 +74,10 @@ pub(crate) struct BroadcastLog {
     large: Vec<usize>,
 }
 
-fn slot(transport: Transport) -> usize {
-    match transport {
-        Transport::WebSocket => 0,
-        Transport::Line => 1,
-    }
-}
-
-impl BroadcastLog {
-    /// Publishes a broadcast for every open connection of the frame's transport but
-    /// `except`. O(1) in the number of recipients: the frame is appended (and, if small,
-    /// copied once to the end of its transport's buffer).
-    pub fn publish(&mut self, frame: &SharedFrame, except: Option<usize>) {
-        self.append(frame.clone(), except);
-    }
-
-    fn append(&mut self, frame: SharedFrame, except: Option<usize>) {
-        let index = self.entries.len();
+impl Layout {
+    /// Lays out entry `index`: copies a small frame to the end of its transport's buffer,
+    /// and notes its skip, or that it is too large.
+    fn add(&mut self, index: usize, frame: &SharedFrame, except: Option<usize>) {
         if self.starts[0].is_empty() {
             for starts in &mut self.starts {
                 starts.push(0);
@@ -92,14 +88,37 @@ impl BroadcastLog {
             self.skips.push((key, index));
         }
         if frame.len() <= MAX_BATCHED_FRAME {
-            self.buffers[slot(frame.transport())].extend_from_slice(frame.as_bytes());
+            self.buffers[frame.transport().index()].extend_from_slice(frame.as_bytes());
         } else {
             self.large.push(index);
         }
         for (starts, buffer) in self.starts.iter_mut().zip(&self.buffers) {
             starts.push(buffer.len());
         }
-        self.entries.push((frame, except));
+    }
+
+    /// Forgets every entry, keeping the buffers' memory unless a busy turn grew them.
+    fn clear(&mut self) {
+        for (buffer, starts) in self.buffers.iter_mut().zip(&mut self.starts) {
+            buffer.clear();
+            starts.clear();
+            if buffer.capacity() > MAX_KEPT_CAPACITY {
+                *buffer = Vec::new();
+            }
+        }
+        self.skips.clear();
+        self.skips_sorted = true;
+        self.large.clear();
+    }
+}
+
+impl BroadcastLog {
+    /// Publishes a broadcast for every open connection of the frame's transport but
+    /// `except`. O(1) in the number of recipients: the frame is appended (and, if small,
+    /// copied once to the end of its transport's buffer).
+    pub fn publish(&mut self, frame: &SharedFrame, except: Option<usize>) {
+        self.layout.add(self.entries.len(), frame, except);
+        self.entries.push((frame.clone(), except));
     }
 
     /// Whether every broadcast so far is retired.
@@ -113,24 +132,51 @@ impl BroadcastLog {
         self.base + self.entries.len() as u64
     }
 
-    /// What connection `key`, talking over `transport`, has not taken yet, from
-    /// broadcast number `cursor` on: the broadcasts of its transport that do not skip it.
-    pub fn unseen(&mut self, cursor: u64, transport: Transport, key: usize) -> Unseen<'_> {
-        if !self.skips_sorted {
-            self.skips.sort_unstable();
-            self.skips_sorted = true;
+    /// The index in `entries` of broadcast number `cursor` (the first still in the log, if
+    /// it was retired).
+    fn index_of(&self, cursor: u64) -> usize {
+        (cursor.saturating_sub(self.base) as usize).min(self.entries.len())
+    }
+
+    /// The frames connection `key`, talking over `transport`, has not taken yet, from
+    /// broadcast number `cursor` on, one by one: the broadcasts of its transport that do
+    /// not skip it. What to queue by reference. (A walk of the entries after the cursor,
+    /// without the search structures: for a connection about to queue something of its
+    /// own, which usually has none or one to take.)
+    pub fn untaken_frames(
+        &self,
+        cursor: u64,
+        transport: Transport,
+        key: usize,
+    ) -> impl Iterator<Item = &SharedFrame> {
+        self.entries[self.index_of(cursor)..]
+            .iter()
+            .filter(move |(frame, except)| *except != Some(key) && frame.transport() == transport)
+            .map(|(frame, _)| frame)
+    }
+
+    /// What connection `key`, talking over `transport`, has not taken yet, from broadcast
+    /// number `cursor` on, as a view that reads it both as slices for a vectored write and
+    /// as frames: for the flush.
+    pub fn untaken(&mut self, cursor: u64, transport: Transport, key: usize) -> Untaken<'_> {
+        let layout = &mut self.layout;
+        if !layout.skips_sorted {
+            layout.skips.sort_unstable();
+            layout.skips_sorted = true;
         }
-        let start = (cursor.saturating_sub(self.base) as usize).min(self.entries.len());
-        let first = self.skips.partition_point(|&skip| skip < (key, start));
-        let last = self.skips.partition_point(|&(k, _)| k <= key);
-        let large_from = self.large.partition_point(|&index| index < start);
-        Unseen {
+        let start = self.index_of(cursor);
+        let layout = &self.layout;
+        let first = layout.skips.partition_point(|&skip| skip < (key, start));
+        let last = layout.skips.partition_point(|&(k, _)| k <= key);
+        let large_from = layout.large.partition_point(|&index| index < start);
+        Untaken {
             log: self,
-            start,
+            cursor,
             transport,
             key,
-            skips: &self.skips[first..last],
-            large: &self.large[large_from..],
+            start,
+            skips: &layout.skips[first..last],
+            large: &layout.large[large_from..],
         }
     }
 
@@ -138,76 +184,55 @@ impl BroadcastLog {
     /// taken (written, or queued by reference). The ones after it stay, laid out afresh
     /// from the start of the buffers.
     pub fn retire(&mut self, taken: u64) {
-        let count = (taken.saturating_sub(self.base) as usize).min(self.entries.len());
+        let count = self.index_of(taken);
         if count == 0 {
             return;
         }
         self.base += count as u64;
-        // The usual case: everything goes. Otherwise (broadcasts made during the flush
-        // round) the rest is laid out again, which shifts every index the log holds.
-        let kept = if count == self.entries.len() {
-            self.entries.clear();
-            Vec::new()
-        } else {
-            let mut kept = std::mem::take(&mut self.entries);
-            kept.drain(..count);
-            kept
-        };
-        for (buffer, starts) in self.buffers.iter_mut().zip(&mut self.starts) {
-            buffer.clear();
-            starts.clear();
-            if buffer.capacity() > MAX_KEPT_CAPACITY {
-                *buffer = Vec::new();
-            }
-        }
-        self.skips.clear();
-        self.skips_sorted = true;
-        self.large.clear();
-        for (frame, except) in kept {
-            self.append(frame, except);
+        // Usually everything goes. Otherwise (broadcasts made during the flush round)
+        // the rest is laid out again, since every index the layout holds shifts.
+        self.entries.drain(..count);
+        self.layout.clear();
+        for (index, (frame, except)) in self.entries.iter().enumerate() {
+            self.layout.add(index, frame, *except);
         }
     }
 }
 
 /// The broadcasts one connection has not taken yet: a view of the log.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Unseen<'a> {
+pub(crate) struct Untaken<'a> {
     log: &'a BroadcastLog,
-    /// The index of the first entry not taken.
-    start: usize,
+    /// The number of the first broadcast not taken.
+    cursor: u64,
     transport: Transport,
     key: usize,
+    /// The index of the first entry not taken.
+    start: usize,
     /// This connection's skips from `start` on, in increasing entry order.
     skips: &'a [(usize, usize)],
     /// The entries too large to be in the buffers, from `start` on.
     large: &'a [usize],
 }
 
-impl<'a> Unseen<'a> {
-    /// Whether there is no broadcast after the cursor at all (of any transport).
-    pub fn is_empty(&self) -> bool {
-        self.start == self.log.entries.len()
-    }
-
-    /// The unseen frames, in order, one by one: what to queue by reference.
+impl<'a> Untaken<'a> {
+    /// The frames, in order, one by one: what to queue by reference.
     pub fn frames(&self) -> impl Iterator<Item = &'a SharedFrame> + use<'a> {
-        let (transport, key) = (self.transport, self.key);
-        self.log.entries[self.start..]
-            .iter()
-            .filter(move |(frame, except)| *except != Some(key) && frame.transport() == transport)
-            .map(|(frame, _)| frame)
+        self.log
+            .untaken_frames(self.cursor, self.transport, self.key)
     }
 
     /// The bytes of [`Self::frames`], in as few slices as they lie in: the transport's
     /// buffer from the cursor on, cut around this connection's gaps (its skips, and the
     /// frames too large for the buffer, whose own bytes fill their place). No empty slice.
     pub fn slices(&self) -> Slices<'a> {
-        let t = slot(self.transport);
+        let layout = &self.log.layout;
+        let t = self.transport.index();
         Slices {
             view: *self,
-            buffer: &self.log.buffers[t],
-            starts: &self.log.starts[t],
-            at: self.log.starts[t].get(self.start).copied().unwrap_or(0),
+            buffer: &layout.buffers[t],
+            starts: &layout.starts[t],
+            at: layout.starts[t].get(self.start).copied().unwrap_or(0),
             skips: self.skips,
             large: self.large,
             filler: None,
@@ -216,10 +241,10 @@ impl<'a> Unseen<'a> {
     }
 }
 
-/// The iterator behind [`Unseen::slices`].
+/// The iterator behind [`Untaken::slices`].
 #[derive(Debug)]
 pub(crate) struct Slices<'a> {
-    view: Unseen<'a>,
+    view: Untaken<'a>,
     /// The transport's buffer, and where each entry starts in it.
     buffer: &'a [u8],
     starts: &'a [usize],
@@ -267,8 +292,14 @@ impl<'a> Iterator for Slices<'a> {
                             self.filler = Some(frame.as_bytes());
                         }
                     }
-                    let piece = &self.buffer[self.at..self.starts[index]];
-                    self.at = self.starts[index + 1];
+                    let (gap_start, gap_end) = (self.starts[index], self.starts[index + 1]);
+                    if gap_start == gap_end && self.filler.is_none() {
+                        // A gap that takes no room in this buffer (a frame of the other
+                        // transport): the run goes on through it.
+                        continue;
+                    }
+                    let piece = &self.buffer[self.at..gap_start];
+                    self.at = gap_end;
                     piece
                 }
             };
@@ -289,7 +320,7 @@ mod tests {
     }
 
     /// The slices and the frames of a view, each concatenated, and the slice count.
-    fn read(view: Unseen<'_>) -> (usize, Vec<u8>, Vec<u8>) {
+    fn read(view: Untaken<'_>) -> (usize, Vec<u8>, Vec<u8>) {
         let mut count = 0;
         let mut sliced = Vec::new();
         for slice in view.slices() {
@@ -313,12 +344,12 @@ mod tests {
         }
         let all: Vec<u8> = frames.iter().flat_map(|f| f.as_bytes().to_vec()).collect();
         assert_eq!(
-            read(log.unseen(0, Transport::WebSocket, 99)),
+            read(log.untaken(0, Transport::WebSocket, 99)),
             (1, all.clone(), all)
         );
 
         // Without the second frame (its sender's own): two slices.
-        let (count, sliced, framed) = read(log.unseen(0, Transport::WebSocket, 1));
+        let (count, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 1));
         assert_eq!(count, 2);
         let expected = [&frames[0], &frames[2], &frames[3]]
             .map(|f| f.as_bytes())
@@ -326,12 +357,12 @@ mod tests {
         assert_eq!((sliced, framed), (expected.clone(), expected));
 
         // From a cursor: only what comes after it.
-        let (count, sliced, _) = read(log.unseen(2, Transport::WebSocket, 99));
+        let (count, sliced, _) = read(log.untaken(2, Transport::WebSocket, 99));
         assert_eq!(
             (count, sliced),
             (1, [&frames[2], &frames[3]].map(|f| f.as_bytes()).concat())
         );
-        assert!(log.unseen(4, Transport::WebSocket, 99).is_empty());
+        assert_eq!(read(log.untaken(4, Transport::WebSocket, 99)).0, 0);
     }
 
     #[test]
@@ -342,7 +373,7 @@ mod tests {
         for frame in &frames {
             log.publish(frame, None);
         }
-        let (count, sliced, framed) = read(log.unseen(0, Transport::WebSocket, 0));
+        let (count, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 0));
         assert_eq!(count, 3, "a, the big one from its own bytes, b");
         assert_eq!(sliced, framed);
         assert_eq!(sliced, frames.map(|f| f.as_bytes().to_vec()).concat());
@@ -359,13 +390,13 @@ mod tests {
         for frame in &frames {
             log.publish(frame, None);
         }
-        let (count, sliced, _) = read(log.unseen(0, Transport::WebSocket, 0));
+        let (count, sliced, _) = read(log.untaken(0, Transport::WebSocket, 0));
         assert_eq!(count, 1, "the line frame lies elsewhere");
         assert_eq!(
             sliced,
             [frames[0].as_bytes(), frames[2].as_bytes()].concat()
         );
-        let (count, sliced, _) = read(log.unseen(0, Transport::Line, 0));
+        let (count, sliced, _) = read(log.untaken(0, Transport::Line, 0));
         assert_eq!((count, sliced), (1, b"line one\n".to_vec()));
     }
 
@@ -381,7 +412,7 @@ mod tests {
         assert_eq!(log.end(), 4);
         log.retire(2);
         assert_eq!(log.end(), 4, "numbers are for the life of the server");
-        let (_, sliced, framed) = read(log.unseen(0, Transport::WebSocket, 3));
+        let (_, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 3));
         assert_eq!(
             sliced,
             text("new one").as_bytes(),
@@ -389,7 +420,7 @@ mod tests {
         );
         assert_eq!(framed, sliced);
         log.publish(&text("newer"), Some(3));
-        let (count, sliced, _) = read(log.unseen(2, Transport::WebSocket, 9));
+        let (count, sliced, _) = read(log.untaken(2, Transport::WebSocket, 9));
         assert_eq!(count, 1, "laid out afresh, end to end");
         assert_eq!(
             sliced,
@@ -398,7 +429,7 @@ mod tests {
                 .concat()
         );
         log.retire(5);
-        assert!(log.unseen(5, Transport::WebSocket, 0).is_empty());
+        assert_eq!(read(log.untaken(5, Transport::WebSocket, 0)).0, 0);
         assert_eq!(log.end(), 5);
     }
 
@@ -447,7 +478,7 @@ mod tests {
                             })
                             .flat_map(|(f, _)| f.as_bytes().iter().copied())
                             .collect();
-                        let (_, sliced, framed) = read(log.unseen(cursor, transport, key));
+                        let (_, sliced, framed) = read(log.untaken(cursor, transport, key));
                         assert_eq!(sliced, expected, "round {round} key {key} cursor {cursor}");
                         assert_eq!(framed, expected, "round {round} key {key} cursor {cursor}");
                     }

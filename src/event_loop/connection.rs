@@ -140,3 +140,18 @@ impl Connection {
         self.transport().is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection costs a slab slot of this size, idle or not: the bulk of the
+    /// server's memory per idle connection (measured by `loopchat bench connections`).
+    /// Growing it is a decision, not an accident: this fails first.
+    #[test]
+    fn a_slab_slot_stays_small() {
+        let (connection, websocket) = (size_of::<Connection>(), size_of::<WebSocket>());
+        assert!(websocket <= 240, "WebSocket has {websocket} bytes");
+        assert!(connection <= 432, "Connection has {connection} bytes");
+    }
+}

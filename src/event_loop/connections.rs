@@ -314,9 +314,10 @@ impl Connections {
         if conn.next_broadcast < end
             && let Some(transport) = conn.transport()
         {
-            let unseen = self.log.unseen(conn.next_broadcast, transport, key);
             let queued = conn.out.len();
-            conn.out.push_unseen(unseen);
+            for frame in self.log.untaken_frames(conn.next_broadcast, transport, key) {
+                conn.out.push_shared(frame);
+            }
             if conn.out.len() > queued {
                 conn.schedule_flush(key, &mut self.to_flush);
             }

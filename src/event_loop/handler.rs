@@ -97,10 +97,10 @@ impl<'a> Context<'a> {
         Context { conns }
     }
 
-    /// Sends a message to one connection. Fails, queueing nothing, if the connection is
-    /// not open (closing or gone: [`SendError::NotOpen`]), if its transport cannot carry
-    /// the message (binary to a line client: [`SendError::WrongTransport`]), or if its
-    /// output queue is full: then it is closed with 1008 as too slow
+    /// Sends a message to one connection. Fails, without queueing the message, if the
+    /// connection is not open (closing or gone: [`SendError::NotOpen`]), if its transport
+    /// cannot carry the message (binary to a line client: [`SendError::WrongTransport`]),
+    /// or if its output queue is full: then it is closed with 1008 as too slow
     /// ([`SendError::TooSlow`]), or, under
     /// [`SlowConsumer::Drop`](super::SlowConsumer::Drop), the message is dropped and
     /// counted ([`SendError::Dropped`]).

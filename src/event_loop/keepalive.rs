@@ -28,9 +28,11 @@ pub(crate) fn on_deadline(
         KeepaliveAction::Ping(at) => {
             let interval = config.ping_interval;
             debug!("{}: #{key} quiet for {interval:?}; ping", conn.peer);
-            // A Ping is never dropped; a client whose own Pongs fill its queue is closed.
-            let _ = conns.ping(key);
-            conns.set_deadline(key, Some(at));
+            // A Ping is never dropped; a client whose own Pongs fill its queue is closed,
+            // and then its close deadline stands.
+            if conns.ping(key).is_ok() {
+                conns.set_deadline(key, Some(at));
+            }
         }
         KeepaliveAction::GiveUp => {
             conns.stats.idle_dropped += 1;

@@ -11,8 +11,8 @@
 //! 3. **Read again** the connections that stopped at their read budget last turn.
 //! 4. **Run due timers**: deadlines of handshakes, keepalives and closing handshakes, and
 //!    accept retries.
-//! 5. **Flush** every connection that has output queued, and every open connection if
-//!    something was broadcast: vectored writes of up to 512 chunks each, until the socket
+//! 5. **Flush** every connection that has output queued, and every open connection that
+//!    has not taken every broadcast: vectored writes of up to 512 chunks each, until the socket
 //!    would block or the connection's write budget is spent. A long round (thousands of
 //!    connections) polls without waiting every 64 writes and handles what arrived, so
 //!    input is not left waiting for the whole round, and broadcasts made meanwhile go
@@ -27,12 +27,14 @@
 //! budget is put on a ready list and read again next turn, so one fast sender cannot
 //! starve the rest. And wake-ups can be spurious: every handler copes with `WouldBlock`.
 //!
-//! A handler's send only queues bytes and marks the connection; the flush at the end of
-//! the turn writes each marked connection once, everything queued for it together
-//! ("corking"). WRITABLE interest is registered only when the kernel did not take it
-//! all, and dropped again once the queue is empty. A broadcast does not even mark its
-//! recipients: it is published once to the broadcast log (`broadcast_log.rs`), and each open
-//! connection takes what it has not taken in its flush.
+//! A handler's send only queues bytes and marks the connection (unless it would take the
+//! queue past its limit: then the queue is offered to the kernel first, see
+//! `slow_consumer.rs`); the flush at the end of the turn writes each marked connection
+//! once, everything queued for it together ("corking"). WRITABLE interest is registered
+//! only when the kernel did not take it all, and dropped again once the queue is empty.
+//! A broadcast does not even mark its recipients: it is published once to the broadcast
+//! log (`broadcast_log.rs`), and each open connection takes what it has not taken in its
+//! flush.
 //!
 //! # The files of the loop
 //!
@@ -83,7 +85,7 @@ use handler::deliver_closes;
 use log::debug;
 use mio::{Events, Interest, Poll, Token};
 use outbound::Drain;
-use session::Session;
+use session::Sessions;
 use shutdown::{SIGNALS, Shutdown, SignalAction};
 use slow_consumer::Verdict;
 use std::io::{self, Read};
@@ -187,12 +189,17 @@ impl<H: Handler> Server<H> {
     /// HTTP request. [`Server::run`] returns once every connection is gone, or after the
     /// close timeout. See `shutdown.rs`.
     pub fn shut_down(&mut self) {
-        if self.shutdown.is_under_way() {
+        if !self.shutdown.begin(&self.conns) {
             return;
         }
         self.acceptor.stop(self.poll.registry());
-        for key in self.shutdown.begin(&mut self.conns) {
-            self.remove(key, "server shutting down");
+        // In slab order, each removal telling the handler at once, so that what it says
+        // in `on_close` reaches the connections closed after it.
+        let keys: Vec<usize> = self.conns.slab.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            if shutdown::close_for_shutdown(&mut self.conns, key) {
+                self.remove(key, "server shutting down");
+            }
         }
         self.deliver_closes();
     }
@@ -273,7 +280,10 @@ impl<H: Handler> Server<H> {
             SIGNALS => match self.shutdown.signals_arrived(&self.conns) {
                 SignalAction::None => {}
                 SignalAction::Begin => self.shut_down(),
-                SignalAction::StopNow => return true,
+                SignalAction::StopNow => {
+                    self.acceptor.stop(self.poll.registry());
+                    return true;
+                }
             },
             Token(key) => {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -299,14 +309,14 @@ impl<H: Handler> Server<H> {
             if let Some(key) = admitted
                 && transport == Transport::Line
             {
-                self.session().open_line(key);
+                self.sessions().open_line(key);
             }
         }
     }
 
-    /// The application's side of the loop, for one call (see `session.rs`).
-    fn session(&mut self) -> Session<'_, H> {
-        Session {
+    /// The session layer, for one call (see `session.rs`).
+    fn sessions(&mut self) -> Sessions<'_, H> {
+        Sessions {
             conns: &mut self.conns,
             handler: &mut self.handler,
             config: &self.config,
@@ -327,7 +337,7 @@ impl<H: Handler> Server<H> {
                     if let Some(keepalive) = &mut conn.keepalive {
                         keepalive.heard(self.conns.now);
                     }
-                    self.session().receive(key, &buf[..n]);
+                    self.sessions().receive(key, &buf[..n]);
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         if let Some(conn) = self.conns.slab.get_mut(key)
@@ -355,7 +365,7 @@ impl<H: Handler> Server<H> {
     /// connection is removed, within the close deadline.
     fn peer_finished(&mut self, key: usize) {
         // A line client's last words may lack a final newline (`printf hi | nc`).
-        self.session().finish_lines(key);
+        self.sessions().finish_lines(key);
         self.conns.catch_up(key);
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
@@ -502,10 +512,10 @@ impl<H: Handler> Server<H> {
         conn.flush_scheduled = false;
         let drained = match conn.transport() {
             Some(transport) => {
-                let unseen = log.unseen(conn.next_broadcast, transport, key);
+                let untaken = log.untaken(conn.next_broadcast, transport, key);
                 conn.next_broadcast = end;
                 conn.out
-                    .write_with_broadcasts(&mut conn.stream, unseen, WRITE_BUDGET)
+                    .write_with_broadcasts(&mut conn.stream, untaken, WRITE_BUDGET)
             }
             None => conn.out.write_until_blocked(&mut conn.stream, WRITE_BUDGET),
         };

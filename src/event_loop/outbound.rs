@@ -15,7 +15,7 @@
 //! [broadcast log](super::broadcast_log): the common case of a broadcast that the kernel
 //! takes at once never touches the queue at all.
 
-use super::broadcast_log::Unseen;
+use super::broadcast_log::Untaken;
 use super::shared_frame::SharedFrame;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -138,7 +138,7 @@ impl OutboundQueue {
     }
 
     /// Like [`Self::write_until_blocked`], with the broadcasts the connection has not
-    /// taken (`unseen`) after the queue: the first write offers the queue and the
+    /// taken (`untaken`) after the queue: the first write offers the queue and the
     /// broadcasts together, straight from where they lie in the log, so that frames the
     /// kernel takes whole are never queued at all. Whatever of them it does not take is
     /// queued, by reference and in order, and the rest goes as usual. Either way, the
@@ -146,15 +146,17 @@ impl OutboundQueue {
     pub fn write_with_broadcasts(
         &mut self,
         writer: &mut impl Write,
-        unseen: Unseen<'_>,
+        untaken: Untaken<'_>,
         budget: usize,
     ) -> io::Result<Drain> {
-        if unseen.is_empty() {
+        let mut broadcast_slices = untaken.slices().peekable();
+        if broadcast_slices.peek().is_none() {
+            // None for this connection (every frame is none, or skips it, or is for the
+            // other transport): a frame has at least one byte, so no slice, no frame.
             return self.write_until_blocked(writer, budget);
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = self.fill(&mut slices);
-        let mut broadcast_slices = unseen.slices().peekable();
         let mut offered = 0;
         for slot in &mut slices[count..] {
             let Some(bytes) = broadcast_slices.next() else {
@@ -166,10 +168,6 @@ impl OutboundQueue {
         }
         let offered_all = broadcast_slices.peek().is_none();
         let result = loop {
-            if count == 0 {
-                // Nothing to offer (every broadcast skips this connection): no write.
-                break Ok(0);
-            }
             match writer.write_vectored(&slices[..count]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -194,7 +192,7 @@ impl OutboundQueue {
                 self.write_until_blocked(writer, budget_left)?
             });
         }
-        for frame in unseen.frames() {
+        for frame in untaken.frames() {
             if written >= frame.len() {
                 written -= frame.len();
                 continue;
@@ -213,14 +211,6 @@ impl OutboundQueue {
             return Ok(Drain::Blocked);
         }
         self.write_until_blocked(writer, budget_left)
-    }
-
-    /// Queues the broadcasts the connection has not taken, by reference, behind what is
-    /// queued: so that whatever is queued next comes after them.
-    pub fn push_unseen(&mut self, unseen: Unseen<'_>) {
-        for frame in unseen.frames() {
-            self.push_shared(frame);
-        }
     }
 
     /// Drops shared frames (broadcasts), newest first, until the queue holds at most
@@ -386,8 +376,10 @@ mod tests {
                     limit,
                 };
                 // One call with the broadcasts, then plain writes for the rest.
-                let unseen = log.unseen(0, Transport::WebSocket, 0);
-                let drain = queue.write_with_broadcasts(&mut writer, unseen, 1).unwrap();
+                let untaken = log.untaken(0, Transport::WebSocket, 0);
+                let drain = queue
+                    .write_with_broadcasts(&mut writer, untaken, 1)
+                    .unwrap();
                 assert_eq!(
                     writer.written.len() + queue.len(),
                     expected.len(),
@@ -416,9 +408,9 @@ mod tests {
         let frame = SharedFrame::new(Message::Text("later"));
         let mut log = log_of(&[frame.clone(), frame.clone()]);
         let mut queue = OutboundQueue::default();
-        let unseen = log.unseen(0, Transport::WebSocket, 0);
+        let untaken = log.untaken(0, Transport::WebSocket, 0);
         let drain = queue
-            .write_with_broadcasts(&mut Full, unseen, usize::MAX)
+            .write_with_broadcasts(&mut Full, untaken, usize::MAX)
             .unwrap();
         assert_eq!(drain, Drain::Blocked);
         assert_eq!(queue.len(), 2 * frame.len());
@@ -431,9 +423,9 @@ mod tests {
         let mut log = log_of(&[frame]);
         let mut queue = OutboundQueue::default();
         let mut sink = Vec::new();
-        let unseen = log.unseen(0, Transport::WebSocket, 1);
+        let untaken = log.untaken(0, Transport::WebSocket, 1);
         let drain = queue
-            .write_with_broadcasts(&mut sink, unseen, usize::MAX)
+            .write_with_broadcasts(&mut sink, untaken, usize::MAX)
             .unwrap();
         assert_eq!((drain, sink.len()), (Drain::Empty, 0));
     }

@@ -14,18 +14,19 @@ use crate::http::{
 };
 use crate::line::LineEvent;
 use crate::rate::TokenBucket;
-use crate::ws::{CloseCode, Event, Keepalive, Message, Role, WebSocket};
+use crate::ws::{CloseCode, Event, Keepalive, Message, Role, State, WebSocket};
 use log::debug;
 
-/// The application's side of the loop for the length of one call: the connections, the
-/// handler and the settings, borrowed from the server.
-pub(crate) struct Session<'a, H> {
+/// The session layer, for the length of one call from the loop: the connections (whose
+/// sessions begin and end here), the application's handler, and the settings, borrowed
+/// from the server.
+pub(crate) struct Sessions<'a, H> {
     pub conns: &'a mut Connections,
     pub handler: &'a mut H,
     pub config: &'a ServerConfig,
 }
 
-impl<H: Handler> Session<'_, H> {
+impl<H: Handler> Sessions<'_, H> {
     /// Gives the handler the `on_close` of every session that ended since the last call.
     fn deliver_closes(&mut self) {
         deliver_closes(self.handler, self.conns);
@@ -277,36 +278,41 @@ impl<H: Handler> Session<'_, H> {
             self.conns.catch_up(key);
             let Some(Connection {
                 phase: Phase::WebSocket(ws),
-                peer,
                 ..
             }) = self.conns.slab.get_mut(key)
             else {
                 return;
             };
-            let (result, peer) = (ws.read(&mut input), *peer);
-            // What the protocol owes the peer: a Pong, or the Close that answers its
-            // Close or reports its error.
-            self.conns.queue_replies(key);
+            let result = ws.read(&mut input);
+            // Only a Text or Binary event finds the connection open and owes nothing.
+            let (open, owes) = (ws.state() == State::Open, ws.has_replies());
+            if owes {
+                // A Pong, or the Close that answers the peer's Close or reports its error.
+                self.conns.queue_replies(key);
+            }
             let event = match result {
                 Ok(Some(event)) => event,
                 Ok(None) => return,
                 Err(error) => {
                     // The connection failed (RFC 6455 §7.1.7): our Close with the error's
                     // code is queued; close TCP after it. More input is discarded.
-                    debug!("{peer}: #{key} failed: {error}");
+                    if let Some(conn) = self.conns.slab.get(key) {
+                        debug!("{}: #{key} failed: {error}", conn.peer);
+                    }
                     return self.conns.linger(key);
                 }
             };
             match event {
                 Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(frame) => {
-                    debug!("{peer}: #{key} closing handshake done ({frame:?})");
+                    if let Some(conn) = self.conns.slab.get(key) {
+                        debug!("{}: #{key} closing handshake done ({frame:?})", conn.peer);
+                    }
                     return self.conns.linger(key);
                 }
                 Event::Text(_) | Event::Binary(_) => {
                     // Once we have sent our Close, the application is done with this
                     // connection; messages still in flight are dropped.
-                    let open = self.conns.slab.get(key).is_some_and(Connection::is_open);
                     if open
                         && self.within_message_rate(key)
                         && let Some(message) = event.as_message()

@@ -17,6 +17,17 @@ pub enum Transport {
     Line,
 }
 
+impl Transport {
+    /// The transport as an index, for what the loop keeps per transport: 0 for WebSocket,
+    /// 1 for the line port.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Transport::WebSocket => 0,
+            Transport::Line => 1,
+        }
+    }
+}
+
 /// A message encoded once for the wire and shared by every queue it is pushed to: a
 /// WebSocket frame (server frames are not masked, so the same bytes are right for every
 /// recipient), or a text line for the line port.

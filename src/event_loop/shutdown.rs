@@ -70,16 +70,8 @@ impl Shutdown {
             return SignalAction::Begin;
         }
         warn!("second signal: stopping now");
-        if self.deadline.is_none() {
-            self.timed_out_before = conns.stats.close_timed_out;
-        }
-        self.deadline = Some(conns.now);
+        self.stop_now(conns);
         SignalAction::StopNow
-    }
-
-    /// Whether a shutdown is under way.
-    pub fn is_under_way(&self) -> bool {
-        self.deadline.is_some()
     }
 
     /// When the shutdown gives up on the connections still there.
@@ -87,31 +79,25 @@ impl Shutdown {
         self.deadline
     }
 
-    /// Begins the shutdown, unless it has begun: starts closing every connection, and
-    /// returns the keys of those to drop now (the ones still in their HTTP request, with
-    /// nothing to say to them).
-    pub fn begin(&mut self, conns: &mut Connections) -> Vec<usize> {
+    /// Begins the shutdown, unless it has begun: sets its deadline. Returns whether it
+    /// began now. The caller then stops accepting and closes every connection
+    /// ([`close_for_shutdown`]).
+    pub fn begin(&mut self, conns: &Connections) -> bool {
         if self.deadline.is_some() {
-            return Vec::new();
+            return false;
         }
         info!("shutting down: closing {} connections", conns.slab.len());
         self.deadline = Some(conns.now + conns.close_timeout);
         self.timed_out_before = conns.stats.close_timed_out;
-        let keys: Vec<usize> = conns.slab.iter().map(|(key, _)| key).collect();
-        let mut drop_now = Vec::new();
-        for key in keys {
-            let Some(conn) = conns.slab.get(key) else {
-                continue;
-            };
-            match &conn.phase {
-                Phase::WebSocket(_) | Phase::Line(_) => {
-                    conns.close(key, CloseCode::GoingAway, "server shutting down");
-                }
-                Phase::Http(_) if conn.out.is_empty() => drop_now.push(key),
-                Phase::Http(_) | Phase::Lingering => {}
-            }
+        true
+    }
+
+    /// Ends the shutdown now, begun or not: the loop returns at the end of this turn.
+    fn stop_now(&mut self, conns: &Connections) {
+        if self.deadline.is_none() {
+            self.timed_out_before = conns.stats.close_timed_out;
         }
-        drop_now
+        self.deadline = Some(conns.now);
     }
 
     /// Whether the shutdown is over: every connection is gone, or the deadline passed.
@@ -135,5 +121,22 @@ impl Shutdown {
             };
             info!("shut down: {late} {noun} did not close in time; {stats:?}");
         }
+    }
+}
+
+/// Starts closing connection `key` for the shutdown: a WebSocket client gets a Close with
+/// 1001, a line client its last line after what is queued for it. Returns true for a
+/// connection to drop at once: one still in its HTTP request, with nothing to say to it.
+pub(crate) fn close_for_shutdown(conns: &mut Connections, key: usize) -> bool {
+    let Some(conn) = conns.slab.get(key) else {
+        return false;
+    };
+    match &conn.phase {
+        Phase::WebSocket(_) | Phase::Line(_) => {
+            conns.close(key, CloseCode::GoingAway, "server shutting down");
+            false
+        }
+        Phase::Http(_) => conn.out.is_empty(),
+        Phase::Lingering => false,
     }
 }

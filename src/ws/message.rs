@@ -43,11 +43,13 @@ pub enum Event {
     Text(String),
     /// A complete binary message.
     Binary(Vec<u8>),
-    /// A Ping. The RFC asks for a Pong with the same payload.
+    /// A Ping. The Pong that answers it (with the same payload, as the RFC asks) is
+    /// already among the state machine's replies: drain them, do not answer it again.
     Ping(ControlPayload),
     /// A Pong.
     Pong(ControlPayload),
-    /// The peer's Close frame, with its code and reason unless it was empty.
+    /// The peer's Close frame, with its code and reason unless it was empty. If ours was
+    /// not sent first, the Close that answers it is already among the replies.
     Close(Option<CloseFrame>),
 }
 

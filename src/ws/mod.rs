@@ -25,4 +25,4 @@ pub use error::ProtocolError;
 pub use frame::Opcode;
 pub use keepalive::{Keepalive, KeepaliveAction, KeepaliveConfig};
 pub use message::{ControlPayload, Event, Message};
-pub use protocol::{Role, SendError, State, WebSocket};
+pub use protocol::{Role, State, WebSocket, WriteError};

@@ -86,9 +86,10 @@ impl State {
     }
 }
 
-/// Misuse of the sending side: a bug in the caller, not something the peer did.
+/// Misuse of the writing side (`write_message`, `write_close`, ...): a bug in the caller,
+/// not something the peer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum SendError {
+pub enum WriteError {
     /// Our Close has been sent: RFC 6455 §5.5.1 forbids sending anything after it.
     #[error("the connection is closing; nothing may be sent after a Close")]
     Closed,
@@ -176,9 +177,11 @@ impl WebSocket {
     /// Decodes bytes from the front of `input`, advancing it past what was consumed, until
     /// one event is complete (`Ok(Some)`) or the input is used up (`Ok(None)`). Call again
     /// with the rest of the input until it returns `Ok(None)`, and drain the replies
-    /// ([`Self::drain_replies`]) after each call that returned something.
+    /// ([`Self::drain_replies`]) after every call.
     ///
-    /// A Ping is answered with a Pong, unless our Close is sent. A Close from the peer is
+    /// A Ping is answered with a Pong, unless our Close is sent. (If the replies are not
+    /// drained between two Pings, only the latest is answered, as RFC 6455 §5.5.3
+    /// allows: a peer that floods Pings cannot grow them.) A Close from the peer is
     /// answered with ours, echoing its code (RFC 6455 §5.5.1), unless ours was sent
     /// first; either way the state becomes [`State::Closed`].
     ///
@@ -213,7 +216,9 @@ impl WebSocket {
             }
             Ok(Some(Event::Ping(payload))) if open => {
                 let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
+                // While open, the replies can only be Pongs: the latest Ping's replaces them.
                 let replies = self.replies.get_or_insert_default();
+                replies.clear();
                 encode_frame(replies, Opcode::Pong, true, payload, mask);
             }
             Ok(_) => {}
@@ -231,10 +236,10 @@ impl WebSocket {
         self.replies.as_ref().map_or(0, |replies| replies.len())
     }
 
-    /// Appends the frames the peer is owed to `out`, in the order they became owed: a Pong
-    /// for each Ping, and the Close that answers the peer's or reports its error (the
-    /// last frame this endpoint sends). Call after every [`Self::read`] that returned
-    /// something, before anything else is written.
+    /// Appends the frames the peer is owed to `out`, in the order they became owed: the
+    /// Pong for the latest Ping, and the Close that answers the peer's or reports its
+    /// error (the last frame this endpoint sends). Call after every [`Self::read`], before
+    /// anything else is written; in [`State::Closed`], before closing the connection.
     pub fn drain_replies(&mut self, out: &mut Vec<u8>) {
         if let Some(replies) = &mut self.replies {
             out.extend_from_slice(replies);
@@ -266,18 +271,18 @@ impl WebSocket {
         &mut self,
         message: Message<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), WriteError> {
         self.write_frame(message.opcode(), message.payload(), out)
     }
 
     /// Appends a Ping to `out`.
-    pub fn write_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn write_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), WriteError> {
         self.write_control(Opcode::Ping, payload, out)
     }
 
     /// Appends an unsolicited Pong to `out` (a heartbeat; RFC 6455 §5.5.3). The Pong
     /// that answers a Ping is not written here: it is among the replies.
-    pub fn write_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn write_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), WriteError> {
         self.write_control(Opcode::Pong, payload, out)
     }
 
@@ -291,14 +296,14 @@ impl WebSocket {
         &mut self,
         close: Option<(CloseCode, &str)>,
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), WriteError> {
         if self.state != State::Open {
-            return Err(SendError::Closed);
+            return Err(WriteError::Closed);
         }
         if let Some((code, _)) = close
             && !code.is_allowed_on_wire()
         {
-            return Err(SendError::CloseCodeNotAllowed(code.into()));
+            return Err(WriteError::CloseCodeNotAllowed(code.into()));
         }
         let mut payload = [0; MAX_CONTROL_PAYLOAD];
         let len = match close {
@@ -323,9 +328,9 @@ impl WebSocket {
         opcode: Opcode,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), WriteError> {
         if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(SendError::ControlPayloadTooLong);
+            return Err(WriteError::ControlPayloadTooLong);
         }
         self.write_frame(opcode, payload, out)
     }
@@ -335,9 +340,9 @@ impl WebSocket {
         opcode: Opcode,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), WriteError> {
         if !self.state.can_send() {
-            return Err(SendError::Closed);
+            return Err(WriteError::Closed);
         }
         let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
         encode_frame(out, opcode, true, payload, mask);

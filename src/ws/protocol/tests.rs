@@ -314,7 +314,7 @@ fn peer_initiated_closing_handshake() {
     assert!(!ws.has_replies());
     assert_eq!(
         ws.write_close(Some((CloseCode::Normal, "")), &mut out),
-        Err(SendError::Closed),
+        Err(WriteError::Closed),
         "exactly one Close"
     );
 
@@ -325,7 +325,7 @@ fn peer_initiated_closing_handshake() {
     assert!(input.is_empty());
     assert_eq!(
         ws.write_message(Message::Text("x"), &mut out),
-        Err(SendError::Closed)
+        Err(WriteError::Closed)
     );
 }
 
@@ -338,7 +338,7 @@ fn locally_initiated_closing_handshake() {
     assert_eq!(&out[..4], [0x88, 12, 0x03, 0xe9]);
     assert_eq!(&out[4..], b"restarting");
     assert_eq!(ws.state(), State::CloseSent);
-    assert_eq!(ws.write_pong(b"", &mut out), Err(SendError::Closed));
+    assert_eq!(ws.write_pong(b"", &mut out), Err(WriteError::Closed));
 
     // Messages still in flight from the peer are decoded; then its Close ends it.
     let input = concat(&[
@@ -362,7 +362,7 @@ fn locally_initiated_closing_handshake() {
 }
 
 #[test]
-fn every_ping_is_answered_with_its_payload_until_our_close() {
+fn every_ping_drained_is_answered_with_its_payload_until_our_close() {
     for role in [Role::Server, Role::Client] {
         let mut ws = WebSocket::new(role, LIMIT);
         let frame = |payload: &[u8]| match role {
@@ -371,9 +371,10 @@ fn every_ping_is_answered_with_its_payload_until_our_close() {
         };
         let input = concat(&[frame(b"one"), frame(b""), frame(&[7; 125])]);
         let mut input = &input[..];
-        while ws.read(&mut input).unwrap().is_some() {}
         let mut replies = Vec::new();
-        ws.drain_replies(&mut replies);
+        while ws.read(&mut input).unwrap().is_some() {
+            ws.drain_replies(&mut replies);
+        }
         // The replies are frames a peer in the other role decodes as three Pongs.
         let other = match role {
             Role::Server => Role::Client,
@@ -388,6 +389,17 @@ fn every_ping_is_answered_with_its_payload_until_our_close() {
                 Ok(Event::Pong(ControlPayload::new(&[7; 125]).unwrap())),
             ],
             "{role:?}"
+        );
+        // Pings read without a drain between them: only the latest is answered (RFC 6455
+        // §5.5.3), so a peer flooding Pings cannot grow the replies.
+        let two = concat(&[frame(b"first"), frame(b"second")]);
+        let mut input = &two[..];
+        while ws.read(&mut input).unwrap().is_some() {}
+        let mut replies = Vec::new();
+        ws.drain_replies(&mut replies);
+        assert_eq!(
+            decode(other, &replies),
+            vec![Ok(Event::Pong(ControlPayload::new(b"second").unwrap()))]
         );
         // A Pong not yet drained when we close is dropped, and after our Close a Ping
         // is not answered.
@@ -412,7 +424,7 @@ fn after_an_error_our_close_is_owed_and_input_is_ignored() {
     let mut out = Vec::new();
     assert_eq!(
         ws.write_message(Message::Text("no"), &mut out),
-        Err(SendError::Closed)
+        Err(WriteError::Closed)
     );
     assert!(out.is_empty());
     ws.drain_replies(&mut out);
@@ -498,7 +510,7 @@ fn a_protocol_error_after_our_close_owes_no_second_close() {
     assert!(!ws.has_replies());
     assert_eq!(
         ws.write_close(Some((CloseCode::ProtocolError, "")), &mut out),
-        Err(SendError::Closed)
+        Err(WriteError::Closed)
     );
 }
 
@@ -514,7 +526,7 @@ fn close_codes_that_may_not_be_sent_are_refused() {
         let mut out = Vec::new();
         assert_eq!(
             ws.write_close(Some((code, "")), &mut out),
-            Err(SendError::CloseCodeNotAllowed(code.into()))
+            Err(WriteError::CloseCodeNotAllowed(code.into()))
         );
         assert!(out.is_empty());
         assert_eq!(ws.state(), State::Open);
