@@ -13,14 +13,15 @@
 
 mod common;
 
+use common::process::ServerProcess;
 use common::{OP_CLOSE, OP_PING, OP_TEXT, RawClient, client_frame, upgrade_request};
 use loopchat::ServerConfig;
 use loopchat::apps::{Chat, ChatConfig};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,121 +29,14 @@ use std::time::{Duration, Instant};
 // The server as a child process
 // ---------------------------------------------------------------------------------------
 
-/// How long the binary may take to start and print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A `loopchat serve` child process. Killed on drop, so a failing test leaves nothing
-/// running; its stderr is read by a thread all along, so the server never blocks on a
-/// full pipe, and kept for failure messages.
-struct ServerProcess {
-    child: Child,
-    /// The address it listens on, from its `open http://ADDR/` log line.
-    addr: SocketAddr,
-    /// Every line it wrote to stderr so far.
-    log: Arc<Mutex<Vec<String>>>,
-    /// The thread that reads stderr into `log`; it ends when the process has exited.
-    log_reader: Option<thread::JoinHandle<()>>,
+/// What `/proc/PID` tells of the server process.
+trait ProcFigures {
+    fn memory(&self) -> (u64, u64);
+    fn cpu_time(&self) -> Duration;
+    fn open_fds(&self) -> usize;
 }
 
-impl ServerProcess {
-    /// Runs `loopchat serve --addr 127.0.0.1:0` with `args`.
-    fn start(args: &[&str]) -> ServerProcess {
-        ServerProcess::start_under(&[], args)
-    }
-
-    /// Like [`ServerProcess::start`], but run through `wrapper` (a command that takes the
-    /// program to run as its last arguments, such as `prlimit --nofile=64:64 --`).
-    fn start_under(wrapper: &[&str], args: &[&str]) -> ServerProcess {
-        // The tests open hundreds of client sockets in this process, several tests at once.
-        let _ = rlimit::increase_nofile_limit(u64::MAX);
-        let binary = env!("CARGO_BIN_EXE_loopchat");
-        let mut command = match wrapper.split_first() {
-            Some((program, wrapper_args)) => {
-                let mut command = Command::new(program);
-                command.args(wrapper_args).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
-        command
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            // Info level: the address line, and the shutdown's account of itself.
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        let log_reader = thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = listening_address(&line) {
-                    let _ = tx.send(addr);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-            log_reader: Some(log_reader),
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => server.addr = addr,
-            Err(_) => panic!(
-                "loopchat serve printed no address; its log:\n{}",
-                server.log_text()
-            ),
-        }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal with the `kill` command (`TERM`, `INT`, `KILL`).
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed: {status}");
-    }
-
-    /// Waits for the process to exit, at most `within`, and for its last log lines;
-    /// panics (and the drop kills it) if it does not exit.
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                if let Some(reader) = self.log_reader.take() {
-                    reader.join().expect("the log reader");
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {within:?}; its log:\n{}",
-                self.log_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The stderr lines so far, for failure messages.
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
+impl ProcFigures for ServerProcess {
     /// Resident memory now (`VmRSS`) and at its peak (`VmHWM`), in bytes.
     fn memory(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -182,19 +76,6 @@ impl ServerProcess {
             .expect("read /proc/PID/fd")
             .count()
     }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the binary's `... open http://127.0.0.1:PORT/ ...` log line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("open http://")? + "open http://".len()..];
-    rest[..rest.find('/')?].parse().ok()
 }
 
 /// The kernel's clock tick rate, in which `/proc/PID/stat` counts CPU time.
@@ -468,7 +349,7 @@ fn line_port_address(server: &ServerProcess) -> SocketAddr {
     const PREFIX: &str = "line port for nc/telnet on ";
     let mut found = None;
     eventually(Duration::from_secs(10), || {
-        found = server.log.lock().unwrap().iter().find_map(|line| {
+        found = server.log_text().lines().find_map(|line| {
             let at = line.find(PREFIX)? + PREFIX.len();
             line[at..].trim().parse().ok()
         });

@@ -4,6 +4,10 @@
 //! RFC and not against itself.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+/// The `loopchat` program as a child process (built with the `cli` feature only).
+#[cfg(feature = "cli")]
+pub mod process;
+
 use loopchat::{Handler, Server, ServerConfig};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -37,19 +37,18 @@ mod section6_utf8;
 mod section7_close;
 mod section9_limits;
 
+use common::process::ServerProcess;
 use common::{IO_TIMEOUT, MASK, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, RawClient, frame_bytes};
 pub use common::{OP_BINARY, OP_TEXT};
 use loopchat::ServerConfig;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
@@ -475,14 +474,14 @@ impl fmt::Display for Target {
 /// section panics).
 enum Running {
     InProcess(SocketAddr),
-    Binary(EchoBinary),
+    Binary(ServerProcess),
 }
 
 impl Running {
     fn start(target: Target, server: Srv) -> Running {
         match target {
             Target::InProcess => Running::InProcess(start_in_process(server)),
-            Target::Binary => Running::Binary(EchoBinary::start(server)),
+            Target::Binary => Running::Binary(start_binary(server)),
         }
     }
 
@@ -508,98 +507,30 @@ fn start_in_process(server: Srv) -> SocketAddr {
 }
 
 /// `loopchat serve --mode echo --addr 127.0.0.1:0`, with `--max-message-size` for
-/// [`Srv::EchoMaxMessage`]: the echo server as a user runs it. Its address is read from
-/// its first log line (`open http://ADDR/`); its stderr is drained by a thread so that it
-/// never blocks on a full pipe.
-struct EchoBinary {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+/// [`Srv::EchoMaxMessage`]: the echo server as a user runs it.
+fn start_binary(server: Srv) -> ServerProcess {
+    let max = match server {
+        Srv::EchoMaxMessage(max) => Some(max.to_string()),
+        Srv::Echo => None,
+    };
+    let mut args = vec!["--mode", "echo"];
+    if let Some(max) = &max {
+        args.extend(["--max-message-size", max]);
+    }
+    ServerProcess::start(&args)
 }
 
-impl EchoBinary {
-    fn start(server: Srv) -> EchoBinary {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_loopchat"));
-        command.args(["serve", "--mode", "echo", "--addr", "127.0.0.1:0"]);
-        if let Srv::EchoMaxMessage(max) = server {
-            command.args(["--max-message-size", &max.to_string()]);
-        }
-        command
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = listening_address(&line) {
-                    let _ = tx.send(addr);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut binary = EchoBinary {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => binary.addr = addr,
-            Err(_) => panic!(
-                "loopchat serve --mode echo printed no address in 30 s; its log:\n{}",
-                binary.log.lock().unwrap().join("\n")
-            ),
-        }
-        binary
-    }
-
-    /// Sends SIGTERM to its PID and checks that it exits with status 0 (it has no
-    /// connection left: every case ends with the server closing TCP).
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid} failed: {status}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "loopchat serve (PID {pid}) did not exit within 30 s of SIGTERM"
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            status.success(),
-            "loopchat serve (PID {pid}) exited with {status}; its log:\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
-    }
-}
-
-impl Drop for EchoBinary {
-    fn drop(&mut self) {
-        // Already exited after `stop`; otherwise (a panic) it must not outlive the test.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the binary's `... open http://127.0.0.1:PORT/ ...` log line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("open http://")? + "open http://".len()..];
-    rest[..rest.find('/')?].parse().ok()
+/// Sends SIGTERM to its PID and checks that it exits with status 0 (it has no connection
+/// left: every case ends with the server closing TCP).
+fn stop_binary(mut binary: ServerProcess) {
+    binary.signal("TERM");
+    let status = binary.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "loopchat serve (PID {}) exited with {status}; its log:\n{}",
+        binary.pid(),
+        binary.log_text()
+    );
 }
 
 /// Checks the table itself: ids unique, every script ends with the server closing TCP
@@ -740,7 +671,7 @@ fn run_cases(target: Target, cases: &[&Case]) -> (String, Vec<String>) {
     assert_eq!(ran, cases.len(), "every selected case ran {target}");
     for (_, server) in servers {
         if let Running::Binary(binary) = server {
-            binary.stop();
+            stop_binary(binary);
         }
     }
     let summary = format!("{} of {ran} cases passed {target}", ran - failures.len());
