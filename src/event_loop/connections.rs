@@ -12,6 +12,7 @@
 use super::broadcast_log::BroadcastLog;
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
+use super::links::Links;
 use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
@@ -71,13 +72,17 @@ pub(crate) struct Connections {
     pub stats: Stats,
     /// The time at the start of this loop turn.
     pub now: Instant,
+    /// The application's own TCP connections (see `links.rs`).
+    pub links: Links,
+    /// When the application asked to be woken ([`Handler::on_alarm`](super::Handler::on_alarm)).
+    pub alarm: Option<Instant>,
     /// The serial number for the next connection.
     next_serial: u64,
 }
 
 impl Connections {
-    /// No connections yet, under `config`'s limits.
-    pub fn new(config: &ServerConfig) -> Connections {
+    /// No connections yet, under `config`'s limits; the application's links are `links`.
+    pub fn new(config: &ServerConfig, links: Links) -> Connections {
         Connections {
             slab: Slab::new(),
             to_flush: Vec::new(),
@@ -91,6 +96,8 @@ impl Connections {
             },
             stats: Stats::default(),
             now: Instant::now(),
+            links,
+            alarm: None,
             next_serial: 0,
         }
     }

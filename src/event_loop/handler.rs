@@ -24,10 +24,12 @@
 
 use super::connection::Connection;
 use super::connections::{Connections, SendError};
+use super::links::{LinkEvent, LinkId};
 use super::shared_frame::{SharedFrame, Transport};
 use crate::http::{Request, Response};
 use crate::ws::{CloseCode, Message};
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -78,6 +80,23 @@ pub trait Handler {
     /// can no longer be sent to `conn`.
     fn on_close(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
         let _ = (ctx, conn);
+    }
+
+    /// The loop is about to run its first turn: a handler that needs links (to a broker,
+    /// say) opens them here, and sets its first alarm.
+    fn on_start(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
+    /// Something happened on a link the handler opened with [`Context::connect`].
+    fn on_link(&mut self, ctx: &mut Context<'_>, link: LinkId, event: LinkEvent<'_>) {
+        let _ = (ctx, link, event);
+    }
+
+    /// The time set with [`Context::set_alarm`] has come. The alarm is then unset; set it
+    /// again for the next.
+    fn on_alarm(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
     }
 
     /// A plain HTTP request (not an upgrade) arrived. The default serves a small page at
@@ -165,6 +184,37 @@ impl<'a> Context<'a> {
     /// The time at the start of the current loop turn.
     pub fn now(&self) -> Instant {
         self.conns.now
+    }
+
+    /// Opens a TCP connection to `addr` without waiting, driven by the same loop:
+    /// [`Handler::on_link`] hears that it connected (or failed), and what arrives on it.
+    /// Errors only if the socket cannot even be made.
+    pub fn connect(&mut self, addr: SocketAddr) -> io::Result<LinkId> {
+        self.conns.links.connect(addr)
+    }
+
+    /// Queues bytes on a link, written at the end of the turn with everything else queued
+    /// on it (before it connects, they wait for it). False if the link is gone.
+    pub fn link_write(&mut self, link: LinkId, bytes: &[u8]) -> bool {
+        self.conns.links.write(link, bytes)
+    }
+
+    /// Bytes queued on a link that the kernel has not taken yet: an application bounds
+    /// what it queues for a peer that is slow or away.
+    pub fn link_queued(&self, link: LinkId) -> Option<usize> {
+        self.conns.links.queued(link)
+    }
+
+    /// Closes a link at once, dropping anything queued on it. No [`LinkEvent::Closed`]
+    /// follows.
+    pub fn close_link(&mut self, link: LinkId) {
+        self.conns.links.close(link);
+    }
+
+    /// Asks for [`Handler::on_alarm`] at `at` (or at the first turn after it), replacing
+    /// any alarm set before.
+    pub fn set_alarm(&mut self, at: Instant) {
+        self.conns.alarm = Some(at);
     }
 }
 

@@ -63,6 +63,7 @@ mod connection;
 mod connections;
 mod handler;
 mod keepalive;
+mod links;
 mod outbound;
 mod session;
 mod shared_frame;
@@ -74,6 +75,7 @@ mod timers;
 pub use config::{ServerConfig, SlowConsumer};
 pub use connections::SendError;
 pub use handler::{ConnectionId, Context, Handler};
+pub use links::{LinkEvent, LinkId};
 pub use shared_frame::{SharedFrame, Transport};
 pub use stats::Stats;
 
@@ -82,6 +84,7 @@ use accept::Acceptor;
 use connection::Phase;
 use connections::Connections;
 use handler::deliver_closes;
+use links::{LinkRead, Links, Readiness};
 use log::debug;
 use mio::{Events, Interest, Poll, Token};
 use outbound::Drain;
@@ -137,11 +140,12 @@ impl<H: Handler> Server<H> {
     pub fn bind(config: ServerConfig, handler: H) -> io::Result<Server<H>> {
         let poll = Poll::new()?;
         let acceptor = Acceptor::bind(&config, poll.registry())?;
+        let links = Links::new(poll.registry().try_clone()?);
         Ok(Server {
             poll,
             acceptor,
             handler,
-            conns: Connections::new(&config),
+            conns: Connections::new(&config, links),
             config,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
@@ -208,9 +212,15 @@ impl<H: Handler> Server<H> {
     /// and an error only if polling itself fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        self.conns.now = Instant::now();
+        self.handler.on_start(&mut Context::new(&mut self.conns));
+        self.deliver_closes();
         loop {
             self.turn(&mut events)?;
             if self.shutdown.is_over(&self.conns) {
+                // What the handler said on its links as its clients left goes out, as far
+                // as the kernel takes it without waiting.
+                self.flush_links();
                 self.shutdown
                     .account(self.conns.stats, self.conns.slab.len());
                 return Ok(());
@@ -260,13 +270,20 @@ impl<H: Handler> Server<H> {
     /// How long `poll` may sleep: not at all if work is waiting, else until the earliest
     /// deadline (the shutdown's included), else indefinitely.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ready.is_empty() || !self.conns.to_flush.is_empty() {
+        if !self.ready.is_empty()
+            || !self.conns.to_flush.is_empty()
+            || self.conns.links.want_flush()
+        {
             return Some(Duration::ZERO);
         }
-        let next = match (self.conns.timers.next_deadline(), self.shutdown.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.conns.timers.next_deadline(),
+            self.shutdown.deadline(),
+            self.conns.alarm,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -274,6 +291,10 @@ impl<H: Handler> Server<H> {
     fn dispatch(&mut self, event: &mio::event::Event) -> bool {
         if let Some(transport) = Acceptor::transport_of(event.token()) {
             self.accept_all(transport);
+            return false;
+        }
+        if let Some(link) = Links::of_token(event.token()) {
+            self.link_ready(link, event.is_writable());
             return false;
         }
         match event.token() {
@@ -295,6 +316,41 @@ impl<H: Handler> Server<H> {
             }
         }
         false
+    }
+
+    /// A link is ready: tells the handler it connected, or failed, and gives it what
+    /// arrived, reading until the kernel has no more.
+    fn link_ready(&mut self, link: LinkId, writable: bool) {
+        match self.conns.links.ready(link, writable) {
+            Readiness::Nothing => {}
+            Readiness::Connected => self.tell_link(link, LinkEvent::Connected),
+            Readiness::Closed(why) => return self.tell_link(link, LinkEvent::Closed(why)),
+        }
+        let mut buf = std::mem::take(&mut self.read_buf);
+        loop {
+            match self.conns.links.read(link, &mut buf) {
+                LinkRead::Bytes(n) => self.tell_link(link, LinkEvent::Data(&buf[..n])),
+                LinkRead::Drained | LinkRead::Gone(None) => break,
+                LinkRead::Gone(Some(why)) => {
+                    self.tell_link(link, LinkEvent::Closed(why));
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    fn tell_link(&mut self, link: LinkId, event: LinkEvent<'_>) {
+        self.handler
+            .on_link(&mut Context::new(&mut self.conns), link, event);
+        self.deliver_closes();
+    }
+
+    /// Writes what the handler queued on its links; tells it of those that failed.
+    fn flush_links(&mut self) {
+        for (link, why) in self.conns.links.flush() {
+            self.tell_link(link, LinkEvent::Closed(why));
+        }
     }
 
     /// Takes on every client waiting on `transport`'s listener (see `accept.rs`): a
@@ -383,6 +439,11 @@ impl<H: Handler> Server<H> {
     /// deadline, whose meaning depends on its phase.
     fn run_due_timers(&mut self) {
         let now = self.conns.now;
+        if self.conns.alarm.is_some_and(|at| at <= now) {
+            self.conns.alarm = None;
+            self.handler.on_alarm(&mut Context::new(&mut self.conns));
+            self.deliver_closes();
+        }
         while let Some(target) = self.conns.timers.pop_due(now) {
             if let Some(transport) = Acceptor::transport_of(Token(target.key)) {
                 self.acceptor.retry_due(transport);
@@ -435,6 +496,9 @@ impl<H: Handler> Server<H> {
     /// instead of waiting for the round to end and the next to come round to them. The
     /// connections already written get them next turn.
     fn flush_all(&mut self) {
+        // The application's links first: its requests to a broker go out before the
+        // long round of client writes.
+        self.flush_links();
         // Every open connection takes, in this round, every broadcast made before it.
         let round_end = self.conns.log.end();
         let Connections {
