@@ -1,6 +1,7 @@
 //! `loopchat bench` against real servers on loopback: the relay, the echo server, the chat
 //! (markers inside its JSON envelope, senders getting their own copies), a server that
-//! loses messages, a server that is not there, and the binary's JSON contract.
+//! loses messages, a server that is not there, several servers at once (`--url A,B`),
+//! and the binary's JSON contract.
 //!
 //! The load generator is a program, not library API: each test runs the `loopchat`
 //! binary with `--json` and reads the one JSON object it prints, as a script would. Runs
@@ -9,6 +10,7 @@
 
 mod common;
 
+use common::process::ServerProcess;
 use common::start;
 use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
 use loopchat::{ConnectionId, Context, Handler, Message};
@@ -21,6 +23,7 @@ use std::process::Command;
 /// every documented field is there).
 #[derive(Debug, Deserialize)]
 struct Report {
+    urls: Vec<String>,
     sent: Option<u64>,
     delivered: Option<u64>,
     expected: Option<u64>,
@@ -53,6 +56,7 @@ struct Latency {
 
 #[derive(Debug, Deserialize)]
 struct ServerFigures {
+    pids: Vec<u32>,
     cpu_s: Option<f64>,
     peak_rss_kib: Option<u64>,
 }
@@ -74,6 +78,7 @@ struct ConnectionFigures {
 #[derive(Debug, Deserialize)]
 struct Details {
     drain_complete: bool,
+    window_stalls: u64,
     foreign_markers: u64,
     unexpected_markers: u64,
 }
@@ -333,6 +338,118 @@ fn a_server_that_loses_messages_is_caught() {
     assert!(!report.details.unwrap().drain_complete);
 }
 
+/// Two `loopchat serve --mode broadcast` processes. They do not relay to each other,
+/// which is what makes them useful here: a bench that spreads its clients over both
+/// must count, as lost, every message that stays on its sender's server.
+fn two_relays() -> (ServerProcess, ServerProcess) {
+    (
+        ServerProcess::start(&["--mode", "broadcast"]),
+        ServerProcess::start(&["--mode", "broadcast"]),
+    )
+}
+
+#[test]
+fn one_server_named_twice_is_one_server() {
+    let (a, _b) = two_relays();
+    let a_url = url(a.addr);
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &format!("{a_url},{a_url}"),
+        "--clients",
+        "10",
+        "--senders",
+        "4",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "3",
+    ])
+    .unwrap();
+    assert_eq!(report.urls, [a_url.clone(), a_url]);
+    // Every client is on the one relay: each message reaches the 9 others, and every
+    // window moves (the watchers, on the "other" server, are on this one too).
+    assert_clean(&report, 10);
+    assert_eq!(report.expected, Some(report.sent.unwrap() * 9));
+    assert_eq!(report.details.unwrap().window_stalls, 0);
+}
+
+#[test]
+fn clients_on_two_servers_expect_every_message() {
+    let (a, b) = two_relays();
+    let pids = format!("{},{}", a.pid(), b.pid());
+    // Fixed rate: with a window, each sender would wait on its watcher, the next client,
+    // which is on the other relay and never hears from it.
+    let report = bench(&[
+        "broadcast",
+        "--url",
+        &url(a.addr),
+        "--url",
+        &url(b.addr),
+        "--clients",
+        "8",
+        "--senders",
+        "4",
+        "--rate",
+        "40",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--drain",
+        "0.5",
+        "--server-pid",
+        &pids,
+    ])
+    .unwrap();
+    assert_eq!(report.urls, [url(a.addr), url(b.addr)]);
+    let (sent, delivered, expected, lost) = (
+        report.sent.unwrap(),
+        report.delivered.unwrap(),
+        report.expected.unwrap(),
+        report.lost.unwrap(),
+    );
+    assert!(sent > 0, "{report:#?}");
+    // Four clients on each relay. A message is expected by the 7 other clients, wherever
+    // they are; its relay passes it to the 3 others on its side, and the 4 clients on the
+    // other relay never get it: lost, counted as such.
+    assert_eq!(expected, sent * 7, "{report:#?}");
+    assert_eq!(delivered, sent * 3, "{report:#?}");
+    assert_eq!(lost, sent * 4, "{report:#?}");
+    assert_eq!((report.duplicated, report.out_of_order), (Some(0), Some(0)));
+    assert!(!report.details.as_ref().unwrap().drain_complete);
+    let connections = report.connections.as_ref().unwrap();
+    assert_eq!((connections.opened, connections.failed), (8, 0));
+    assert_eq!(connections.closed_cleanly, 8, "{connections:#?}");
+    let server = report.server.as_ref().unwrap();
+    assert_eq!(server.pids, [a.pid(), b.pid()]);
+    assert!(server.cpu_s.is_some() && server.peak_rss_kib.is_some());
+
+    // The connections scenario spreads its clients too, and sums the servers' memory.
+    let report = bench(&[
+        "connections",
+        "--url",
+        &format!("{},{}", url(a.addr), url(b.addr)),
+        "--clients",
+        "10",
+        "--hold",
+        "0",
+        "--server-pid",
+        &pids,
+    ])
+    .unwrap();
+    let c = report.connections.unwrap();
+    assert_eq!(
+        (c.opened, c.failed, c.closed_cleanly),
+        (10, 0, 10),
+        "{c:#?}"
+    );
+    assert!(c.rss_before_kib.is_some() && c.rss_after_kib.is_some());
+    assert_eq!(report.server.unwrap().pids, [a.pid(), b.pid()]);
+}
+
 #[test]
 fn no_server_is_reported_not_waited_for() {
     // A port nobody listens on any more.
@@ -438,6 +555,7 @@ fn the_binary_prints_one_json_object_with_the_documented_fields() {
         "scenario",
         "label",
         "url",
+        "urls",
         "clients",
         "senders",
         "size",
@@ -468,6 +586,7 @@ fn the_binary_prints_one_json_object_with_the_documented_fields() {
     }
     for key in [
         "pid",
+        "pids",
         "cpu_s",
         "cpu_ns_per_delivery",
         "rss_kib",

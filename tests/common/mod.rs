@@ -8,6 +8,10 @@
 #[cfg(feature = "cli")]
 pub mod process;
 
+/// Real `redis-server` processes, single or as a cluster, for the tests of scale-out
+/// over Redis.
+pub mod redis;
+
 use loopchat::{Handler, Server, ServerConfig};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

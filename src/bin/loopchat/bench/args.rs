@@ -46,9 +46,14 @@ pub enum Scenario {
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// The server's process id: report its CPU time (and CPU per delivery) and memory
-    /// from /proc.
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// from /proc. Several servers (comma-separated, or the option repeated): their
+    /// figures are summed.
+    #[arg(
+        long = "server-pid",
+        value_name = "PID[,PID...]",
+        value_delimiter = ','
+    )]
+    pub server_pids: Vec<u32>,
 
     /// Print one JSON object on stdout at the end instead of a table.
     #[arg(long)]
@@ -75,8 +80,8 @@ pub struct BroadcastLoad {
     pub size: usize,
 
     /// Each sender keeps at most W messages in flight: sent, and not yet received by its
-    /// watcher (the next client after it). The default, with W = 8, when --rate is not
-    /// given.
+    /// watcher (the next client after it, so on the next server when --url names
+    /// several). The default, with W = 8, when --rate is not given.
     #[arg(long, value_name = "W", conflicts_with = "rate", value_parser = clap::value_parser!(u32).range(1..))]
     pub window: Option<u32>,
 
@@ -117,9 +122,10 @@ impl BroadcastLoad {
 /// `loopchat bench broadcast`.
 #[derive(Args, Debug, Clone)]
 pub struct BroadcastArgs {
-    /// The server's WebSocket URL.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// The server's WebSocket URL; several servers, comma-separated or the option
+    /// repeated, share the clients (client i connects to URL i mod n).
+    #[arg(long = "url", value_name = "URL[,URL...]", value_delimiter = ',', default_value = DEFAULT_URL)]
+    pub urls: Vec<String>,
 
     /// How many clients connect (at least 2).
     #[arg(long, value_name = "C", default_value_t = 1000)]
@@ -137,9 +143,10 @@ pub struct BroadcastArgs {
 /// `loopchat bench echo`.
 #[derive(Args, Debug, Clone)]
 pub struct EchoArgs {
-    /// The server's WebSocket URL.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// The server's WebSocket URL; several servers, comma-separated or the option
+    /// repeated, share the clients (client i connects to URL i mod n).
+    #[arg(long = "url", value_name = "URL[,URL...]", value_delimiter = ',', default_value = DEFAULT_URL)]
+    pub urls: Vec<String>,
 
     /// How many clients connect; each one sends.
     #[arg(long, value_name = "C", default_value_t = 100)]
@@ -173,9 +180,10 @@ pub struct EchoArgs {
 /// `loopchat bench connections`.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectionsArgs {
-    /// The server's WebSocket URL.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// The server's WebSocket URL; several servers, comma-separated or the option
+    /// repeated, share the clients (client i connects to URL i mod n).
+    #[arg(long = "url", value_name = "URL[,URL...]", value_delimiter = ',', default_value = DEFAULT_URL)]
+    pub urls: Vec<String>,
 
     /// How many connections to open.
     #[arg(long, value_name = "C", default_value_t = 10_000)]
@@ -194,9 +202,10 @@ pub struct ConnectionsArgs {
 /// `loopchat bench sweep`.
 #[derive(Args, Debug, Clone)]
 pub struct SweepArgs {
-    /// The server's WebSocket URL.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// The server's WebSocket URL; several servers, comma-separated or the option
+    /// repeated, share the clients (client i connects to URL i mod n).
+    #[arg(long = "url", value_name = "URL[,URL...]", value_delimiter = ',', default_value = DEFAULT_URL)]
+    pub urls: Vec<String>,
 
     /// The client counts to run the broadcast scenario at, in order.
     #[arg(
@@ -230,6 +239,16 @@ impl Scenario {
             Scenario::Sweep(a) => &a.common,
         }
     }
+
+    /// The servers' URLs, in the order given.
+    pub fn urls(&self) -> &[String] {
+        match self {
+            Scenario::Broadcast(a) => &a.urls,
+            Scenario::Echo(a) => &a.urls,
+            Scenario::Connections(a) => &a.urls,
+            Scenario::Sweep(a) => &a.urls,
+        }
+    }
 }
 
 /// A rate: a positive, finite number of messages a second.
@@ -254,14 +273,17 @@ mod tests {
         let Scenario::Broadcast(b) = parse(&["broadcast"]).unwrap().scenario else {
             panic!()
         };
-        assert_eq!((b.url.as_str(), b.clients), (DEFAULT_URL, 1000));
+        assert_eq!(
+            (b.urls.as_slice(), b.clients),
+            (&[DEFAULT_URL.to_owned()][..], 1000)
+        );
         assert_eq!((b.load.senders, b.load.size), (10, 64));
         assert_eq!(b.load.pacing(), Pacing::Window(8));
         assert_eq!(b.load.duration, Duration::from_secs(10));
         assert_eq!(b.load.warmup, Duration::from_secs(1));
         assert_eq!(b.load.drain, Duration::from_secs(3));
         assert_eq!(b.common.connect_concurrency, 256);
-        assert!(!b.common.json && b.common.server_pid.is_none());
+        assert!(!b.common.json && b.common.server_pids.is_empty());
 
         let Scenario::Sweep(s) = parse(&["sweep", "--rate", "50"]).unwrap().scenario else {
             panic!()
@@ -320,9 +342,35 @@ mod tests {
         assert_eq!(s.load.duration, Duration::from_millis(500));
         assert!(s.load.self_delivery);
         let common = command.scenario.common();
-        assert_eq!(common.server_pid, Some(42));
+        assert_eq!(common.server_pids, [42]);
         assert_eq!(common.label.as_deref(), Some("node"));
         assert!(common.json);
+    }
+
+    #[test]
+    fn several_servers_by_comma_or_repetition() {
+        let Scenario::Broadcast(b) = parse(&[
+            "broadcast",
+            "--url",
+            "ws://a:1/ws,ws://b:2/ws",
+            "--url",
+            "ws://c:3/ws",
+            "--server-pid",
+            "10,11",
+            "--server-pid",
+            "12",
+        ])
+        .unwrap()
+        .scenario
+        else {
+            panic!()
+        };
+        assert_eq!(b.urls, ["ws://a:1/ws", "ws://b:2/ws", "ws://c:3/ws"]);
+        assert_eq!(b.common.server_pids, [10, 11, 12]);
+        for scenario in ["echo", "connections", "sweep"] {
+            let command = parse(&[scenario, "--url", "ws://a:1/ws,ws://b:2/ws"]).unwrap();
+            assert_eq!(command.scenario.urls(), ["ws://a:1/ws", "ws://b:2/ws"]);
+        }
     }
 
     #[test]

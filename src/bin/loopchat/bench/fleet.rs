@@ -16,6 +16,10 @@
 //!    full), check the 101, decode frames, hand each message to the driver, queue a Pong
 //!    for a Ping, take note of a Close.
 //!
+//! The clients may be spread over several servers (`--url A,B`, instances of one service
+//! that relay to each other): client `i` connects to server `i mod n`. Past the connect
+//! and the handshake's `Host`, nothing here depends on which server a connection is on.
+//!
 //! Every connection moves through [`ClientState`]; every way out of it is counted in
 //! [`FleetCounts`] with a reason, never a panic, and every wait has a deadline.
 
@@ -177,7 +181,7 @@ pub struct FleetCounts {
     pub close_failed: usize,
 }
 
-/// The server a fleet connects to.
+/// A server a fleet connects to.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The URL's parsed form: the request path and the `Host` header.
@@ -190,7 +194,8 @@ pub struct Target {
 pub struct Fleet {
     poll: Poll,
     events: Events,
-    target: Target,
+    /// The servers; client `i` connects to `targets[i % targets.len()]`.
+    targets: Vec<Target>,
     clients: Vec<Client>,
     /// Shared by every read.
     read_buf: Vec<u8>,
@@ -212,10 +217,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// A fleet of `clients` connections to `target`, none started yet, at most
-    /// `concurrency` attempts at once. `progress` shows a status line on a terminal.
+    /// A fleet of `clients` connections spread over `targets` (client `i` connects to
+    /// target `i mod n`), none started yet, at most `concurrency` attempts at once.
+    /// `progress` shows a status line on a terminal.
     pub fn new(
-        target: Target,
+        targets: Vec<Target>,
         clients: usize,
         concurrency: usize,
         epoch: Instant,
@@ -234,10 +240,11 @@ impl Fleet {
                 mask: keys.next_key(),
             })
             .collect();
+        assert!(!targets.is_empty(), "a fleet needs a server");
         Ok(Fleet {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
-            target,
+            targets,
             clients,
             read_buf: vec![0; READ_CHUNK],
             dirty: Vec::new(),
@@ -260,6 +267,16 @@ impl Fleet {
     /// The number of clients, started or not.
     pub fn len(&self) -> usize {
         self.clients.len()
+    }
+
+    /// The number of servers the clients are spread over.
+    pub fn servers(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// The server `client` connects to.
+    fn target(&self, client: usize) -> &Target {
+        &self.targets[client % self.targets.len()]
     }
 
     /// Whether `client` is open for messages.
@@ -413,7 +430,7 @@ impl Fleet {
             let i = self.next_start;
             self.next_start += 1;
             self.first_attempt.get_or_insert(now);
-            match TcpStream::connect(self.target.addr) {
+            match TcpStream::connect(self.target(i).addr) {
                 Ok(mut stream) => {
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     if let Err(e) = self
@@ -485,7 +502,8 @@ impl Fleet {
             Err(e) => return self.fail(i, &format!("connect: {}", io_reason(&e))),
         }
         let _ = stream.set_nodelay(true);
-        let handshake = ClientHandshake::new(&self.target.ws.authority, &self.target.ws.path);
+        let target = self.target(i);
+        let handshake = ClientHandshake::new(&target.ws.authority, &target.ws.path);
         let c = &mut self.clients[i];
         let since = match c.state {
             ClientState::Connecting(since) => since,

@@ -15,6 +15,10 @@
 //!   [`STALL_TIMEOUT`] while the window is full, the window is reset and the stall
 //!   counted; if the watcher's connection is lost, the next connected client takes over.
 //!   Each message carries the time it was queued. For echo, the watcher is the sender.
+//!   With several servers (`--url A,B`) the next client is on the next server, so the
+//!   window waits on the way from one instance to another, and the latency measured is
+//!   that way's; instances that do not pass messages on to each other stall every window
+//!   (counted in `window_stalls`), so measure such a set with `--rate`.
 //! - **Rate** (`--rate R`): each sender sends R messages a second on a fixed schedule,
 //!   senders staggered evenly over one period. Each message carries its *scheduled* time,
 //!   not the time it was actually queued, so a server (or generator) that falls behind

@@ -47,6 +47,18 @@
 //! - **connections**: connect, hold, measure the server's memory, close cleanly.
 //! - **sweep**: broadcast at several C, plotted ([`plot`]).
 //!
+//! # Several servers
+//!
+//! `--url A,B` (or `--url A --url B`) spreads the clients over several instances of one
+//! service, such as `loopchat serve` instances that relay to each other through Redis:
+//! client `i` connects to server `i mod n`. The accounting does not change: a message is
+//! expected by every client, whichever server it is on, so what one instance fails to
+//! pass on to another shows up as lost. Senders are spread so that each server has
+//! some when S ≥ n ([`spread_senders`]); a sender's watcher is the next client after it,
+//! so on the next server: the window, and so the latency, measure the way across
+//! instances. `--server-pid` takes the servers' process ids the same way, and their CPU
+//! time and memory are summed.
+//!
 //! A chat server (`loopchat serve` in chat mode) limits each client to 20 messages a
 //! second (bursts of 60): benchmark it with `--rate` below that, such as `--rate 10`.
 //! The main target is `loopchat serve --mode broadcast`.
@@ -131,10 +143,12 @@ pub fn main(command: BenchCommand) -> ExitCode {
         Err(error) => {
             eprintln!("loopchat bench: {error}");
             if common.json {
+                let urls = command.scenario.urls();
                 let report = Report {
                     scenario: scenario_name(&command.scenario).into(),
                     label: common.label,
-                    url: scenario_url(&command.scenario).into(),
+                    url: urls.join(","),
+                    urls: urls.to_vec(),
                     error: Some(error.to_string()),
                     ..Report::default()
                 };
@@ -162,13 +176,13 @@ pub fn run(command: &BenchCommand) -> Result<Report, BenchError> {
     let progress = Progress::on_terminal;
     match &command.scenario {
         Scenario::Broadcast(a) => run_load(
-            &LoadSpec::broadcast(&a.url, a.clients, &a.load, &a.common),
+            &LoadSpec::broadcast(&a.urls, a.clients, &a.load, &a.common),
             progress(),
         ),
         Scenario::Echo(a) => run_load(
             &LoadSpec {
                 scenario: "echo",
-                url: &a.url,
+                urls: &a.urls,
                 clients: a.clients,
                 senders: a.clients,
                 recipients: Recipients::Sender,
@@ -196,19 +210,11 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
     }
 }
 
-fn scenario_url(scenario: &Scenario) -> &str {
-    match scenario {
-        Scenario::Broadcast(a) => &a.url,
-        Scenario::Echo(a) => &a.url,
-        Scenario::Connections(a) => &a.url,
-        Scenario::Sweep(a) => &a.url,
-    }
-}
-
 /// Everything [`run_load`] needs: the broadcast and echo scenarios, and each sweep step.
 struct LoadSpec<'a> {
     scenario: &'static str,
-    url: &'a str,
+    /// The servers; client `i` connects to `urls[i % urls.len()]`.
+    urls: &'a [String],
     clients: usize,
     /// Senders asked for (echo: every client).
     senders: usize,
@@ -224,14 +230,14 @@ struct LoadSpec<'a> {
 
 impl<'a> LoadSpec<'a> {
     fn broadcast(
-        url: &'a str,
+        urls: &'a [String],
         clients: usize,
         load: &BroadcastLoad,
         common: &'a CommonArgs,
     ) -> LoadSpec<'a> {
         LoadSpec {
             scenario: "broadcast",
-            url,
+            urls,
             clients,
             senders: load.senders as usize,
             recipients: Recipients::Others,
@@ -244,6 +250,14 @@ impl<'a> LoadSpec<'a> {
             common,
         }
     }
+}
+
+/// Resolves each URL's host.
+fn resolve_all(urls: &[String]) -> Result<Vec<Target>, BenchError> {
+    if urls.is_empty() {
+        return Err(BenchError::Invalid("--url is empty".into()));
+    }
+    urls.iter().map(|url| resolve(url)).collect()
 }
 
 /// Resolves the URL's host.
@@ -288,13 +302,13 @@ struct Clocks {
 }
 
 impl Clocks {
-    fn read(server_pid: Option<u32>, notes: &mut Vec<String>) -> Clocks {
-        let server_cpu_s = server_pid.and_then(|pid| match proc::process_cpu_seconds(pid) {
-            Ok(cpu) => Some(cpu),
-            Err(e) => {
-                notes.push(format!("cannot read the CPU time of process {pid}: {e}"));
-                None
-            }
+    /// Reads the clocks; `server_cpu_s` is the sum over `server_pids`, `None` if there
+    /// are none or one cannot be read.
+    fn read(server_pids: &[u32], notes: &mut Vec<String>) -> Clocks {
+        let server_cpu_s = sum_over(server_pids, |pid| {
+            proc::process_cpu_seconds(pid)
+                .map_err(|e| notes.push(format!("cannot read the CPU time of process {pid}: {e}")))
+                .ok()
         });
         Clocks {
             at: Instant::now(),
@@ -311,10 +325,35 @@ struct Usage {
     server: Option<ServerFigures>,
 }
 
+/// The sum of `read` over the servers' process ids, if there are some and every one is
+/// read.
+fn sum_over<T: std::iter::Sum<T>>(pids: &[u32], read: impl FnMut(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().copied().map(read).sum()
+}
+
+/// The servers' memory now, summed.
+fn server_memory(pids: &[u32], notes: &mut Vec<String>) -> Option<proc::Memory> {
+    let memories: Option<Vec<proc::Memory>> = pids
+        .iter()
+        .map(|&pid| {
+            proc::memory(pid)
+                .map_err(|e| notes.push(format!("cannot read the memory of process {pid}: {e}")))
+                .ok()
+        })
+        .collect();
+    memories.filter(|m| !m.is_empty()).map(|m| proc::Memory {
+        rss_kib: m.iter().map(|m| m.rss_kib).sum(),
+        peak_kib: m.iter().map(|m| m.peak_kib).sum(),
+    })
+}
+
 fn usage(
     before: &Clocks,
     after: &Clocks,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     deliveries: Option<u64>,
     notes: &mut Vec<String>,
 ) -> Usage {
@@ -322,13 +361,12 @@ fn usage(
     // CPU clocks count hundredths of a second: keep the difference to that.
     let elapsed = |(b, a): (f64, f64)| ((a - b) * 100.0).round() / 100.0;
     let bench_cpu_s = before.bench_cpu_s.zip(after.bench_cpu_s).map(elapsed);
-    let server = server_pid.map(|pid| {
+    let server = (!server_pids.is_empty()).then(|| {
         let cpu_s = before.server_cpu_s.zip(after.server_cpu_s).map(elapsed);
-        let memory = proc::memory(pid)
-            .map_err(|e| notes.push(format!("cannot read the memory of process {pid}: {e}")))
-            .ok();
+        let memory = server_memory(server_pids, notes);
         ServerFigures {
-            pid,
+            pid: server_pids[0],
+            pids: server_pids.to_vec(),
             cpu_s,
             cpu_ns_per_delivery: cpu_s
                 .zip(deliveries.filter(|&d| d > 0))
@@ -416,13 +454,13 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
             spec.senders, spec.clients
         )));
     }
-    let target = resolve(spec.url)?;
+    let targets = resolve_all(spec.urls)?;
     let mut notes = Vec::new();
     raise_open_files(spec.clients, &mut notes);
-    let pid = spec.common.server_pid;
+    let pids = &spec.common.server_pids;
     let epoch = Instant::now();
     let concurrency = spec.common.connect_concurrency as usize;
-    let mut fleet = Fleet::new(target, spec.clients, concurrency, epoch, progress)?;
+    let mut fleet = Fleet::new(targets, spec.clients, concurrency, epoch, progress)?;
     connect(&mut fleet)?;
 
     let open: Vec<usize> = (0..fleet.len()).filter(|&i| fleet.is_open(i)).collect();
@@ -444,13 +482,7 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
                     spec.senders
                 ));
             }
-            // Spread evenly over the connected clients; each one's watcher is the next.
-            (0..count)
-                .map(|k| {
-                    let at = k * open.len() / count;
-                    (open[at], open[(at + 1) % open.len()])
-                })
-                .unzip()
+            spread_senders(&open, count, fleet.servers())
         }
     };
     let sender_count = senders.len();
@@ -472,12 +504,12 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     load.set_phase("warm-up", measure_from);
     fleet.run(measure_from, Until::Deadline, &mut load)?;
 
-    let before = Clocks::read(pid, &mut notes);
+    let before = Clocks::read(pids, &mut notes);
     load.set_phase("measure", measure_to);
     fleet.run(measure_to, Until::Deadline, &mut load)?;
-    let after = Clocks::read(pid, &mut notes);
+    let after = Clocks::read(pids, &mut notes);
     let measured = load.tracker().counts().measured;
-    let usage = usage(&before, &after, pid, Some(measured), &mut notes);
+    let usage = usage(&before, &after, pids, Some(measured), &mut notes);
 
     load.drain();
     let drain_end = Instant::now() + spec.drain;
@@ -499,7 +531,8 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     Ok(Report {
         scenario: spec.scenario.into(),
         label: spec.common.label.clone(),
-        url: spec.url.into(),
+        url: spec.urls.join(","),
+        urls: spec.urls.to_vec(),
         clients: Some(spec.clients),
         senders: Some(sender_count),
         size: Some(spec.size),
@@ -539,26 +572,68 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     })
 }
 
+/// Picks `count` senders (at most `open.len()`) among the connected clients `open`, and
+/// each one's watcher: the next connected client after it.
+///
+/// Client `i` is on server `i mod servers`. Senders are dealt to the servers in turn, so
+/// that each server with connected clients gets some when `count` ≥ `servers` (a server
+/// with fewer connected clients than its share passes the rest on), and on each server
+/// they are spread evenly over its clients. With one server that is an even spread over
+/// all of them. The watcher, the next client, is then on the next server: a window
+/// measures the way from one instance to another.
+fn spread_senders(open: &[usize], count: usize, servers: usize) -> (Vec<usize>, Vec<usize>) {
+    let servers = servers.max(1);
+    let count = count.min(open.len());
+    // Positions in `open`, by server.
+    let mut on_server: Vec<Vec<usize>> = vec![Vec::new(); servers];
+    for (at, &client) in open.iter().enumerate() {
+        on_server[client % servers].push(at);
+    }
+    // Each server's share of the senders, dealt one at a time.
+    let mut shares = vec![0; servers];
+    let mut dealt = 0;
+    while dealt < count {
+        for (share, positions) in shares.iter_mut().zip(&on_server) {
+            if dealt < count && *share < positions.len() {
+                *share += 1;
+                dealt += 1;
+            }
+        }
+    }
+    // In turn by server, so that sender slots alternate between servers.
+    let most = shares.iter().copied().max().unwrap_or(0);
+    (0..most)
+        .flat_map(|k| {
+            let (shares, on_server) = (&shares, &on_server);
+            (0..servers)
+                .filter(move |&server| k < shares[server])
+                .map(move |server| {
+                    let positions = &on_server[server];
+                    positions[k * positions.len() / shares[server]]
+                })
+        })
+        .map(|at| (open[at], open[(at + 1) % open.len()]))
+        .unzip()
+}
+
 /// The connections scenario: connect all, hold, measure memory, close all cleanly.
 fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, BenchError> {
     if args.clients == 0 {
         return Err(BenchError::Invalid("--clients must be at least 1".into()));
     }
-    let target = resolve(&args.url)?;
+    let targets = resolve_all(&args.urls)?;
     let mut notes = Vec::new();
     raise_open_files(args.clients, &mut notes);
-    let pid = args.common.server_pid;
+    let pids = &args.common.server_pids;
     let concurrency = args.common.connect_concurrency as usize;
-    let mut fleet = Fleet::new(target, args.clients, concurrency, Instant::now(), progress)?;
+    let mut fleet = Fleet::new(targets, args.clients, concurrency, Instant::now(), progress)?;
 
-    let rss_before = pid
-        .and_then(|pid| proc::memory(pid).ok())
-        .map(|m| m.rss_kib);
-    let before = Clocks::read(pid, &mut notes);
+    let rss_before = server_memory(pids, &mut notes).map(|m| m.rss_kib);
+    let before = Clocks::read(pids, &mut notes);
     connect(&mut fleet)?;
     fleet.run(Instant::now() + args.hold, Until::Deadline, &mut Quiet)?;
-    let after = Clocks::read(pid, &mut notes);
-    let usage = usage(&before, &after, pid, None, &mut notes);
+    let after = Clocks::read(pids, &mut notes);
+    let usage = usage(&before, &after, pids, None, &mut notes);
     let rss_after = usage.server.as_ref().and_then(|s| s.rss_kib);
     fleet.close_all()?;
 
@@ -572,7 +647,8 @@ fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, Ben
     Ok(Report {
         scenario: "connections".into(),
         label: args.common.label.clone(),
-        url: args.url.clone(),
+        url: args.urls.join(","),
+        urls: args.urls.clone(),
         clients: Some(args.clients),
         bench_cpu_s: usage.bench_cpu_s,
         bench_cpu_pct: usage.bench_cpu_pct,
@@ -605,7 +681,7 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
         if k > 0 {
             std::thread::sleep(SWEEP_PAUSE);
         }
-        let spec = LoadSpec::broadcast(&args.url, clients, &args.load, &args.common);
+        let spec = LoadSpec::broadcast(&args.urls, clients, &args.load, &args.common);
         match run_load(&spec, progress()) {
             Ok(report) => {
                 if args.common.json {
@@ -627,9 +703,10 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
         Pacing::Window(w) => format!("window {w}"),
         Pacing::Rate(r) => format!("{r} msg/s per sender"),
     };
+    let urls = args.urls.join(", ");
     let title = format!(
         "{}: broadcast, {} senders, {} B, {pacing}",
-        args.common.label.as_deref().unwrap_or(&args.url),
+        args.common.label.as_deref().unwrap_or(&urls),
         args.load.senders,
         args.load.size
     );
@@ -641,7 +718,8 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
     Ok(Report {
         scenario: "sweep".into(),
         label: args.common.label.clone(),
-        url: args.url.clone(),
+        url: args.urls.join(","),
+        urls: args.urls.clone(),
         senders: Some(args.load.senders as usize),
         size: Some(args.load.size),
         window,
@@ -660,4 +738,66 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
         svg: Some(args.svg.display().to_string()),
         ..Report::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread_senders;
+
+    #[test]
+    fn one_server_spreads_senders_evenly_and_watches_the_next() {
+        let open: Vec<usize> = (0..10).collect();
+        let (senders, watchers) = spread_senders(&open, 5, 1);
+        assert_eq!(senders, [0, 2, 4, 6, 8]);
+        assert_eq!(watchers, [1, 3, 5, 7, 9]);
+        let (senders, watchers) = spread_senders(&open, 1, 1);
+        assert_eq!((senders, watchers), (vec![0], vec![1]));
+        // The last client's watcher wraps around to the first.
+        let (senders, watchers) = spread_senders(&[3, 7], 2, 1);
+        assert_eq!((senders, watchers), (vec![3, 7], vec![7, 3]));
+    }
+
+    #[test]
+    fn several_servers_each_get_senders_watched_on_another() {
+        // 1,000 clients on 2 servers, 10 senders: 5 on each, alternating, each watched by
+        // the next client, which is on the other server.
+        let open: Vec<usize> = (0..1000).collect();
+        let (senders, watchers) = spread_senders(&open, 10, 2);
+        assert_eq!(senders.len(), 10);
+        for (k, (&s, &w)) in senders.iter().zip(&watchers).enumerate() {
+            assert_eq!(s % 2, k % 2, "slot {k} alternates servers: {senders:?}");
+            assert_eq!(w, s + 1);
+            assert_ne!(w % 2, s % 2);
+        }
+        let mut distinct = senders.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10);
+
+        // Three servers, S = 3: one sender on each.
+        let (senders, _) = spread_senders(&open[..9], 3, 3);
+        let mut servers: Vec<usize> = senders.iter().map(|s| s % 3).collect();
+        servers.sort();
+        assert_eq!(servers, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_server_short_of_clients_passes_its_share_on() {
+        // Server 0 has one connected client (0), server 1 has five (1, 3, 5, 7, 9).
+        let open = [0, 1, 3, 5, 7, 9];
+        let (senders, watchers) = spread_senders(&open, 4, 2);
+        assert_eq!(senders.iter().filter(|&&s| s % 2 == 0).count(), 1);
+        let mut distinct = senders.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{senders:?}");
+        for (s, w) in senders.iter().zip(&watchers) {
+            let at = open.iter().position(|c| c == s).unwrap();
+            assert_eq!(*w, open[(at + 1) % open.len()]);
+        }
+        // As many senders as clients: every client sends.
+        let (mut senders, _) = spread_senders(&open, 6, 2);
+        senders.sort();
+        assert_eq!(senders, open);
+    }
 }

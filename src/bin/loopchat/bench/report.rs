@@ -18,8 +18,11 @@ pub struct Report {
     pub scenario: String,
     /// `--label`, to tell runs apart (the server's name, say).
     pub label: Option<String>,
-    /// The server's URL.
+    /// The server's URL; with several servers, their URLs joined by commas, as `--url`
+    /// takes them.
     pub url: String,
+    /// Each server's URL, in order: client `i` connected to `urls[i mod n]`.
+    pub urls: Vec<String>,
     /// Clients asked for.
     pub clients: Option<usize>,
     /// Sending clients (echo: every client).
@@ -64,7 +67,7 @@ pub struct Report {
     pub bench_cpu_s: Option<f64>,
     /// The same, as a percentage of one core.
     pub bench_cpu_pct: Option<f64>,
-    /// The server's figures, with `--server-pid`.
+    /// The server's figures, with `--server-pid`; with several servers, summed.
     pub server: Option<ServerFigures>,
     /// What became of the connections.
     pub connections: Option<ConnectionFigures>,
@@ -78,11 +81,14 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-/// The server process, measured from `/proc` (see [`super::proc`]).
+/// The server process, measured from `/proc` (see [`super::proc`]); with several
+/// servers (`--server-pid A,B`), every figure is the sum over them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerFigures {
-    /// Its process id.
+    /// Its process id (the first one's, with several).
     pub pid: u32,
+    /// Every process id measured.
+    pub pids: Vec<u32>,
     /// CPU seconds (user + system, all threads) during the measured window; during
     /// connecting and holding for the connections scenario.
     pub cpu_s: Option<f64>,
@@ -90,7 +96,8 @@ pub struct ServerFigures {
     pub cpu_ns_per_delivery: Option<f64>,
     /// Resident memory at the end of the window (`VmRSS`), KiB.
     pub rss_kib: Option<u64>,
-    /// The largest resident memory of the server's life so far (`VmHWM`), KiB.
+    /// The largest resident memory of the server's life so far (`VmHWM`), KiB; with
+    /// several servers, the sum of each one's peak.
     pub peak_rss_kib: Option<u64>,
 }
 
@@ -156,7 +163,13 @@ impl Report {
             None => self.scenario.clone(),
         };
         row("scenario", title);
-        row("url", self.url.clone());
+        match self.urls.as_slice() {
+            [] | [_] => row("url", self.url.clone()),
+            urls => row(
+                &format!("urls ({} servers)", urls.len()),
+                format!("{} (client i on URL i mod {})", urls.join(", "), urls.len()),
+            ),
+        }
         let setup = [
             self.clients.map(|v| format!("{v} clients")),
             self.senders.map(|v| format!("{v} senders")),
@@ -220,7 +233,11 @@ impl Report {
             let per = s
                 .cpu_ns_per_delivery
                 .map_or(String::new(), |v| format!(", {v:.0} ns per delivery"));
-            row(&format!("server {} CPU", s.pid), format!("{cpu}{per}"));
+            let pids: Vec<String> = s.pids.iter().map(u32::to_string).collect();
+            row(
+                &format!("server {} CPU", pids.join("+")),
+                format!("{cpu}{per}"),
+            );
             let kib =
                 |v: Option<u64>| v.map_or("?".into(), |v| format!("{:.1} MiB", v as f64 / 1024.0));
             row(
