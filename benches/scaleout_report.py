@@ -110,8 +110,8 @@ def main():
                  "window inside the measured one, divided by the messages sent in it; n/a without Redis. "
                  "Redis CPU µs/msg: redis-server's CPU time over the same window per message.")
     lines.append("- servers CPU ns/delivery: all instances' CPU time over that window per delivery.")
-    lines.append("- generator saturated: the load generator was busier than 85 % of its core, or sent more than "
-                 "5 ms late at p99: the row then measures it, not the servers.")
+    lines.append("- generator saturated: the load generator used more than 85 % of its core, or (load.js) its event "
+                 "loop was busy more than 90 % of the window: the row then measures the generator, not the servers.")
     lines.append("- *.step-R runs: `--find-max`, the same setup at increasing rates until it loses a message or "
                  "saturates the generator.")
     with open(output, "w", encoding="utf-8") as f:
