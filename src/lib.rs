@@ -56,9 +56,11 @@ pub mod event_loop;
 pub mod http;
 pub mod line;
 pub mod rate;
+pub mod redis;
 pub mod ws;
 
 pub use event_loop::{
-    ConnectionId, Context, Handler, SendError, Server, ServerConfig, SharedFrame, Transport,
+    ConnectionId, Context, Handler, LinkEvent, LinkId, SendError, Server, ServerConfig,
+    SharedFrame, Transport,
 };
 pub use ws::{CloseCode, Message};

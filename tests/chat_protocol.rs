@@ -142,7 +142,7 @@ impl Client {
             matches!(e, ServerEvent::Members { room, members }
                 if room == "lobby" && members.contains(&nick))
         });
-        let ServerEvent::History { room, messages } = client.next() else {
+        let ServerEvent::History { room, messages, .. } = client.next() else {
             panic!("{nick}: no history after members");
         };
         assert_eq!(room, "lobby");

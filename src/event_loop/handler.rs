@@ -46,6 +46,12 @@ impl ConnectionId {
     pub fn index(self) -> usize {
         self.0
     }
+
+    /// The id with this slab key: for an application that named a connection by its key
+    /// outside the process (to Redis, say) and hears of it back.
+    pub fn from_index(index: usize) -> ConnectionId {
+        ConnectionId(index)
+    }
 }
 
 impl fmt::Display for ConnectionId {

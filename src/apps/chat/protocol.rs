@@ -23,6 +23,10 @@ pub enum ClientRequest {
     Join {
         /// The room.
         room: String,
+        /// The id of the last message of this room the client saw, when it comes back:
+        /// the `history` it gets then holds only the messages after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
     },
     /// Leave a room.
     Leave {
@@ -168,6 +172,24 @@ pub enum ServerEvent {
         room: String,
         /// `message` and `image` events, as they were sent.
         messages: Vec<ServerEvent>,
+        /// The `after` of the join, if it gave one: `messages` are those after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// Set when messages after `after` are no longer kept: the client missed some
+        /// that no one can give it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+    },
+    /// The chat is split: this server lost its link to the other servers (Redis). Rooms
+    /// go on working among the people on this server; see `docs/PROTOCOL.md`.
+    Split {
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+    },
+    /// The chat is whole again after a `split`.
+    Whole {
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
     },
     /// The rooms that exist, in answer to `rooms`.
     Rooms {
@@ -251,6 +273,10 @@ pub enum ErrorCode {
     ImageInvalid,
     /// Too many requests too fast; this one was dropped.
     RateLimited,
+    /// The chat is split (see the `split` event) and this request needs the whole chat:
+    /// a nickname change, or a private message to someone on another server. Or the
+    /// split came while the request was under way, and it may not have been carried out.
+    ChatSplit,
 }
 
 impl ServerEvent {
@@ -316,11 +342,24 @@ impl ServerEvent {
                     human_size(*size)
                 )
             }
+            ServerEvent::Split { .. } => {
+                "! the chat is split: only people on this server hear you until it is whole"
+                    .to_owned()
+            }
+            ServerEvent::Whole { .. } => "* the chat is whole again".to_owned(),
             ServerEvent::Members { room, members } => {
                 format!("* in #{room}: {}", members.join(", "))
             }
-            ServerEvent::History { room, messages } => {
+            ServerEvent::History {
+                room,
+                messages,
+                truncated,
+                ..
+            } => {
                 let mut text = format!("* recent messages in #{room}: {}", messages.len());
+                if *truncated {
+                    text.push_str(" (some you missed are no longer kept)");
+                }
                 for message in messages {
                     let _ = write!(text, "\n  {}", message.render_line());
                 }
@@ -418,6 +457,7 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         },
         "join" if !rest.is_empty() => ClientRequest::Join {
             room: rest.trim_start_matches('#').to_owned(),
+            after: None,
         },
         "leave" | "part" => ClientRequest::Leave {
             room: room(rest).unwrap_or_default(),
@@ -469,6 +509,8 @@ mod tests {
         let history = ServerEvent::History {
             room: "lobby".into(),
             messages: vec![message("fine"), forged],
+            after: None,
+            truncated: false,
         };
         let shown = history.render_line();
         assert_eq!(
@@ -489,6 +531,7 @@ mod tests {
                 r#"{"type":"join","room":"rust"}"#,
                 ClientRequest::Join {
                     room: "rust".into(),
+                    after: None,
                 },
             ),
             (
@@ -569,7 +612,8 @@ mod tests {
         assert_eq!(
             request("/join #rust"),
             ClientRequest::Join {
-                room: "rust".into()
+                room: "rust".into(),
+                after: None,
             }
         );
         assert_eq!(

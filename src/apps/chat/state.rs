@@ -1,154 +1,218 @@
-//! The chat's memory: who is connected under which nickname, which rooms exist, who is in
-//! each, and each room's recent messages. Plain data with no I/O; the handler in `mod.rs`
-//! decides what to change and whom to tell.
+//! What this instance holds of the chat: its own connections (their request budgets and
+//! the requests waiting for Redis), and the rooms they are in, each with its recent
+//! messages. Plain data with no I/O. Who is in the chat, on every instance, is in
+//! `directory.rs`.
 
 use crate::ConnectionId;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 pub use crate::rate::TokenBucket;
 
-/// One connected client.
+/// The most requests a connection may have waiting while its last one is with Redis.
+/// Past it a request is refused as too fast (the rate limit lets a burst of 60 through,
+/// and a round trip to Redis is well under a millisecond, so only a client flooding a
+/// stalled Redis gets here).
+pub const MAX_WAITING: usize = 64;
+
+/// Something a connection sent, kept until its earlier request is answered.
 #[derive(Debug)]
-pub struct Member {
-    /// The nickname, as the client spelled it.
-    pub nick: String,
-    /// The rooms it is in, in the order joined; the last is the active room, where bare
-    /// text and binary images go.
-    pub rooms: Vec<String>,
-    /// Its request budget.
-    pub bucket: TokenBucket,
+pub enum Input {
+    /// A text message or a line.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// Arriving, while the first connection to Redis is being made.
+    Arrive,
+    /// Joining the default room on arrival.
+    JoinDefault,
 }
 
-impl Member {
-    /// The room where requests that name none go: the most recently joined one.
-    pub fn active_room(&self) -> Option<&str> {
-        self.rooms.last().map(String::as_str)
-    }
+/// One connection of this instance, as the chat sees it.
+#[derive(Debug)]
+pub struct Local {
+    /// Its request budget.
+    pub bucket: TokenBucket,
+    /// Tells this connection from a later one given the same id, for answers from Redis
+    /// that arrive after it left.
+    pub serial: u64,
+    /// A request of its own is with Redis: later ones wait, so that it gets its answers
+    /// in the order it asked.
+    pub busy: bool,
+    /// What waits for that answer.
+    pub waiting: VecDeque<Input>,
+    /// The last message id it saw in each room, from its `after` list on connecting: a
+    /// join of one of these rooms resumes after it.
+    pub resume: HashMap<String, u64>,
+    /// The `after` of each join under way.
+    pub joining: HashMap<String, Option<u64>>,
+}
 
-    /// Whether it is in `room`.
-    pub fn is_in(&self, room: &str) -> bool {
-        self.rooms.iter().any(|r| r == room)
-    }
-
-    /// Makes `room` the active room, adding it if new.
-    pub fn activate(&mut self, room: &str) {
-        self.rooms.retain(|r| r != room);
-        self.rooms.push(room.to_owned());
+impl Local {
+    /// A new connection with a full budget.
+    pub fn new(bucket: TokenBucket, serial: u64, resume: HashMap<String, u64>) -> Local {
+        Local {
+            bucket,
+            serial,
+            busy: false,
+            waiting: VecDeque::new(),
+            resume,
+            joining: HashMap::new(),
+        }
     }
 }
 
 /// A message kept for newcomers, encoded once for each transport.
 #[derive(Debug)]
 pub struct HistoryEntry {
+    /// Its id, for `after`.
+    pub id: u64,
     /// The `message` or `image` event as JSON.
     pub json: String,
     /// The same event as a line for people.
     pub line: String,
 }
 
-/// A room.
+/// A room as this instance holds it: the rooms its connections are in (and the default
+/// room, always).
 #[derive(Debug, Default)]
 pub struct Room {
-    /// Who is in it, in a stable order.
+    /// The connections here that get its messages, in a stable order.
     pub members: BTreeSet<ConnectionId>,
+    /// Connections that joined it and wait for its history (with Redis, while it loads),
+    /// with their `after`.
+    pub waiting: Vec<(ConnectionId, Option<u64>)>,
+    /// With Redis: its history is being loaded; messages that arrive meanwhile wait here.
+    pub loading: Option<Vec<HistoryEntry>>,
+    /// Joins of this room under way (with Redis): it is kept while any is.
+    pub joins_under_way: usize,
     /// Recent messages, oldest first.
     history: VecDeque<HistoryEntry>,
     /// Bytes held by `history` (its JSON), bounded so that images cannot pile up.
     history_bytes: usize,
+    /// Every message up to this id is no longer kept.
+    forgotten_through: u64,
+    /// The highest id seen.
+    pub last_id: u64,
 }
 
 impl Room {
+    /// A room whose history is being loaded (from Redis).
+    pub fn loading() -> Room {
+        Room {
+            loading: Some(Vec::new()),
+            ..Room::default()
+        }
+    }
+
+    /// Whether nothing here needs the room any more.
+    pub fn unused(&self) -> bool {
+        self.members.is_empty() && self.waiting.is_empty() && self.joins_under_way == 0
+    }
+
     /// Remembers a message, forgetting the oldest while there are more than `max_len`
     /// or they take more than `max_bytes`.
     pub fn remember(&mut self, entry: HistoryEntry, max_len: usize, max_bytes: usize) {
+        self.last_id = self.last_id.max(entry.id);
         self.history_bytes += entry.json.len();
         self.history.push_back(entry);
         while self.history.len() > max_len || self.history_bytes > max_bytes {
             let Some(old) = self.history.pop_front() else {
                 break;
             };
+            self.forgotten_through = old.id;
             self.history_bytes -= old.json.len();
         }
     }
 
+    /// Replaces the history with one loaded from Redis: `entries` oldest first, and
+    /// `last_id` the room's latest id (messages up to it that are not in `entries` are
+    /// no longer kept). Returns the entries with ids above the ones held before, which
+    /// the members here have not seen (said while the chat was split).
+    pub fn reload(
+        &mut self,
+        entries: Vec<HistoryEntry>,
+        last_id: u64,
+        max_len: usize,
+        max_bytes: usize,
+    ) -> Vec<usize> {
+        let seen = self.last_id;
+        self.history.clear();
+        self.history_bytes = 0;
+        self.forgotten_through = entries.first().map_or(last_id, |e| e.id.saturating_sub(1));
+        self.last_id = 0;
+        for entry in entries {
+            self.remember(entry, max_len, max_bytes);
+        }
+        self.last_id = self.last_id.max(last_id);
+        self.history
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.id > seen && seen > 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Takes the history out (to put it back with [`Room::reload`]).
+    pub fn take_history(&mut self) -> Vec<HistoryEntry> {
+        self.history_bytes = 0;
+        self.history.drain(..).collect()
+    }
+
+    /// An entry of the history, by position.
+    pub fn entry(&self, index: usize) -> Option<&HistoryEntry> {
+        self.history.get(index)
+    }
+
+    /// The entries after `after` (all if `None`), and whether some after it are no
+    /// longer kept.
+    fn since(&self, after: Option<u64>) -> (impl Iterator<Item = &HistoryEntry>, bool) {
+        let after_id = after.unwrap_or(0);
+        let truncated = after.is_some() && after_id < self.forgotten_through;
+        let entries = self
+            .history
+            .iter()
+            .filter(move |e| after.is_none() || e.id > after_id);
+        (entries, truncated)
+    }
+
     /// The `history` event for this room, as JSON. Assembled from the stored JSON of each
     /// message, so nothing is serialized again.
-    pub fn history_json(&self, name: &str) -> String {
-        let mut json = String::with_capacity(self.history_bytes + name.len() + 48);
+    pub fn history_json(&self, name: &str, after: Option<u64>) -> String {
+        let (entries, truncated) = self.since(after);
+        let mut json = String::with_capacity(self.history_bytes + name.len() + 64);
         json.push_str(r#"{"type":"history","room":"#);
         json.push_str(&serde_json::to_string(name).unwrap_or_default());
         json.push_str(r#","messages":["#);
-        for (i, entry) in self.history.iter().enumerate() {
+        for (i, entry) in entries.enumerate() {
             if i > 0 {
                 json.push(',');
             }
             json.push_str(&entry.json);
         }
-        json.push_str("]}");
+        json.push(']');
+        if let Some(after) = after {
+            json.push_str(&format!(r#","after":{after}"#));
+        }
+        if truncated {
+            json.push_str(r#","truncated":true"#);
+        }
+        json.push('}');
         json
     }
 
     /// The history as lines for people.
-    pub fn history_lines(&self, name: &str) -> String {
-        let mut text = format!("* recent messages in #{name}: {}", self.history.len());
-        for entry in &self.history {
+    pub fn history_lines(&self, name: &str, after: Option<u64>) -> String {
+        let (entries, truncated) = self.since(after);
+        let entries: Vec<&HistoryEntry> = entries.collect();
+        let mut text = format!("* recent messages in #{name}: {}", entries.len());
+        if truncated {
+            text.push_str(" (some you missed are no longer kept)");
+        }
+        for entry in entries {
             text.push_str("\n  ");
             text.push_str(&entry.line);
         }
         text
-    }
-}
-
-/// Everything the chat remembers.
-#[derive(Debug, Default)]
-pub struct ChatState {
-    /// Connected clients.
-    pub members: HashMap<ConnectionId, Member>,
-    /// Nicknames in use, lowercased (nicknames are unique without regard to case), to
-    /// their owners.
-    pub nicks: HashMap<String, ConnectionId>,
-    /// Rooms with at least one member, and the default room always.
-    pub rooms: BTreeMap<String, Room>,
-    /// The number for the next `guest-N` nickname.
-    next_guest: u64,
-    /// The id of the next message.
-    next_id: u64,
-}
-
-impl ChatState {
-    /// A fresh `guest-N` nickname that no one holds.
-    pub fn guest_nick(&mut self) -> String {
-        loop {
-            self.next_guest += 1;
-            let nick = format!("guest-{}", self.next_guest);
-            if !self.nicks.contains_key(&nick) {
-                return nick;
-            }
-        }
-    }
-
-    /// The next message id.
-    pub fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    /// Who holds `nick`, compared without case.
-    pub fn find_nick(&self, nick: &str) -> Option<ConnectionId> {
-        self.nicks.get(&nick.to_lowercase()).copied()
-    }
-
-    /// Everyone who shares a room with `conn`, and `conn` itself, each once.
-    pub fn neighbours(&self, conn: ConnectionId) -> BTreeSet<ConnectionId> {
-        let mut all = BTreeSet::from([conn]);
-        if let Some(member) = self.members.get(&conn) {
-            for room in &member.rooms {
-                if let Some(room) = self.rooms.get(room) {
-                    all.extend(room.members.iter().copied());
-                }
-            }
-        }
-        all
     }
 }
 
@@ -214,6 +278,7 @@ mod tests {
         for i in 0..10 {
             room.remember(
                 HistoryEntry {
+                    id: i,
                     json: format!("{{\"n\":{i}}}"),
                     line: format!("{i}"),
                 },
@@ -222,11 +287,22 @@ mod tests {
             );
         }
         assert_eq!(
-            room.history_json("a"),
+            room.history_json("a", None),
             r#"{"type":"history","room":"a","messages":[{"n":7},{"n":8},{"n":9}]}"#
         );
+        assert_eq!(
+            room.history_json("a", Some(8)),
+            r#"{"type":"history","room":"a","messages":[{"n":9}],"after":8}"#
+        );
+        assert_eq!(
+            room.history_json("a", Some(5)),
+            r#"{"type":"history","room":"a","messages":[{"n":7},{"n":8},{"n":9}],"after":5,"truncated":true}"#,
+            "6 is forgotten"
+        );
+        assert!(!room.history_json("a", Some(6)).contains("truncated"));
         room.remember(
             HistoryEntry {
+                id: 10,
                 // 7 + 7 + 995 bytes: over 1000 until only the big one is left.
                 json: "x".repeat(995),
                 line: String::new(),

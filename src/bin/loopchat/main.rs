@@ -18,9 +18,11 @@ use loopchat::event_loop::SlowConsumer;
 use loopchat::http::OriginPolicy;
 use loopchat::http::static_files::StaticFiles;
 use loopchat::rate::Rate;
+use loopchat::redis::RedisUrl;
 use loopchat::ws::KeepaliveConfig;
 use loopchat::{Handler, Server, ServerConfig};
 use std::net::SocketAddr;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -74,8 +76,32 @@ struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     public: Option<PathBuf>,
 
+    /// Share the chat with every other instance started with the same Redis (chat mode):
+    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB]. A Redis Cluster is found out and used
+    /// with sharded pub/sub. The password may come from LOOPCHAT_REDIS_PASSWORD instead;
+    /// it is never logged.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// With --redis: an instance silent this long is taken for dead (its members are
+    /// removed everywhere), and a Redis that does not answer this long is taken for gone
+    /// (the chat is split until it is back). Heartbeats go every third of it.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_redis_timeout)]
+    redis_timeout: std::time::Duration,
+
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// A --redis-timeout: 1 to 3600 seconds, fractions allowed.
+fn parse_redis_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {text}"))?;
+    if !(1.0..=3600.0).contains(&seconds) {
+        return Err("--redis-timeout is 1 to 3600 seconds".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// The protective policies. Each is on by default; see the README's table.
@@ -216,6 +242,15 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
     match args.mode {
         Mode::Chat => {
             let mut chat = Chat::new(ChatConfig::default());
+            if let Some(url) = &args.redis {
+                match redis_address(url) {
+                    Ok((url, addr)) => chat = chat.with_redis(url, addr, args.redis_timeout),
+                    Err(e) => {
+                        eprintln!("loopchat: --redis: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             if let Some(dir) = &args.public {
                 match StaticFiles::new(dir) {
                     Ok(files) => chat = chat.with_public_files(files),
@@ -228,10 +263,26 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             serve(config, chat, "chat")
         }
         _ if args.tcp_addr.is_some() => chat_only("--tcp-addr"),
+        _ if args.redis.is_some() => chat_only("--redis"),
         _ if args.public.is_some() => chat_only("--public"),
         Mode::Echo => serve(config, Echo, "echo"),
         Mode::Broadcast => serve(config, Broadcast, "broadcast"),
     }
+}
+
+/// Parses a --redis URL (with the password from LOOPCHAT_REDIS_PASSWORD if it has none)
+/// and resolves its host, once, before the loop starts: the loop never blocks on DNS.
+fn redis_address(url: &str) -> Result<(RedisUrl, SocketAddr), String> {
+    let url = RedisUrl::parse(url)
+        .map_err(|e| e.to_string())?
+        .with_password_from_env("LOOPCHAT_REDIS_PASSWORD");
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
+        .next()
+        .ok_or_else(|| format!("{} has no address", url.host))?;
+    info!("sharing the chat through {url}");
+    Ok((url, addr))
 }
 
 fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {

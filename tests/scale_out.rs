@@ -1,0 +1,527 @@
+//! Many instances, one chat: `loopchat serve --redis` processes sharing a real
+//! `redis-server` (and a 3-master Redis Cluster) that the tests start on free loopback
+//! ports, with tungstenite clients on each instance.
+//!
+//! Checked: one chat across instances (unique nicknames without regard to case, guest
+//! names, `who`, `rooms`, join/leave/nick notices, private messages, the history a
+//! newcomer gets); exactly-once delivery in the room's one order across three instances;
+//! an instance killed with SIGKILL (its members leave everywhere within the default 10 s
+//! timeout plus a heartbeat, and their nicknames come free); Redis stopped and restarted
+//! mid-chat (`split`, the instance goes on alone, `whole`, and the messages said
+//! elsewhere meanwhile); a reconnect to another instance with the last id seen; one
+//! Redis function call and one PUBLISH per message; and the same over a Redis Cluster
+//! with sharded pub/sub.
+
+mod common;
+
+use common::process::ServerProcess;
+use common::redis::{RedisCluster, RedisServer};
+use loopchat::apps::chat::protocol::{ErrorCode, LeaveReason, ServerEvent};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// How long to wait for an event that must come.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How long an instance killed without a word may stay in the chat with the default
+/// `--redis-timeout` (10 s): the timeout, plus the heartbeat that notices (every third of
+/// it), plus slack for a loaded machine; the bound is 15 s.
+const DEAD_INSTANCE_BOUND: Duration = Duration::from_secs(15);
+
+fn instance(redis: &str) -> ServerProcess {
+    ServerProcess::start(&["--redis", redis])
+}
+
+/// A chat client on tungstenite that keeps every event it reads.
+struct Client {
+    ws: WebSocket<TcpStream>,
+    nick: String,
+    seen: Vec<ServerEvent>,
+}
+
+impl Client {
+    /// Connects to an instance and reads its arrival: welcome, then the lobby's join,
+    /// members and history.
+    #[track_caller]
+    fn arrive(addr: SocketAddr) -> Client {
+        Client::arrive_at(addr, "/ws")
+    }
+
+    #[track_caller]
+    fn arrive_at(addr: SocketAddr, path: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), stream)
+            .unwrap_or_else(|e| panic!("handshake: {e}"));
+        let mut client = Client {
+            ws,
+            nick: String::new(),
+            seen: Vec::new(),
+        };
+        let welcome = client.expect(|e| matches!(e, ServerEvent::Welcome { .. }));
+        let ServerEvent::Welcome { nick, .. } = welcome else {
+            unreachable!()
+        };
+        client.nick = nick;
+        client.expect(|e| matches!(e, ServerEvent::History { .. }));
+        client
+    }
+
+    fn send(&mut self, request: serde_json::Value) {
+        self.ws
+            .send(Message::text(request.to_string()))
+            .expect("send");
+    }
+
+    /// The next event, or None after `within`.
+    fn next_within(&mut self, within: Duration) -> Option<ServerEvent> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    let event: ServerEvent = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("not an event ({e}): {text}"));
+                    self.seen.push(event.clone());
+                    return Some(event);
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("{}: read failed: {e}", self.nick),
+            }
+        }
+        None
+    }
+
+    /// Reads until an event matches, and returns it; panics after [`WAIT`].
+    #[track_caller]
+    fn expect(&mut self, wanted: impl Fn(&ServerEvent) -> bool) -> ServerEvent {
+        self.expect_within(WAIT, wanted)
+    }
+
+    #[track_caller]
+    fn expect_within(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&ServerEvent) -> bool,
+    ) -> ServerEvent {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(event) = self.next_within(deadline - Instant::now())
+                && wanted(&event)
+            {
+                return event;
+            }
+        }
+        panic!(
+            "{}: no such event within {within:?}; saw {:#?}",
+            self.nick,
+            self.seen.iter().rev().take(10).collect::<Vec<_>>()
+        );
+    }
+
+    #[track_caller]
+    fn set_nick(&mut self, nick: &str) {
+        self.send(json!({"type": "nick", "nick": nick}));
+        self.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == nick));
+        self.nick = nick.to_owned();
+    }
+
+    #[track_caller]
+    fn say(&mut self, text: &str) -> u64 {
+        self.send(json!({"type": "message", "text": text}));
+        let me = self.nick.clone();
+        match self.expect(
+            |e| matches!(e, ServerEvent::Message { text: t, from, .. } if t == text && *from == me),
+        ) {
+            ServerEvent::Message { id, .. } => id,
+            _ => unreachable!(),
+        }
+    }
+
+    #[track_caller]
+    fn hears(&mut self, from: &str, text: &str) -> u64 {
+        match self.expect(
+            |e| matches!(e, ServerEvent::Message { text: t, from: f, .. } if t == text && f == from),
+        ) {
+            ServerEvent::Message { id, .. } => id,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The members of a room, from `who`.
+    #[track_caller]
+    fn who(&mut self, room: &str) -> Vec<String> {
+        self.send(json!({"type": "who", "room": room}));
+        match self.expect(|e| matches!(e, ServerEvent::Members { room: r, .. } if r == room)) {
+            ServerEvent::Members { members, .. } => members,
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn instances_sharing_a_redis_are_one_chat() {
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis.url()), instance(&redis.url()));
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    assert_ne!(
+        ada.nick, bob.nick,
+        "guest names are unique across instances"
+    );
+
+    // Nicknames: unique without regard to case, across instances.
+    ada.set_nick("Ada");
+    bob.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "Ada"));
+    bob.send(json!({"type": "nick", "nick": "ADA"}));
+    bob.expect(|e| {
+        matches!(
+            e,
+            ServerEvent::Error {
+                code: ErrorCode::NickTaken,
+                ..
+            }
+        )
+    });
+    bob.set_nick("bob");
+    ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bob"));
+
+    // A message said on one instance reaches the other, with the same id.
+    let id = ada.say("hello from A");
+    assert_eq!(bob.hears("Ada", "hello from A"), id);
+    assert_eq!(ada.who("lobby"), ["Ada", "bob"]);
+    assert_eq!(bob.who("lobby"), ["Ada", "bob"]);
+
+    // Rooms, joins and leaves across instances.
+    bob.send(json!({"type": "join", "room": "rust"}));
+    bob.expect(|e| matches!(e, ServerEvent::History { room, .. } if room == "rust"));
+    ada.send(json!({"type": "rooms"}));
+    let rooms = match ada.expect(|e| matches!(e, ServerEvent::Rooms { .. })) {
+        ServerEvent::Rooms { rooms } => rooms
+            .into_iter()
+            .map(|r| (r.name, r.members))
+            .collect::<BTreeMap<_, _>>(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        rooms,
+        BTreeMap::from([("lobby".into(), 2), ("rust".into(), 1)])
+    );
+    ada.send(json!({"type": "join", "room": "rust"}));
+    bob.expect(
+        |e| matches!(e, ServerEvent::Join { room, nick, .. } if room == "rust" && nick == "Ada"),
+    );
+    let members =
+        match ada.expect(|e| matches!(e, ServerEvent::Members { room, .. } if room == "rust")) {
+            ServerEvent::Members { members, .. } => members,
+            _ => unreachable!(),
+        };
+    assert_eq!(members, ["Ada", "bob"]);
+    ada.send(json!({"type": "leave", "room": "rust"}));
+    bob.expect(|e| {
+        matches!(e, ServerEvent::Leave { room, nick, reason: LeaveReason::Left, .. }
+            if room == "rust" && nick == "Ada")
+    });
+
+    // A private message reaches its recipient on the other instance, and the sender.
+    ada.send(json!({"type": "private", "to": "BOB", "text": "psst"}));
+    let got = bob.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "psst"));
+    let sent = ada.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "psst"));
+    assert_eq!(got, sent);
+
+    // A newcomer on either instance gets the lobby's history, said on the other.
+    let mut cy = Client::arrive(b.addr);
+    let history = cy
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::History { messages, .. } => Some(messages.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        matches!(history.last(), Some(ServerEvent::Message { text, id: i, .. }) if text == "hello from A" && *i == id),
+        "{history:?}"
+    );
+
+    // A disconnect is a leave everywhere, and frees the nickname.
+    drop(bob);
+    ada.expect(|e| {
+        matches!(e, ServerEvent::Leave { nick, reason: LeaveReason::Disconnected, room, .. }
+            if nick == "bob" && room == "lobby")
+    });
+    cy.set_nick("Bob");
+}
+
+#[test]
+fn every_message_reaches_everyone_once_in_one_order() {
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis.url())).collect();
+    let mut clients: Vec<Client> = instances
+        .iter()
+        .flat_map(|i| [Client::arrive(i.addr), Client::arrive(i.addr)])
+        .collect();
+    // Everyone must know of everyone before counting: wait until the last arrival's
+    // join reached the first client.
+    let last = clients.last().unwrap().nick.clone();
+    clients[0].expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
+    let per_client = 20;
+    for round in 0..per_client {
+        for client in &mut clients {
+            let text = format!("{} {round}", client.nick);
+            client.send(json!({"type": "message", "text": text}));
+        }
+    }
+    let total = per_client * clients.len();
+    let mut orders = Vec::new();
+    for client in &mut clients {
+        let mut ids = Vec::new();
+        let mut texts = std::collections::BTreeSet::new();
+        while ids.len() < total {
+            let Some(event) = client.next_within(WAIT) else {
+                panic!("{}: {} of {total} messages", client.nick, ids.len());
+            };
+            if let ServerEvent::Message { id, text, .. } = event {
+                assert!(texts.insert(text.clone()), "{text} twice");
+                ids.push(id);
+            }
+        }
+        assert!(
+            client
+                .next_within(Duration::from_millis(300))
+                .is_none_or(|e| { !matches!(e, ServerEvent::Message { .. }) })
+        );
+        orders.push(ids);
+    }
+    let first = &orders[0];
+    assert!(
+        first.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids contiguous: {first:?}"
+    );
+    for order in &orders {
+        assert_eq!(order, first, "every client saw the room's one order");
+    }
+}
+
+#[test]
+fn an_instance_killed_without_a_word_leaves_the_chat() {
+    let redis = RedisServer::start();
+    let a = instance(&redis.url());
+    let mut b = instance(&redis.url());
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    bob.set_nick("bob");
+    ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bob"));
+    b.signal("KILL");
+    b.wait_exit(WAIT);
+    let killed = Instant::now();
+    ada.expect_within(DEAD_INSTANCE_BOUND + Duration::from_secs(5), |e| {
+        matches!(e, ServerEvent::Leave { nick, reason: LeaveReason::Disconnected, .. } if nick == "bob")
+    });
+    let took = killed.elapsed();
+    assert!(
+        took <= DEAD_INSTANCE_BOUND,
+        "bob left {took:?} after his instance died"
+    );
+    assert_eq!(ada.who("lobby"), [ada.nick.clone()]);
+    let mut again = Client::arrive(a.addr);
+    again.set_nick("Bob");
+}
+
+#[test]
+fn a_split_keeps_each_instance_going_and_heals() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (instance(&redis.url()), instance(&redis.url()));
+    let mut ada = Client::arrive(a.addr);
+    let mut ann = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    ada.set_nick("ada");
+    ann.set_nick("ann");
+    bob.set_nick("bob");
+    ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bob"));
+    let before = ada.say("before");
+    bob.hears("ada", "before");
+
+    redis.stop();
+    ada.expect(|e| matches!(e, ServerEvent::Split { .. }));
+    bob.expect(|e| matches!(e, ServerEvent::Split { .. }));
+    // Within the instance the room goes on; messages said now carry id 0.
+    assert_eq!(ada.say("alone"), 0);
+    ann.hears("ada", "alone");
+    ada.send(json!({"type": "nick", "nick": "ada2"}));
+    ada.expect(|e| {
+        matches!(
+            e,
+            ServerEvent::Error {
+                code: ErrorCode::ChatSplit,
+                ..
+            }
+        )
+    });
+    ada.send(json!({"type": "private", "to": "bob", "text": "x"}));
+    ada.expect(|e| {
+        matches!(
+            e,
+            ServerEvent::Error {
+                code: ErrorCode::ChatSplit,
+                ..
+            }
+        )
+    });
+    // A newcomer during the split is welcomed, and told.
+    let mut cy = Client::arrive(a.addr);
+    assert!(
+        cy.seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Split { .. }))
+    );
+
+    redis.restart();
+    ada.expect(|e| matches!(e, ServerEvent::Whole { .. }));
+    bob.expect(|e| matches!(e, ServerEvent::Whole { .. }));
+    // The restarted Redis lost everything: the instances registered their members again.
+    let everyone = [
+        ada.nick.clone(),
+        ann.nick.clone(),
+        bob.nick.clone(),
+        cy.nick.clone(),
+    ];
+    let mut expected = everyone.to_vec();
+    expected.sort_by_key(|n| n.to_lowercase());
+    let deadline = Instant::now() + WAIT;
+    while bob.who("lobby") != expected {
+        assert!(Instant::now() < deadline, "the lobby is whole again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = bob.say("back");
+    ada.hears("bob", "back");
+    cy.hears("bob", "back");
+    assert_ne!(after, 0);
+    let _ = before;
+}
+
+#[test]
+fn a_client_that_comes_back_to_another_instance_misses_nothing() {
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis.url()), instance(&redis.url()));
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    bob.set_nick("bob");
+    let mut last = 0;
+    for i in 0..3 {
+        last = bob.say(&format!("seen {i}"));
+        ada.hears("bob", &format!("seen {i}"));
+    }
+    drop(ada);
+    let mut missed = Vec::new();
+    for i in 0..4 {
+        missed.push(bob.say(&format!("missed {i}")));
+    }
+    // Back, on the other instance, with the last id seen.
+    let mut ada = Client::arrive_at(b.addr, &format!("/ws?after=lobby:{last}"));
+    let (messages, after) = ada
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::History {
+                messages, after, ..
+            } => Some((messages.clone(), *after)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(after, Some(last));
+    let ids: Vec<u64> = messages
+        .iter()
+        .map(|m| match m {
+            ServerEvent::Message { id, .. } => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, missed, "exactly the messages missed, in order");
+    let next = bob.say("new");
+    assert_eq!(ada.hears("bob", "new"), next);
+    assert_eq!(next, missed.last().unwrap() + 1);
+    // Joining a room with `after` works the same way.
+    ada.send(json!({"type": "join", "room": "lobby", "after": missed[1]}));
+    let history = ada.expect(|e| matches!(e, ServerEvent::History { after: Some(_), .. }));
+    let ServerEvent::History { messages, .. } = history else {
+        unreachable!()
+    };
+    assert_eq!(messages.len(), 3, "missed 2, missed 3, new");
+}
+
+#[test]
+fn a_message_costs_redis_one_call_and_one_publish() {
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis.url()), instance(&redis.url()));
+    let mut ada = Client::arrive(a.addr);
+    let mut others: Vec<Client> = (0..4).map(|_| Client::arrive(b.addr)).collect();
+    let last = others.last().unwrap().nick.clone();
+    ada.expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
+    let before = redis.commandstats();
+    let n = 10;
+    for i in 0..n {
+        ada.say(&format!("m{i}"));
+    }
+    for other in &mut others {
+        other.hears(&ada.nick.clone(), &format!("m{}", n - 1));
+    }
+    let after = redis.commandstats();
+    let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    // Beats may have run meanwhile (each one fcall); messages are the rest.
+    let fcalls = delta("fcall");
+    assert!(
+        (n..n + 3).contains(&fcalls),
+        "fcall {fcalls} for {n} messages"
+    );
+    assert_eq!(
+        delta("publish"),
+        n,
+        "one PUBLISH per message, whatever the recipients"
+    );
+}
+
+#[test]
+fn a_redis_cluster_spreads_rooms_and_uses_sharded_pub_sub() {
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let a = instance(&urls[0]);
+    let b = instance(&urls[1]);
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    ada.set_nick("ada");
+    bob.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "ada"));
+    // Rooms whose keys land on different masters.
+    let rooms = ["lobby", "rust", "go", "zig", "ocaml", "elm"];
+    for room in &rooms[1..] {
+        for client in [&mut ada, &mut bob] {
+            client.send(json!({"type": "join", "room": room}));
+            client.expect(|e| matches!(e, ServerEvent::History { room: r, .. } if r == room));
+        }
+    }
+    for room in &rooms {
+        ada.send(json!({"type": "message", "room": room, "text": format!("in {room}")}));
+    }
+    for room in &rooms {
+        let text = format!("in {room}");
+        let id = bob.hears("ada", &text);
+        assert_eq!(id, 1, "the first message of #{room}");
+    }
+    let stats = cluster.commandstats();
+    assert!(
+        stats.get("spublish").copied().unwrap_or(0) >= rooms.len() as u64,
+        "{stats:?}"
+    );
+    assert_eq!(stats.get("publish").copied().unwrap_or(0), 0, "{stats:?}");
+    bob.send(json!({"type": "private", "to": "ada", "text": "over the cluster"}));
+    ada.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "over the cluster"));
+}
