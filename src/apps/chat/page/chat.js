@@ -15,8 +15,9 @@
   const MAX_ITEMS = 500;
   /** Messages from one sender closer than this are grouped under one name. */
   const GROUP_MS = 5 * 60 * 1000;
-  /** A nickname retaken after a reconnect may still be held by our old connection. */
-  const NICK_RETRIES = 3;
+  /** A nickname retaken after a reconnect may still be held by our old connection (or, with
+   * several servers, by one on a server that died, until the others notice: 15 s at most). */
+  const NICK_RETRIES = 12;
   const NICK_RETRY_MS = 1500;
   const STORE = { nick: 'loopchat.nick', rooms: 'loopchat.rooms', active: 'loopchat.active' };
   /** Used until `welcome` says otherwise. */
@@ -93,6 +94,10 @@
     ws: null,
     /** 'connecting' | 'online' | 'reconnecting' | 'offline' */
     conn: 'connecting',
+    /** Whether the server said the chat is split (it lost the other servers). */
+    split: false,
+    /** Which of the servers (see `socketUrls`) to try next. */
+    serverIndex: 0,
     /** Failed attempts since the last welcome, for the backoff. */
     attempt: 0,
     retryAt: 0,
@@ -315,6 +320,8 @@
       members: [],
       lastActivity: Date.now(),
       draft: '',
+      /** The id of the newest message seen (rooms), sent back on reconnecting. */
+      lastId: 0,
     };
   }
 
@@ -390,6 +397,9 @@
       trimmed = true;
     }
     if (item.kind === 'msg') conv.lastActivity = Math.max(conv.lastActivity, Date.now());
+    if (conv.kind === 'room' && Number.isSafeInteger(item.id) && item.id > conv.lastId) {
+      conv.lastId = item.id;
+    }
     const shown = conv.key === state.active;
     if (item.kind === 'msg' && countUnread && !item.own && !shown) conv.unread += 1;
     if (state.batching) return true; // drawn once at the end
@@ -697,9 +707,33 @@
   // ---------------------------------------------------------------------------------
   // Connection
 
-  function socketUrl() {
+  /**
+   * The servers to try, in turn: this page's own, or the list in the page's `?ws=` (for
+   * instances sharing a Redis without a load balancer in front:
+   * `?ws=ws://host-a/ws,ws://host-b/ws`). Each reconnect tries the next.
+   */
+  function socketUrls() {
+    const listed = new URLSearchParams(location.search).get('ws');
+    const urls = (listed || '').split(',').map((u) => u.trim())
+      .filter((u) => /^wss?:\/\//.test(u));
+    if (urls.length) return urls;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${scheme}//${location.host}/ws`;
+    return [`${scheme}//${location.host}/ws`];
+  }
+
+  /**
+   * The server to connect to now, with the id of the last message seen in each room, so
+   * that the history on arrival holds exactly what was missed.
+   */
+  function socketUrl() {
+    const urls = socketUrls();
+    const base = urls[state.serverIndex % urls.length];
+    const after = [];
+    for (const conv of state.convs.values()) {
+      if (conv.kind === 'room' && conv.lastId > 0) after.push(`${conv.name}:${conv.lastId}`);
+    }
+    if (!after.length) return base;
+    return `${base}${base.includes('?') ? '&' : '?'}after=${encodeURIComponent(after.join(','))}`;
   }
 
   function connect() {
@@ -734,6 +768,8 @@
     ws.addEventListener('close', () => {
       if (state.ws !== ws) return;
       state.ws = null;
+      // The next attempt goes to the next server, if there are several.
+      state.serverIndex += 1;
       const wasOnline = state.conn === 'online';
       if (wasOnline) {
         for (const conv of state.convs.values()) {
@@ -788,7 +824,7 @@
   function renderStatus() {
     let text;
     switch (state.conn) {
-      case 'online': text = 'Online'; break;
+      case 'online': text = state.split ? 'Online (chat split)' : 'Online'; break;
       case 'connecting': text = 'Connecting…'; break;
       case 'reconnecting': {
         const s = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
@@ -838,11 +874,24 @@
       case 'history': return onHistory(ev);
       case 'rooms': return onRooms(ev);
       case 'error': return onError(ev);
+      case 'split': return onSplit(true, ev);
+      case 'whole': return onSplit(false, ev);
       default: return undefined;
     }
   }
 
+  /** The chat split (this server lost the others) or became whole again. */
+  function onSplit(split, ev) {
+    if (state.split === split) return;
+    state.split = split;
+    notice(split
+      ? 'The chat is split: only people on this server hear you until it is whole again.'
+      : 'The chat is whole again.', { tone: split ? 'error' : 'ok', time: ev.time });
+    renderStatus();
+  }
+
   function onWelcome(ev) {
+    state.split = false;
     const reconnected = state.everOnline;
     state.everOnline = true;
     state.attempt = 0;
@@ -881,7 +930,12 @@
         } else {
           joinedRoom(room, ev.nick, time);
         }
-        for (const other of restore || []) if (other !== room) send({ type: 'join', room: other });
+        for (const other of restore || []) {
+          if (other === room) continue;
+          const conv = state.convs.get(roomKey(other));
+          const after = conv && conv.lastId > 0 ? conv.lastId : undefined;
+          send({ type: 'join', room: other, after });
+        }
         return;
       }
       joinedRoom(room, ev.nick, time);
