@@ -21,6 +21,10 @@
 //!   lists its files from the bottom up.
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
 //! - [`rate`]: the token bucket behind the per-connection and per-member rate limits.
+//! - [`redis`]: a Redis client protocol, sans I/O like [`ws`]: [`redis::Link`] is one
+//!   connection's RESP3 conversation (the handshake, commands matched to replies, pub/sub
+//!   pushes) over bytes the loop moves, with `redis-protocol` for the RESP3 frames.
+//!   [`redis::RedisUrl`] parses `redis://` URLs and never prints their password.
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
 //!
 //! The `loopchat` program (`src/bin/loopchat/`) is not part of the library: the command

@@ -78,8 +78,9 @@ pub enum Event<T> {
     },
     /// The server refused a `SUBSCRIBE`, `SSUBSCRIBE`, `UNSUBSCRIBE` or `SUNSUBSCRIBE`
     /// as a whole: `NOPERM` (the ACL user may not use one of the channels), and in a
-    /// cluster `MOVED`, `CROSSSLOT` or `CLUSTERDOWN` for sharded channels. No channel of
-    /// the command changed state.
+    /// cluster, for sharded channels, `MOVED` (the slot is served elsewhere), `CROSSSLOT`
+    /// (the channels are in different slots) or `CLUSTERDOWN`. No channel of the command
+    /// changed state.
     SubscriptionRefused {
         /// The namespace of the command.
         kind: Channel,
@@ -119,9 +120,10 @@ pub enum LinkError {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// A reply arrived when no command was waiting for one: the two ends disagree about
-    /// the conversation (a `MONITOR`, `CLIENT REPLY` or `RESET` sent with
-    /// [`Link::command`](super::Link::command), or a server that is not Redis).
+    /// A reply arrived when no command was waiting for one, or a subscription command
+    /// was answered with something other than pushes or an error: the two ends disagree
+    /// about the conversation (a `MONITOR`, `CLIENT REPLY` or `RESET` sent with
+    /// [`Link::command`](super::Link::command), or a server that is not Redis 6 or later).
     #[error("a reply arrived with no command waiting for it")]
     UnexpectedReply,
 }

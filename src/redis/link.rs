@@ -4,17 +4,20 @@
 //! what the server still owes, and how each frame is matched against it. The rules:
 //!
 //! - Redis answers the commands of a connection in the order it received them, so a
-//!   FIFO of what is awaited, [`Awaiting`], pairs each reply with its command. Commands
+//!   FIFO of what is awaited (`Awaiting`) pairs each reply with its command. Commands
 //!   are pipelined: the handshake's, then the caller's, all written at once.
 //! - A RESP3 push frame (`>`) is never a reply. Messages, and the confirmations of
 //!   `SUBSCRIBE` and its three siblings, arrive as pushes, and a push never takes a
 //!   command's place in the FIFO.
 //! - A subscription command that *fails* is answered like any other command, with an
 //!   in-order error reply and no push. So the FIFO holds a marker for it, without a
-//!   tag ([`Awaiting::Confirmations`]), and the marker goes when the first confirmation
-//!   push arrives (success: no reply will come) or as the error arrives.
+//!   tag (`Awaiting::Confirmations`). The marker goes as the error arrives, or once its
+//!   channels are all confirmed: a command that has begun to confirm cannot fail, and
+//!   counting them all keeps its confirmations from being taken for the next command's.
+//!   An "unsubscribe from all" names no channels, so its first confirmation is enough.
 //!
-//! What redis-server 7.0.15 does on a RESP3 connection, checked on the wire:
+//! What redis-server 7.0.15 does on a RESP3 connection, checked on the wire (a single
+//! server, and a two-node cluster moving a slot):
 //!
 //! - `SUBSCRIBE a b a` answers three pushes, one per argument in order, duplicates
 //!   included: `>3 subscribe a 1`, `>3 subscribe b 2`, `>3 subscribe a 2` (the number is
@@ -31,19 +34,22 @@
 //!   ACL forbids a channel gets `-NOPERM this user has no permissions to access one of
 //!   the channels used as arguments` for the whole command, and no push.
 //! - `SSUBSCRIBE a b` with channels in different hash slots is accepted by a server
-//!   that is not in cluster mode; a cluster refuses it with `-CROSSSLOT`.
+//!   that is not in cluster mode. A cluster node refuses it with `-CROSSSLOT Keys in
+//!   request don't hash to the same slot`, and answers `SSUBSCRIBE` or `SUNSUBSCRIBE`
+//!   for a slot it does not serve with `-MOVED 13271 127.0.0.1:7402`: in order, no push.
 //! - Ordinary commands (`PING`, `GET`) still work on a subscribed RESP3 connection and
 //!   answer in order, which is why one link can carry both.
 //! - Messages are `>3 message channel payload` and `>3 smessage channel payload`.
-//! - In a cluster, a node that loses a hash slot sends `>3 sunsubscribe channel count`
-//!   for each sharded channel in it, unasked.
+//! - In a cluster, a node that hands a hash slot to another (`CLUSTER SETSLOT s NODE
+//!   id`) at once sends `>3 sunsubscribe channel count` for each sharded channel of the
+//!   slot, unasked; the link reports it as an [`Event::Unsubscribed`] like any other.
 //! - `HELLO 3 AUTH default wrong` on a server with `requirepass` answers `-WRONGPASS`;
 //!   the commands pipelined behind it get `-NOAUTH` and are not run. On a server without
 //!   a password, `HELLO 3 AUTH default anything` succeeds (the `default` user has
-//!   `nopass`). `HELLO 4` answers `-NOPROTO`; a Redis older than 6 answers `HELLO` with
-//!   `-ERR unknown command` and would run the pipelined commands in RESP2, which is why
-//!   the link fails, and the caller should take the commands' tags as lost, not as
-//!   never run.
+//!   `nopass`). `HELLO 4` answers `-NOPROTO`. (Not checked here: a Redis older than 6
+//!   answers `HELLO` with `-ERR unknown command` and would run the pipelined commands in
+//!   RESP2; the link fails, and the caller should take their tags as lost, not as never
+//!   run.)
 
 use std::collections::VecDeque;
 use std::fmt;
