@@ -220,7 +220,8 @@ async function main() {
     isMobile: true,
     hasTouch: true,
   }, {
-    beforeLoad: (page) => page.routeWebSocket(/\/ws$/, (ws) => {
+    // The reconnect carries `?after=` (the last message seen in each room).
+    beforeLoad: (page) => page.routeWebSocket(/\/ws(\?.*)?$/, (ws) => {
       sockets.push({ page: ws, server: ws.connectToServer() });
     }),
   });
