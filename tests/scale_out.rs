@@ -405,8 +405,10 @@ fn a_split_keeps_each_instance_going_and_heals() {
     let after = bob.say("back");
     ada.hears("bob", "back");
     cy.hears("bob", "back");
-    assert_ne!(after, 0);
-    let _ = before;
+    assert!(
+        after > before,
+        "ids go on increasing after Redis lost its data: {before} then {after}"
+    );
 }
 
 #[test]
@@ -511,11 +513,24 @@ fn a_redis_cluster_spreads_rooms_and_uses_sharded_pub_sub() {
     for room in &rooms {
         ada.send(json!({"type": "message", "room": room, "text": format!("in {room}")}));
     }
+    let mut ids = Vec::new();
     for room in &rooms {
         let text = format!("in {room}");
-        let id = bob.hears("ada", &text);
-        assert_eq!(id, 1, "the first message of #{room}");
+        let sent =
+            match ada.expect(|e| matches!(e, ServerEvent::Message { text: t, .. } if *t == text)) {
+                ServerEvent::Message { id, .. } => id,
+                _ => unreachable!(),
+            };
+        assert_eq!(
+            bob.hears("ada", &text),
+            sent,
+            "#{room}: one id on both instances"
+        );
+        ids.push(sent);
     }
+    // Each room counts its own ids: messages in the other rooms took none of #rust's.
+    ada.send(json!({"type": "message", "room": "rust", "text": "again"}));
+    assert_eq!(bob.hears("ada", "again"), ids[1] + 1);
     let stats = cluster.commandstats();
     assert!(
         stats.get("spublish").copied().unwrap_or(0) >= rooms.len() as u64,
@@ -524,4 +539,57 @@ fn a_redis_cluster_spreads_rooms_and_uses_sharded_pub_sub() {
     assert_eq!(stats.get("publish").copied().unwrap_or(0), 0, "{stats:?}");
     bob.send(json!({"type": "private", "to": "ada", "text": "over the cluster"}));
     ada.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "over the cluster"));
+}
+
+#[test]
+fn the_line_port_is_in_the_same_chat() {
+    use std::io::{BufRead, BufReader, Write};
+    let redis = RedisServer::start();
+    let a = instance(&redis.url());
+    let b = ServerProcess::start(&["--redis", &redis.url(), "--tcp-addr", "127.0.0.1:0"]);
+    // Logged just after the address ServerProcess waited for.
+    let deadline = Instant::now() + WAIT;
+    let line_addr: SocketAddr = loop {
+        let found = b.log_text().lines().find_map(|l| {
+            l.split("line port for nc/telnet on ")
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        });
+        if let Some(addr) = found {
+            break addr;
+        }
+        assert!(Instant::now() < deadline, "no line port in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut ada = Client::arrive(a.addr);
+    ada.set_nick("ada");
+    let stream = TcpStream::connect(line_addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut nc = stream;
+    let mut read_until = |wanted: &str| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "EOF before {wanted:?}"
+            );
+            if line.contains(wanted) {
+                return line.clone();
+            }
+        }
+    };
+    read_until("recent messages in #lobby");
+    nc.write_all(b"/nick netcat\n").unwrap();
+    ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "netcat"));
+    nc.write_all(b"hello from the line port\n").unwrap();
+    ada.hears("netcat", "hello from the line port");
+    ada.say("hello, netcat");
+    read_until("[#lobby] ada: hello, netcat");
+    nc.write_all(b"/who\n").unwrap();
+    let who = read_until("* in #lobby:");
+    assert!(who.contains("ada") && who.contains("netcat"), "{who}");
 }

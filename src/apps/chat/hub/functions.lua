@@ -229,7 +229,7 @@ redis.register_function {
   flags = { 'no-writes' },
 }
 
--- A message or image in a room: the next id of the room, kept in its history (at most
+-- A message or image in a room: the next id of the room (see below for the first), kept in its history (at most
 -- max_len entries and max_bytes bytes), published to the room's channel. KEYS[1] is the
 -- room's id counter, lc:{r:ROOM}:seq. The event's JSON is head .. id .. tail. Returns
 -- the id.
@@ -238,7 +238,14 @@ redis.register_function('lc_say', function(keys, args)
   local max_len, max_bytes, expire = tonumber(args[5]), tonumber(args[6]), args[7]
   local base = string.sub(keys[1], 1, -4)
   local id = redis.call('INCR', keys[1])
-  local json = head .. id .. tail
+  if id == 1 then
+    -- A room new to this Redis (or to a Redis that lost its data) starts counting at its
+    -- creation time in milliseconds times 1,000, so that ids only ever increase and a
+    -- client's `after` from before a data loss cannot hide new messages.
+    id = now_ms() * 1000 + 1
+    redis.call('SET', keys[1], string.format('%d', id))
+  end
+  local json = head .. string.format('%d', id) .. tail
   local len = redis.call('RPUSH', base .. 'h', json)
   local bytes = redis.call('INCRBY', base .. 'hb', #json)
   while len > max_len or bytes > max_bytes do
