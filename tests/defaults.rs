@@ -79,6 +79,7 @@ fn the_command_line_defaults_are_the_readmes() {
         ("idle-timeout", "60"),
         ("max-outbound-bytes", "67108864"),
         ("slow-consumer", "close"),
+        ("redis-timeout", "10"),
     ] {
         assert_eq!(default_of(option), default, "--{option}");
     }
