@@ -117,6 +117,8 @@ pub struct RedisHub<T> {
     /// Rooms whose channel this instance listens to.
     rooms: BTreeSet<String>,
     events: VecDeque<HubEvent<T>>,
+    /// A call answered MOVED, given back with the unanswered ones.
+    moved: Vec<T>,
 }
 
 impl<T: std::fmt::Debug> RedisHub<T> {
@@ -138,6 +140,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             next_beat: None,
             rooms: BTreeSet::new(),
             events: VecDeque::new(),
+            moved: Vec::new(),
         }
     }
 
@@ -349,6 +352,12 @@ impl<T: std::fmt::Debug> RedisHub<T> {
                 LinkEvent::Message {
                     channel, payload, ..
                 } => self.message(channel, payload),
+                // The server dropped a subscription we did not give up: on a cluster, its
+                // slot moved to another master. Reconnecting finds the new layout.
+                LinkEvent::Unsubscribed { channel, .. } if self.still_wanted(&channel) => {
+                    let addr = self.nodes[index].addr;
+                    return self.down(ctx, format!("{addr} dropped a subscription (slot moved?)"));
+                }
                 LinkEvent::SubscriptionRefused { error, .. } => {
                     let addr = self.nodes[index].addr;
                     return self.down(ctx, format!("{addr} refused a subscription: {error}"));
@@ -375,7 +384,29 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         );
     }
 
+    /// Whether a channel is one this instance listens to.
+    fn still_wanted(&self, channel: &[u8]) -> bool {
+        let Ok(channel) = std::str::from_utf8(channel) else {
+            return false;
+        };
+        channel == keys::PRESENCE
+            || channel == keys::inbox(self.instance)
+            || keys::room_of_channel(channel).is_some_and(|room| self.rooms.contains(room))
+    }
+
     fn reply(&mut self, ctx: &mut Context<'_>, index: usize, tag: Tag<T>, value: Value) {
+        if let Value::Error(e) = &value
+            && (e.starts_with("MOVED") || e.starts_with("ASK"))
+        {
+            // The cluster's slots moved: what was sent to this node is answered nowhere.
+            // Start again from the seed, which finds the new layout; the calls under way
+            // are given back as unanswered, this one with them.
+            let addr = self.nodes[index].addr;
+            if let Tag::Chat(tag) = tag {
+                self.moved.push(tag);
+            }
+            return self.down(ctx, format!("{addr}: {e}"));
+        }
         match tag {
             Tag::Chat(tag) => self.events.push_back(HubEvent::Reply(tag, value)),
             Tag::Beat => {
@@ -500,7 +531,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             return;
         }
         let was_up = self.state == State::Up;
-        let mut unanswered = Vec::new();
+        let mut unanswered = std::mem::take(&mut self.moved);
         for mut node in self.nodes.drain(..) {
             if let Some(link) = node.link.take() {
                 ctx.close_link(link);
