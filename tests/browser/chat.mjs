@@ -220,9 +220,9 @@ async function main() {
     isMobile: true,
     hasTouch: true,
   }, {
-    // The reconnect carries `?after=` (the last message seen in each room).
-    beforeLoad: (page) => page.routeWebSocket(/\/ws(\?.*)?$/, (ws) => {
-      sockets.push({ page: ws, server: ws.connectToServer() });
+    // (A reconnect adds `?after=...` to the URL.)
+    beforeLoad: (page) => page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+      sockets.push({ url: ws.url(), page: ws, server: ws.connectToServer() });
     }),
   });
   const carolImage = carol.page.locator('#log li.msg.has-image img').last();
@@ -305,6 +305,9 @@ async function main() {
   await until(carol.page, 'carol did not get her nickname back',
     () => document.querySelector('#me-nick')?.textContent === 'carol');
   check(sockets.length === 2, `carol's page opened ${sockets.length} WebSockets in all, not 2`);
+  const after = new URL(sockets[1].url).searchParams.get('after') ?? '';
+  check(/^(design:\d+,lobby:\d+|lobby:\d+,design:\d+)$/.test(after),
+    `carol's page reconnected with after=${JSON.stringify(after)}, not the last id in #design and #lobby`);
   const rooms = await carol.page.locator('#room-list .conv-button').evaluateAll((bs) => bs.map((b) => b.dataset.key));
   check(JSON.stringify(rooms) === JSON.stringify(['room:design', 'room:lobby']), `carol's rooms are ${rooms}`);
   await carol.page.locator('#menu-button').click();
@@ -314,7 +317,7 @@ async function main() {
   await seeMessage(bob.page, 'bob', 'carol', back);
   await until(alice.page, 'alice did not see carol come back in #lobby',
     () => Array.from(document.querySelectorAll('#member-list .member-name')).some((e) => e.textContent === 'carol'));
-  ok(`cut carol's connection: "${reconnecting}", then online as carol again, back in #design and #lobby (bob sees her message in #design)`);
+  ok(`cut carol's connection: "${reconnecting}", then online as carol again (after=${after}), back in #design and #lobby (bob sees her message in #design)`);
 
   state.step = 'no page errors, no dialogs';
   check(pageErrors.length === 0, `the pages reported errors: ${pageErrors.join(' | ')}`);

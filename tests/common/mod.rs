@@ -4,6 +4,9 @@
 //! RFC and not against itself.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+/// Running the headless-Chromium scripts of `tests/browser/`.
+pub mod browser;
+
 /// The `loopchat` program as a child process (built with the `cli` feature only).
 #[cfg(feature = "cli")]
 pub mod process;

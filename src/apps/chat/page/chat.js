@@ -728,12 +728,16 @@
   function socketUrl() {
     const urls = socketUrls();
     const base = urls[state.serverIndex % urls.length];
+    // Each `room:id` is encoded on its own (a room name may be any letter), and the
+    // commas between them are left as they are: the server splits the list at them.
     const after = [];
     for (const conv of state.convs.values()) {
-      if (conv.kind === 'room' && conv.lastId > 0) after.push(`${conv.name}:${conv.lastId}`);
+      if (conv.kind === 'room' && conv.lastId > 0) {
+        after.push(`${encodeURIComponent(conv.name)}:${conv.lastId}`);
+      }
     }
     if (!after.length) return base;
-    return `${base}${base.includes('?') ? '&' : '?'}after=${encodeURIComponent(after.join(','))}`;
+    return `${base}${base.includes('?') ? '&' : '?'}after=${after.join(',')}`;
   }
 
   function connect() {
