@@ -471,17 +471,24 @@ fn resume_list(request: Option<&Request>) -> HashMap<String, u64> {
     else {
         return HashMap::new();
     };
+    // Decoded before it is split: `URLSearchParams` and `encodeURIComponent` encode the
+    // commas and colons too.
     query
         .split('&')
         .filter_map(|pair| pair.strip_prefix("after="))
-        .flat_map(|list| list.split(','))
-        .filter_map(|item| {
-            let item = percent_encoding::percent_decode_str(item)
+        .filter_map(|list| {
+            percent_encoding::percent_decode_str(list)
                 .decode_utf8()
-                .ok()?;
-            let (room, id) = item.rsplit_once(':')?;
-            let room = state::valid_room(room, 64)?;
-            Some((room, id.parse().ok()?))
+                .ok()
+        })
+        .flat_map(|list| {
+            list.split(',')
+                .filter_map(|item| {
+                    let (room, id) = item.rsplit_once(':')?;
+                    let room = state::valid_room(room, 64)?;
+                    Some((room, id.parse().ok()?))
+                })
+                .collect::<Vec<(String, u64)>>()
         })
         .take(64)
         .collect()
@@ -562,5 +569,29 @@ impl Handler for Chat {
             Some(files) => files.respond(request),
             None => page::respond(request),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{HeadLimits, parse_request};
+
+    fn resume_of(target: &str) -> HashMap<String, u64> {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (request, _) = parse_request(head.as_bytes(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        resume_list(Some(&request))
+    }
+
+    #[test]
+    fn the_after_list_is_read_encoded_or_not() {
+        let expected = HashMap::from([("lobby".to_owned(), 41), ("rust".to_owned(), 17)]);
+        assert_eq!(resume_of("/ws?after=lobby:41,rust:17"), expected);
+        assert_eq!(resume_of("/ws?x=1&after=lobby%3A41%2Crust%3A17"), expected);
+        assert_eq!(resume_of("/ws?after=lobby%3A41,%23Rust:17"), expected);
+        assert!(resume_of("/ws?after=lobby:x,:3,a/b:4").is_empty());
+        assert!(resume_of("/ws").is_empty());
     }
 }

@@ -469,8 +469,9 @@ impl<T: std::fmt::Debug> RedisHub<T> {
                     self.nodes.len() - 1
                 }
             };
-            for slot in start.max(0) as usize..=(end.max(0) as usize).min(SLOTS - 1) {
-                slots[slot] = index;
+            let (start, end) = (start.max(0) as usize, (end.max(0) as usize).min(SLOTS - 1));
+            if let Some(range) = slots.get_mut(start..=end) {
+                range.fill(index);
             }
         }
         if slots.contains(&usize::MAX) {
