@@ -987,7 +987,10 @@
     if (!conv) return;
     conv.members = conv.members.filter((m) => lower(m) !== lower(ev.nick));
     const how = ev.reason === 'disconnected' ? 'disconnected' : 'left';
-    notice(`${ev.nick} ${how}`, { conv, tone: 'leave', time: ev.time });
+    // Our own old connection, dropped after we came back (with several servers, when the
+    // others notice its server died): not news to us.
+    const ghost = how === 'disconnected' && state.wantedNick && lower(ev.nick) === lower(state.wantedNick);
+    if (!ghost) notice(`${ev.nick} ${how}`, { conv, tone: 'leave', time: ev.time });
     if (conv.key === state.active) {
       renderMembers();
       renderHeader();
