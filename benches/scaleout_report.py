@@ -112,8 +112,9 @@ def main():
     lines.append("- servers CPU ns/delivery: all instances' CPU time over that window per delivery.")
     lines.append("- generator saturated: the load generator used more than 85 % of its core, or (load.js) its event "
                  "loop was busy more than 90 % of the window: the row then measures the generator, not the servers.")
-    lines.append("- *.step-R runs: `--find-max`, the same setup at increasing rates until it loses a message or "
-                 "saturates the generator.")
+    lines.append("- *.step-R runs: `--find-max`, the same setup at increasing rates until it loses a message; a "
+                 "saturated generator does not stop the steps (its loss count is exact; its latencies are not the "
+                 "servers' alone).")
     with open(output, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {output}")
