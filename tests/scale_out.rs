@@ -593,3 +593,44 @@ fn the_line_port_is_in_the_same_chat() {
     let who = read_until("* in #lobby:");
     assert!(who.contains("ada") && who.contains("netcat"), "{who}");
 }
+
+#[test]
+fn a_redis_password_works_from_the_url_or_the_environment_and_is_never_logged() {
+    let redis = RedisServer::start();
+    let secret = "s3cret-pa55";
+    redis.cli(&["CONFIG", "SET", "requirepass", secret]);
+    let with_url = format!("redis://:{secret}@127.0.0.1:{}", redis.port());
+    let a = ServerProcess::start(&["--redis", &with_url]);
+    let b = ServerProcess::start_with(
+        &[],
+        &["--redis", &format!("redis://127.0.0.1:{}", redis.port())],
+        &[("LOOPCHAT_REDIS_PASSWORD", secret), ("RUST_LOG", "debug")],
+    );
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    ada.set_nick("ada");
+    bob.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "ada"));
+    for (name, server) in [("a", &a), ("b", &b)] {
+        let log = server.log_text();
+        assert!(
+            !log.contains(secret),
+            "instance {name} logged the password:\n{log}"
+        );
+        assert!(log.contains("redis://:***@") || name == "b", "{log}");
+    }
+    // A wrong password: the instance says so, and its clients are told the chat is split.
+    let wrong = format!("redis://:wrong@127.0.0.1:{}", redis.port());
+    let c = ServerProcess::start(&["--redis", &wrong]);
+    let cy = Client::arrive(c.addr);
+    assert!(
+        cy.seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Split { .. }))
+    );
+    let deadline = Instant::now() + WAIT;
+    while !c.log_text().contains("WRONGPASS") {
+        assert!(Instant::now() < deadline, "{}", c.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!c.log_text().contains("wrong@"));
+}

@@ -36,6 +36,11 @@ impl ServerProcess {
     /// Like [`ServerProcess::start`], but run through `wrapper` (a command that takes the
     /// program to run as its last arguments, such as `prlimit --nofile=64:64 --`).
     pub fn start_under(wrapper: &[&str], args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(wrapper, args, &[])
+    }
+
+    /// Like [`ServerProcess::start_under`], with these environment variables set too.
+    pub fn start_with(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         // The tests open hundreds of client sockets in this process, several tests at once.
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let binary = env!("CARGO_BIN_EXE_loopchat");
@@ -52,6 +57,7 @@ impl ServerProcess {
             .args(args)
             // Info level: the address line, and the shutdown's account of itself.
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

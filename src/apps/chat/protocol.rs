@@ -521,6 +521,16 @@ mod tests {
     }
 
     #[test]
+    fn a_split_and_its_end_are_shown_to_people() {
+        let split = ServerEvent::Split { time: 1 };
+        assert_eq!(split.to_json(), r#"{"type":"split","time":1}"#);
+        assert!(split.render_line().starts_with("! the chat is split"));
+        let whole = ServerEvent::Whole { time: 2 };
+        assert_eq!(whole.to_json(), r#"{"type":"whole","time":2}"#);
+        assert_eq!(whole.render_line(), "* the chat is whole again");
+    }
+
+    #[test]
     fn requests_parse_from_the_documented_json() {
         let cases = [
             (

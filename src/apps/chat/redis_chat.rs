@@ -243,16 +243,11 @@ impl Chat {
             .filter_map(|m| Some((m.to_string(), self.directory.get(m)?.clone())))
             .collect();
         let count = members.len().to_string();
+        // lc_restore wants member, nick, lowercased nick, rooms for each.
         let mut fields: Vec<String> = Vec::with_capacity(members.len() * 4);
         for (member, entry) in members {
-            fields.push(member);
-            fields.push(entry.nick.to_lowercase());
-            fields.push(entry.nick);
-            fields.push(entry.rooms.join(","));
-        }
-        // lc_restore wants member, nick, lowercased nick, rooms: swap the middle two back.
-        for chunk in fields.chunks_mut(4) {
-            chunk.swap(1, 2);
+            let lower = entry.nick.to_lowercase();
+            fields.extend([member, entry.nick, lower, entry.rooms.join(",")]);
         }
         let mut args: Vec<&[u8]> = vec![instance.as_bytes(), ttl.as_bytes(), count.as_bytes()];
         args.extend(fields.iter().map(|f| f.as_bytes()));
