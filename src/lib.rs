@@ -17,7 +17,8 @@
 //! - [`event_loop`]: the loop itself ([`Server`]): the turn, the broadcast log, the
 //!   output queues, the policies (accepting, keepalive, slow consumers, shutdown), the
 //!   per-connection session logic that feeds bytes to the protocol code, and the
-//!   [`Handler`] trait through which an application plugs in. Its module documentation
+//!   [`Handler`] trait through which an application plugs in, with the links an application
+//!   opens itself (to Redis) on the same poll. Its module documentation
 //!   lists its files from the bottom up.
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
 //! - [`rate`]: the token bucket behind the per-connection and per-member rate limits.

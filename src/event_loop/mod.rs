@@ -6,12 +6,13 @@
 //! 1. **Sleep** in `poll` until a socket is ready or the earliest deadline comes (not at
 //!    all if work was left over from the last turn).
 //! 2. **Dispatch** each readiness event by token: a listener's token means accept; the
-//!    signal pipe's means shut down; any other token is a slab key, and the connection is
-//!    read (and, if it was writable, put on the flush list).
+//!    signal pipe's means shut down; a link's (see `links.rs`) means the handler hears
+//!    what arrived on it; any other token is a slab key, and the connection is read (and,
+//!    if it was writable, put on the flush list).
 //! 3. **Read again** the connections that stopped at their read budget last turn.
-//! 4. **Run due timers**: deadlines of handshakes, keepalives and closing handshakes, and
-//!    accept retries.
-//! 5. **Flush** every connection that has output queued, and every open connection that
+//! 4. **Run due timers**: deadlines of handshakes, keepalives and closing handshakes,
+//!    accept retries, and the handler's alarm.
+//! 5. **Flush** the handler's links, then every connection that has output queued, and every open connection that
 //!    has not taken every broadcast: vectored writes of up to 512 chunks each, until the socket
 //!    would block or the connection's write budget is spent. A long round (thousands of
 //!    connections) polls without waiting every 64 writes and handles what arrived, so
@@ -41,8 +42,10 @@
 //! From the bottom up; each imports only files above it in this list (`cargo test
 //! --test module_graph` checks that there is no cycle):
 //!
-//! - `shared_frame.rs`, `stats.rs`, `timers.rs`, `config.rs`: leaves. What every layer
-//!   shares ([`Transport`], [`SharedFrame`]), the counts, the deadline heap, the settings.
+//! - `shared_frame.rs`, `stats.rs`, `timers.rs`, `config.rs`, `links.rs`: leaves. What
+//!   every layer shares ([`Transport`], [`SharedFrame`]), the counts, the deadline heap,
+//!   the settings, and the application's own TCP links (to Redis, say), read and written
+//!   by the same turn as the clients.
 //! - `broadcast_log.rs`: the O(1) broadcast, whole: publish, what a connection has not
 //!   taken as slices ready for `writev`, retire.
 //! - `outbound.rs`: one connection's queued output and its vectored writes.
