@@ -31,8 +31,36 @@ const WAIT: Duration = Duration::from_secs(30);
 /// it), plus slack for a loaded machine; the bound is 15 s.
 const DEAD_INSTANCE_BOUND: Duration = Duration::from_secs(15);
 
-fn instance(redis: &str) -> ServerProcess {
-    ServerProcess::start(&["--redis", redis])
+fn instance(redis: &str) -> Instance {
+    Instance(ServerProcess::start(&["--redis", redis]))
+}
+
+/// An instance whose log is printed if its test fails.
+struct Instance(ServerProcess);
+
+impl std::ops::Deref for Instance {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Instance {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.0
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of the instance at {}:\n{}",
+                self.0.addr,
+                self.0.log_text()
+            );
+        }
+    }
 }
 
 /// A chat client on tungstenite that keeps every event it reads.
@@ -265,7 +293,7 @@ fn instances_sharing_a_redis_are_one_chat() {
 #[test]
 fn every_message_reaches_everyone_once_in_one_order() {
     let redis = RedisServer::start();
-    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis.url())).collect();
+    let instances: Vec<Instance> = (0..3).map(|_| instance(&redis.url())).collect();
     let mut clients: Vec<Client> = instances
         .iter()
         .flat_map(|i| [Client::arrive(i.addr), Client::arrive(i.addr)])

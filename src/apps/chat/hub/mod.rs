@@ -18,7 +18,7 @@ pub mod keys;
 use crate::redis::{Channel, Event as LinkEvent, Link, RedisUrl, Value, key_slot};
 use crate::{Context, LinkEvent as LoopLinkEvent, LinkId};
 use log::{info, warn};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,9 @@ pub struct RedisHub<T> {
     events: VecDeque<HubEvent<T>>,
     /// A call answered MOVED, given back with the unanswered ones.
     moved: Vec<T>,
+    /// Unsubscriptions sent and not yet confirmed, by channel: their confirmations are
+    /// expected even if the room was taken up again meanwhile.
+    unsubscribing: HashMap<Vec<u8>, usize>,
 }
 
 impl<T: std::fmt::Debug> RedisHub<T> {
@@ -141,6 +144,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             rooms: BTreeSet::new(),
             events: VecDeque::new(),
             moved: Vec::new(),
+            unsubscribing: HashMap::new(),
         }
     }
 
@@ -191,6 +195,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             let node = self.node_for(&channel);
             if let Some(node) = self.nodes.get_mut(node) {
                 node.proto.unsubscribe(kind, &[channel.as_bytes()]);
+                *self.unsubscribing.entry(channel.into_bytes()).or_default() += 1;
             }
         }
     }
@@ -320,6 +325,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         self.retry_at = None;
         self.nodes.clear();
         self.slots.clear();
+        self.unsubscribing.clear();
         self.cluster = false;
         self.state = State::Connecting;
         self.connect_deadline = Some(ctx.now() + self.timeout);
@@ -354,6 +360,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
                 } => self.message(channel, payload),
                 // The server dropped a subscription we did not give up: on a cluster, its
                 // slot moved to another master. Reconnecting finds the new layout.
+                LinkEvent::Unsubscribed { channel, .. } if self.confirms_unsubscribe(&channel) => {}
                 LinkEvent::Unsubscribed { channel, .. } if self.still_wanted(&channel) => {
                     let addr = self.nodes[index].addr;
                     return self.down(ctx, format!("{addr} dropped a subscription (slot moved?)"));
@@ -382,6 +389,18 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             Tag::Functions,
             &[b"FUNCTION", b"LOAD", b"REPLACE", FUNCTIONS.as_bytes()],
         );
+    }
+
+    /// Whether an unsubscription of ours is confirmed (and no longer expected).
+    fn confirms_unsubscribe(&mut self, channel: &[u8]) -> bool {
+        let Some(count) = self.unsubscribing.get_mut(channel) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.unsubscribing.remove(channel);
+        }
+        true
     }
 
     /// Whether a channel is one this instance listens to.
