@@ -116,6 +116,10 @@ pub struct RedisHub<T> {
     next_beat: Option<Instant>,
     /// Rooms whose channel this instance listens to.
     rooms: BTreeSet<String>,
+    /// Channels this instance unsubscribed from, whose confirmation has not come: that
+    /// confirmation is not the server dropping the channel, even if the room is wanted
+    /// again meanwhile (its last member left and someone joined it at once).
+    leaving: Vec<String>,
     events: VecDeque<HubEvent<T>>,
     /// A call answered MOVED, given back with the unanswered ones.
     moved: Vec<T>,
@@ -139,6 +143,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             connect_deadline: None,
             next_beat: None,
             rooms: BTreeSet::new(),
+            leaving: Vec::new(),
             events: VecDeque::new(),
             moved: Vec::new(),
         }
@@ -192,6 +197,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             if let Some(node) = self.nodes.get_mut(node) {
                 node.proto.unsubscribe(kind, &[channel.as_bytes()]);
             }
+            self.leaving.push(channel);
         }
     }
 
@@ -320,6 +326,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         self.retry_at = None;
         self.nodes.clear();
         self.slots.clear();
+        self.leaving.clear();
         self.cluster = false;
         self.state = State::Connecting;
         self.connect_deadline = Some(ctx.now() + self.timeout);
@@ -352,6 +359,12 @@ impl<T: std::fmt::Debug> RedisHub<T> {
                 LinkEvent::Message {
                     channel, payload, ..
                 } => self.message(channel, payload),
+                // Our own unsubscribe, confirmed.
+                LinkEvent::Unsubscribed { channel, .. }
+                    if let Some(i) = self.leaving.iter().position(|c| c.as_bytes() == channel) =>
+                {
+                    self.leaving.swap_remove(i);
+                }
                 // The server dropped a subscription we did not give up: on a cluster, its
                 // slot moved to another master. Reconnecting finds the new layout.
                 LinkEvent::Unsubscribed { channel, .. } if self.still_wanted(&channel) => {
