@@ -9,8 +9,10 @@
 //! timeout plus a heartbeat, and their nicknames come free); Redis stopped and restarted
 //! mid-chat (`split`, the instance goes on alone, `whole`, and the messages said
 //! elsewhere meanwhile); a reconnect to another instance with the last id seen; one
-//! Redis function call and one PUBLISH per message; and the same over a Redis Cluster
-//! with sharded pub/sub.
+//! Redis function call and one PUBLISH per message; the same over a Redis Cluster with
+//! sharded pub/sub; and a cluster slot (a room's, or the directory's) moved to another
+//! master mid-chat, the way a reshard does (calls answered `-ASK`, then subscriptions
+//! dropped by the server): a short split, then nothing lost, repeated or renumbered.
 
 mod common;
 
@@ -183,6 +185,19 @@ impl Client {
             ServerEvent::Message { id, .. } => id,
             _ => unreachable!(),
         }
+    }
+
+    /// Reads until `done` holds for everything seen so far; false if that takes longer
+    /// than `within`.
+    fn saw_within(&mut self, within: Duration, done: impl Fn(&[ServerEvent]) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.next_within(left).is_none() {
+                return false;
+            }
+        }
+        true
     }
 
     /// The members of a room, from `who`.
@@ -567,6 +582,331 @@ fn a_redis_cluster_spreads_rooms_and_uses_sharded_pub_sub() {
     assert_eq!(stats.get("publish").copied().unwrap_or(0), 0, "{stats:?}");
     bob.send(json!({"type": "private", "to": "ada", "text": "over the cluster"}));
     ada.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "over the cluster"));
+}
+
+/// How long a moving slot stays half-moved (its keys on the new master, the slot still
+/// the old one's): long enough for the chat's calls to be answered `-ASK` meanwhile.
+const MIGRATION_DWELL: Duration = Duration::from_secs(1);
+
+/// How long a probe line may take to reach everyone once the chat is whole.
+const PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// Has each prober say a line, again and again, until every client hears every one of
+/// them with an id from Redis: then each instance is connected with the cluster's current
+/// layout and subscribed where the room's channel now lives.
+#[track_caller]
+fn wait_until_whole(clients: &mut [Client], probers: &[usize]) {
+    let deadline = Instant::now() + WAIT;
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "the chat was not whole again within {WAIT:?}"
+        );
+        let texts: Vec<String> = probers
+            .iter()
+            .map(|&p| format!("probe {attempt} by {}", clients[p].nick))
+            .collect();
+        for (&p, text) in probers.iter().zip(&texts) {
+            clients[p].send(json!({"type": "message", "text": text}));
+        }
+        // Heard with an id from Redis: not 0, a line said while the chat is split.
+        let heard = |seen: &[ServerEvent]| {
+            texts.iter().all(|text| {
+                seen.iter().any(
+                    |e| matches!(e, ServerEvent::Message { text: t, id, .. } if t == text && *id != 0),
+                )
+            })
+        };
+        let mut whole = true;
+        for client in clients.iter_mut() {
+            whole &= client.saw_within(PROBE_WAIT, heard);
+        }
+        if whole {
+            return;
+        }
+    }
+}
+
+/// The ids from Redis of the messages a client saw, in the order it saw them.
+fn redis_ids(events: &[ServerEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Message { id, .. } if *id != 0 => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each client that was told the chat split was told it is whole again, later.
+#[track_caller]
+fn whole_after_every_split(client: &Client) {
+    let last_split = client
+        .seen
+        .iter()
+        .rposition(|e| matches!(e, ServerEvent::Split { .. }));
+    if let Some(split) = last_split {
+        assert!(
+            client.seen[split..]
+                .iter()
+                .any(|e| matches!(e, ServerEvent::Whole { .. })),
+            "{}: split, and never whole again",
+            client.nick
+        );
+    }
+}
+
+#[test]
+fn a_cluster_slot_that_moves_mid_chat_loses_nothing() {
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let (a, b) = (instance(&urls[0]), instance(&urls[1]));
+    // ada and ann on A, bob and ben on B.
+    let mut clients: Vec<Client> = [a.addr, a.addr, b.addr, b.addr]
+        .into_iter()
+        .map(Client::arrive)
+        .collect();
+    for (client, nick) in clients.iter_mut().zip(["ada", "ann", "bob", "ben"]) {
+        client.set_nick(nick);
+    }
+    clients[0].expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "ben"));
+    let mut before = Vec::new();
+    for i in 0..clients.len() {
+        let (nick, text) = (clients[i].nick.clone(), format!("before {i}"));
+        let id = clients[i].say(&text);
+        for (j, client) in clients.iter_mut().enumerate() {
+            if j != i {
+                assert_eq!(client.hears(&nick, &text), id);
+            }
+        }
+        before.push(id);
+    }
+
+    // Move #lobby's slot to another master while ada and bob go on talking.
+    let slot = cluster.key_slot("lc:{r:lobby}:seq");
+    let from = cluster.master_of(slot, 0).expect("the lobby's master");
+    let to = (from + 1) % urls.len();
+    let talkers = [0, 2];
+    let mut said = 0;
+    std::thread::scope(|scope| {
+        let mover = scope.spawn(|| cluster.move_slot(slot, to, MIGRATION_DWELL));
+        let mut round = 0;
+        while !mover.is_finished() {
+            // At most 6 rounds, so that the history (50 messages) still holds `before`.
+            if round < 6 {
+                said += 1;
+            }
+            for talker in talkers.into_iter().filter(|_| round < 6) {
+                let text = format!("during {round} by {}", clients[talker].nick);
+                clients[talker].send(json!({"type": "message", "text": text}));
+            }
+            for client in &mut clients {
+                while client.next_within(Duration::from_millis(50)).is_some() {}
+            }
+            round += 1;
+        }
+        mover.join().expect("the slot moved");
+    });
+    assert_eq!(cluster.master_of(slot, from), Some(to));
+    // A line said during the move was said (with an id from Redis, or with id 0 while
+    // the chat was split), or its sayer was told it may not have been.
+    for talker in talkers.map(|t| &clients[t]) {
+        let mine = format!("by {}", talker.nick);
+        let echoes = talker
+            .seen
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Message { text, .. } if text.starts_with("during ") && text.ends_with(&mine)))
+            .count();
+        let refused = talker
+            .seen
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    ServerEvent::Error {
+                        code: ErrorCode::ChatSplit,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(
+            echoes <= said && echoes + refused >= said,
+            "{}: said {said} lines during the move; {echoes} came back, {refused} refused",
+            talker.nick
+        );
+    }
+
+    // Each instance finds the new layout (a split and a whole, if it noticed the move by
+    // a MOVED, an ASK or a dropped subscription); then nothing is lost.
+    wait_until_whole(&mut clients, &[0, 2]);
+    let mark: Vec<usize> = clients.iter().map(|c| c.seen.len()).collect();
+    let per_client = 3;
+    for round in 0..per_client {
+        for client in &mut clients {
+            let text = format!("after {round} by {}", client.nick);
+            client.send(json!({"type": "message", "text": text}));
+        }
+    }
+    let total = per_client * clients.len();
+    let mut orders = Vec::new();
+    for (client, &mark) in clients.iter_mut().zip(&mark) {
+        let after = |events: &[ServerEvent]| {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    ServerEvent::Message { id, text, .. } if text.starts_with("after ") => {
+                        Some((*id, text.clone()))
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        while after(&client.seen[mark..]).len() < total {
+            if client.next_within(WAIT).is_none() {
+                panic!("{}: {:?}", client.nick, after(&client.seen[mark..]));
+            }
+        }
+        assert!(
+            client
+                .next_within(Duration::from_millis(300))
+                .is_none_or(|e| !matches!(e, ServerEvent::Message { .. })),
+            "{}: a message after the last",
+            client.nick
+        );
+        let heard = after(&client.seen[mark..]);
+        let texts: std::collections::BTreeSet<&String> = heard.iter().map(|(_, t)| t).collect();
+        assert_eq!(texts.len(), total, "{}: each once: {heard:?}", client.nick);
+        assert!(
+            client.seen[mark..]
+                .iter()
+                .all(|e| !matches!(e, ServerEvent::Split { .. })),
+            "{}: split again once whole",
+            client.nick
+        );
+        orders.push(heard.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+    }
+    let first = &orders[0];
+    assert!(
+        first.windows(2).all(|w| w[1] == w[0] + 1) && first[0] != 0,
+        "ids contiguous after the move: {first:?}"
+    );
+    for order in &orders {
+        assert_eq!(order, first, "every client saw the room's one order");
+    }
+
+    // Over the whole run, everyone saw every message that got an id, once, in order:
+    // the ids went on from before the move (no reset, no gap, no duplicate).
+    let everything = redis_ids(&clients[0].seen);
+    assert_eq!(everything[..before.len()], before);
+    assert!(
+        everything.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids continue across the move: {everything:?}"
+    );
+    assert_eq!(everything.last(), first.last());
+    for client in &clients {
+        assert_eq!(redis_ids(&client.seen), everything, "{}", client.nick);
+        whole_after_every_split(client);
+    }
+
+    // A newcomer on either instance gets the history, from before the move on.
+    for addr in [a.addr, b.addr] {
+        let cy = Client::arrive(addr);
+        let history = cy
+            .seen
+            .iter()
+            .find_map(|e| match e {
+                ServerEvent::History { messages, .. } => Some(redis_ids(messages)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(history, everything, "the history on {addr}");
+    }
+}
+
+#[test]
+fn a_cluster_directory_slot_that_moves_keeps_nicknames_and_presence() {
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let (a, b) = (instance(&urls[0]), instance(&urls[1]));
+    let mut clients = vec![Client::arrive(a.addr), Client::arrive(b.addr)];
+    clients[0].set_nick("ada");
+    clients[1].set_nick("bob");
+    clients[0].expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bob"));
+
+    // Move the directory's slot (members, nicknames, the presence channel and the
+    // instances' inboxes) while ada and bob talk.
+    let slot = cluster.key_slot("lc:{lc}:ver");
+    let from = cluster.master_of(slot, 0).expect("the directory's master");
+    let to = (from + 1) % urls.len();
+    std::thread::scope(|scope| {
+        let mover = scope.spawn(|| cluster.move_slot(slot, to, MIGRATION_DWELL));
+        let mut round = 0;
+        while !mover.is_finished() {
+            for client in &mut clients {
+                let text = format!("during {round} by {}", client.nick);
+                client.send(json!({"type": "message", "text": text}));
+                while client.next_within(Duration::from_millis(50)).is_some() {}
+            }
+            round += 1;
+        }
+        mover.join().expect("the slot moved");
+    });
+
+    // Private messages go through the directory's shard: once one reaches each side,
+    // both instances are whole with the new layout.
+    let deadline = Instant::now() + WAIT;
+    for attempt in 0.. {
+        assert!(Instant::now() < deadline, "no private message got through");
+        let text = format!("psst {attempt}");
+        clients[0].send(json!({"type": "private", "to": "bob", "text": text}));
+        let got = |seen: &[ServerEvent]| {
+            seen.iter()
+                .any(|e| matches!(e, ServerEvent::Private { text: t, .. } if *t == text))
+        };
+        let mut through = true;
+        for client in &mut clients {
+            through &= client.saw_within(PROBE_WAIT, got);
+        }
+        if through {
+            break;
+        }
+    }
+    let [ada, bob] = &mut clients[..] else {
+        unreachable!()
+    };
+    whole_after_every_split(ada);
+    whole_after_every_split(bob);
+
+    // The nicknames and the members came through the move.
+    assert_eq!(ada.who("lobby"), ["ada", "bob"]);
+    assert_eq!(bob.who("lobby"), ["ada", "bob"]);
+    bob.send(json!({"type": "nick", "nick": "ADA"}));
+    bob.expect(|e| {
+        matches!(
+            e,
+            ServerEvent::Error {
+                code: ErrorCode::NickTaken,
+                ..
+            }
+        )
+    });
+    bob.set_nick("bobby");
+    ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bobby"));
+    // Presence: a newcomer arrives everywhere with a fresh guest name, and leaves.
+    let cy = Client::arrive(b.addr);
+    assert!(!["ada", "bobby"].contains(&cy.nick.as_str()));
+    let nick = cy.nick.clone();
+    ada.expect(|e| matches!(e, ServerEvent::Join { nick: n, .. } if *n == nick));
+    drop(cy);
+    ada.expect(|e| {
+        matches!(e, ServerEvent::Leave { nick: n, reason: LeaveReason::Disconnected, .. }
+            if *n == nick)
+    });
+    bob.send(json!({"type": "private", "to": "ada", "text": "after the move"}));
+    ada.expect(|e| matches!(e, ServerEvent::Private { text, .. } if text == "after the move"));
+    let id = ada.say("still one chat");
+    assert_eq!(bob.hears("ada", "still one chat"), id);
 }
 
 #[test]

@@ -180,6 +180,69 @@ impl RedisCluster {
         self.nodes.iter_mut().for_each(Node::stop);
     }
 
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn key_slot(&self, key: &str) -> u32 {
+        let slot = self.cli(0, &["CLUSTER", "KEYSLOT", key]);
+        slot.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key}: {slot}"))
+    }
+
+    /// The node (0-based) that serves `slot`, as node `asked` sees it, if any does.
+    pub fn master_of(&self, slot: u32, asked: usize) -> Option<usize> {
+        let slots = self.cli(asked, &["--json", "CLUSTER", "SLOTS"]);
+        let serde_json::Value::Array(ranges) = serde_json::from_str(slots.trim()).ok()? else {
+            return None;
+        };
+        let port = ranges.iter().find_map(|range| {
+            let (start, end) = (range.get(0)?.as_u64()?, range.get(1)?.as_u64()?);
+            (start..=end)
+                .contains(&u64::from(slot))
+                .then(|| range.get(2)?.get(1)?.as_u64())?
+        })?;
+        self.nodes.iter().position(|n| u64::from(n.port) == port)
+    }
+
+    /// Moves `slot` with its keys to node `to`, the way `redis-cli --cluster reshard`
+    /// does while clients go on: the target IMPORTING, the source MIGRATING, every key
+    /// MIGRATEd (a batch at a time, each batch atomically), then, `dwell` later,
+    /// `SETSLOT NODE` on the target and then the source. Returns once every node says
+    /// `to` serves the slot. During `dwell` the keys are on the target while the source
+    /// still serves the slot, as in a reshard of many keys: a call for them is answered
+    /// `-ASK`.
+    pub fn move_slot(&self, slot: u32, to: usize, dwell: Duration) {
+        let from = self.master_of(slot, to).expect("someone serves the slot");
+        assert_ne!(from, to, "slot {slot} is already on node {to}");
+        let id = |node: usize| self.cli(node, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id, slot) = (id(from), id(to), slot.to_string());
+        self.cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        self.cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let to_port = self.nodes[to].port.to_string();
+        loop {
+            let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "10000", "KEYS"];
+            migrate.extend(keys);
+            self.cli(from, &migrate);
+        }
+        thread::sleep(dwell);
+        self.cli(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        self.cli(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        let slot: u32 = slot.parse().expect("a slot");
+        let deadline = Instant::now() + REDIS_START_TIMEOUT;
+        while (0..self.nodes.len()).any(|node| self.master_of(slot, node) != Some(to)) {
+            assert!(
+                Instant::now() < deadline,
+                "the nodes did not agree that node {to} serves slot {slot} within \
+                 {REDIS_START_TIMEOUT:?}"
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
     /// Waits until every node says `cluster_state:ok` and its `CLUSTER SLOTS` covers
     /// every slot: the gossip that spreads the slot map takes a moment after `create`.
     fn wait_until_ok(&self) {
