@@ -32,6 +32,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long the links must have stayed up for the next failure to start the backoff
+/// again from [`FIRST_BACKOFF`].
+const STABLE: Duration = Duration::from_secs(10);
+
 /// Bytes queued for a node that it has not taken: past this, Redis is too slow or gone,
 /// and the link is dropped rather than buffering without bound.
 const MAX_QUEUED: usize = 64 * 1024 * 1024;
@@ -117,6 +121,8 @@ pub struct RedisHub<T> {
     /// Rooms whose channel this instance listens to.
     rooms: BTreeSet<String>,
     events: VecDeque<HubEvent<T>>,
+    /// When every node last became ready.
+    up_since: Option<Instant>,
     /// A call answered MOVED, given back with the unanswered ones.
     moved: Vec<T>,
     /// Unsubscriptions sent and not yet confirmed, by channel: their confirmations are
@@ -143,6 +149,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             next_beat: None,
             rooms: BTreeSet::new(),
             events: VecDeque::new(),
+            up_since: None,
             moved: Vec::new(),
             unsubscribing: HashMap::new(),
         }
@@ -509,7 +516,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             return;
         }
         self.state = State::Up;
-        self.backoff = FIRST_BACKOFF;
+        self.up_since = Some(ctx.now());
         self.connect_deadline = None;
         info!(
             "redis: connected to {} ({} node{})",
@@ -551,6 +558,15 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             return;
         }
         let was_up = self.state == State::Up;
+        // A link that stayed up a while starts the backoff again; one that fails right
+        // after connecting (a cluster in the middle of moving a slot, say) keeps it growing.
+        if self
+            .up_since
+            .take()
+            .is_some_and(|since| ctx.now() - since >= STABLE)
+        {
+            self.backoff = FIRST_BACKOFF;
+        }
         let mut unanswered = std::mem::take(&mut self.moved);
         for mut node in self.nodes.drain(..) {
             if let Some(link) = node.link.take() {
