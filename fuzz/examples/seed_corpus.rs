@@ -304,6 +304,10 @@ fn main() -> std::io::Result<()> {
                 ("tls", "rediss://h"),
                 ("at-in-password-query", "redis://us%3Aer:a@b@h/0?timeout=1"),
                 ("port-0", "redis://h:0"),
+                // What the first run found (RESULTS.md): a user with a `:` once decoded
+                // prints as `us:er`, so Display does not read back; the target's check
+                // was too strict, not the parser.
+                ("regression-colon-in-user", "redis://uus%3Aer:a@h0i/?@btm=1"),
             ]
             .into_iter()
             .map(|(name, url)| (name, url.as_bytes().to_vec()))
