@@ -15,7 +15,7 @@ use std::path::Path;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 7] = [
     ("http_request_head", loopchat_fuzz::check_request_head),
     ("ws_server_decoder", |data| {
         loopchat_fuzz::check_websocket_decoder(Role::Server, data)
@@ -28,6 +28,8 @@ const TARGETS: [(&str, Check); 5] = [
         loopchat_fuzz::check_handshake_response,
     ),
     ("line_reader", loopchat_fuzz::check_line_reader),
+    ("redis_link", loopchat_fuzz::check_redis_link),
+    ("redis_url", loopchat_fuzz::check_redis_url),
 ];
 
 #[test]
