@@ -1002,3 +1002,84 @@ fn a_redis_password_works_from_the_url_or_the_environment_and_is_never_logged() 
     }
     assert!(!c.log_text().contains("wrong@"));
 }
+
+/// Whether a `split` comes within `within`.
+fn split_within(client: &mut Client, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(ServerEvent::Split { .. }) = client.next_within(deadline - Instant::now()) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn leaving_and_rejoining_a_room_does_not_split_the_chat() {
+    let redis = RedisServer::start();
+    let a = instance(&redis.url());
+    let mut ada = Client::arrive(a.addr);
+    for _ in 0..3 {
+        ada.send(json!({"type": "join", "room": "x"}));
+        ada.expect(|e| matches!(e, ServerEvent::History { room, .. } if room == "x"));
+        ada.send(json!({"type": "leave", "room": "x"}));
+        ada.send(json!({"type": "join", "room": "x"}));
+        ada.expect(|e| matches!(e, ServerEvent::History { room, .. } if room == "x"));
+        ada.send(json!({"type": "leave", "room": "x"}));
+    }
+    assert!(
+        !split_within(&mut ada, Duration::from_secs(2)),
+        "leaving and joining again split the chat"
+    );
+}
+
+#[test]
+fn what_was_said_elsewhere_during_a_split_reaches_every_room_after_it() {
+    let redis = RedisServer::start();
+    // Instance A reaches Redis as its own user, so that it alone can be cut off.
+    redis.cli(&["ACL", "SETUSER", "a", "on", ">pw", "~*", "&*", "+@all"]);
+    let a = instance(&format!("redis://a:pw@127.0.0.1:{}", redis.port()));
+    let b = instance(&redis.url());
+    let (mut ada, mut bob) = (Client::arrive(a.addr), Client::arrive(b.addr));
+    bob.set_nick("bob");
+    for room in ["quiet", "busy"] {
+        for client in [&mut ada, &mut bob] {
+            client.send(json!({"type": "join", "room": room}));
+            client.expect(|e| matches!(e, ServerEvent::History { room: r, .. } if r == room));
+        }
+    }
+    bob.send(json!({"type": "message", "room": "busy", "text": "before"}));
+    ada.hears("bob", "before");
+    redis.cli(&["ACL", "SETUSER", "a", "off"]);
+    redis.cli(&["CLIENT", "KILL", "USER", "a"]);
+    ada.expect(|e| matches!(e, ServerEvent::Split { .. }));
+    for (room, text) in [("busy", "during busy"), ("quiet", "during quiet")] {
+        bob.send(json!({"type": "message", "room": room, "text": text}));
+        bob.expect(|e| matches!(e, ServerEvent::Message { text: t, .. } if t == text));
+    }
+    redis.cli(&["ACL", "SETUSER", "a", "on"]);
+    ada.expect(|e| matches!(e, ServerEvent::Whole { .. }));
+    ada.hears("bob", "during busy");
+    ada.hears("bob", "during quiet");
+}
+
+#[test]
+fn an_instance_taken_for_dead_after_a_stall_registers_its_members_again() {
+    let redis = RedisServer::start();
+    let args = ["--redis", &redis.url(), "--redis-timeout", "1"];
+    let a = Instance(ServerProcess::start(&args));
+    let b = Instance(ServerProcess::start(&args));
+    let (mut ada, mut bob) = (Client::arrive(a.addr), Client::arrive(b.addr));
+    ada.set_nick("ada");
+    bob.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "ada"));
+    // A stall longer than the timeout: B takes A for dead and removes ada.
+    a.signal("STOP");
+    bob.expect(|e| matches!(e, ServerEvent::Leave { nick, .. } if nick == "ada"));
+    a.signal("CONT");
+    // A finds out at its next beat, and registers ada again.
+    bob.expect(|e| matches!(e, ServerEvent::Join { nick, .. } if nick == "ada"));
+    ada.expect(|e| matches!(e, ServerEvent::Whole { .. }));
+    let id = ada.say("still here");
+    assert_ne!(id, 0);
+    assert_eq!(bob.hears("ada", "still here"), id);
+}

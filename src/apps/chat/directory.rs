@@ -20,11 +20,15 @@ pub struct MemberKey {
     pub instance: u64,
     /// The connection's slab key on that instance.
     pub conn: usize,
+    /// The connection's serial on that instance: slab keys are reused at once, and a
+    /// message or a change meant for a member that just left must not reach the next
+    /// connection given its key.
+    pub serial: u64,
 }
 
 impl fmt::Display for MemberKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}:{}", self.instance, self.conn)
+        write!(f, "{:016x}:{}:{}", self.instance, self.conn, self.serial)
     }
 }
 
@@ -32,10 +36,15 @@ impl FromStr for MemberKey {
     type Err = ();
 
     fn from_str(s: &str) -> Result<MemberKey, ()> {
-        let (instance, conn) = s.split_once(':').ok_or(())?;
+        let mut parts = s.splitn(3, ':');
+        let (Some(instance), Some(conn), Some(serial)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(());
+        };
         Ok(MemberKey {
             instance: u64::from_str_radix(instance, 16).map_err(|_| ())?,
             conn: conn.parse().map_err(|_| ())?,
+            serial: serial.parse().map_err(|_| ())?,
         })
     }
 }
@@ -215,13 +224,17 @@ mod tests {
     use super::*;
 
     fn key(instance: u64, conn: usize) -> MemberKey {
-        MemberKey { instance, conn }
+        MemberKey {
+            instance,
+            conn,
+            serial: conn as u64 + 100,
+        }
     }
 
     #[test]
     fn member_keys_round_trip() {
         let k = key(0xdead_beef, 42);
-        assert_eq!(k.to_string(), "00000000deadbeef:42");
+        assert_eq!(k.to_string(), "00000000deadbeef:42:142");
         assert_eq!(k.to_string().parse::<MemberKey>(), Ok(k));
         assert!("x:1".parse::<MemberKey>().is_err());
         assert!("1".parse::<MemberKey>().is_err());

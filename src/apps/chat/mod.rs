@@ -184,14 +184,20 @@ impl Chat {
         MemberKey {
             instance: self.instance,
             conn: conn.index(),
+            serial: self.locals.get(&conn).map_or(0, |l| l.serial),
         }
     }
 
-    /// The connection here of a member, if it is here.
+    /// The connection here of a member, if it is here (the same connection, not a later
+    /// one given the same key).
     fn local(&self, member: MemberKey) -> Option<ConnectionId> {
-        (member.instance == self.instance)
-            .then(|| ConnectionId::from_index(member.conn))
-            .filter(|conn| self.locals.contains_key(conn))
+        let conn = ConnectionId::from_index(member.conn);
+        let here = member.instance == self.instance
+            && self
+                .locals
+                .get(&conn)
+                .is_some_and(|l| l.serial == member.serial);
+        here.then_some(conn)
     }
 
     /// Whether changes go through Redis now (it is configured and connected).
@@ -367,10 +373,18 @@ impl Chat {
         publish(ctx, all, event);
     }
 
-    /// Lets the hub write what was queued, and set its alarm.
+    /// Lets the hub write what was queued and set its alarm; and acts on what that
+    /// raised (a Redis that takes no more is gone: the split is told at once).
     fn flush_redis(&mut self, ctx: &mut Context<'_>) {
-        if let Some(redis) = &mut self.redis {
+        for _ in 0..4 {
+            let Some(redis) = &mut self.redis else {
+                return;
+            };
             redis.flush(ctx);
+            if !redis.has_events() {
+                return;
+            }
+            self.take_hub_events(ctx);
         }
     }
 }
@@ -535,6 +549,7 @@ impl Handler for Chat {
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
+        let me = self.me(conn);
         if self.locals.remove(&conn).is_none() {
             return;
         }
@@ -542,7 +557,7 @@ impl Handler for Chat {
             room.members.remove(&conn);
             room.waiting.retain(|(c, _)| *c != conn);
         }
-        self.depart(ctx, conn);
+        self.depart(ctx, me);
         self.flush_redis(ctx);
     }
 

@@ -277,6 +277,9 @@ pub enum ErrorCode {
     /// a nickname change, or a private message to someone on another server. Or the
     /// split came while the request was under way, and it may not have been carried out.
     ChatSplit,
+    /// Redis refused or failed the request (out of memory, say): nothing happened; try
+    /// again later.
+    Unavailable,
 }
 
 impl ServerEvent {

@@ -40,6 +40,8 @@ pub enum Tag {
     Nick(ConnectionId, u64, String),
     /// A join of a room.
     Join(ConnectionId, u64, String),
+    /// A private message, to this nickname.
+    Private(ConnectionId, u64, String),
     /// Any other request of a connection, answered only if it fails.
     Done(ConnectionId, u64),
     /// A connection closed.
@@ -100,6 +102,11 @@ impl RedisChat {
     /// Writes what was queued.
     pub fn flush(&mut self, ctx: &mut Context<'_>) {
         self.hub.flush(ctx);
+    }
+
+    /// Whether the hub has something to tell.
+    pub fn has_events(&self) -> bool {
+        self.hub.has_events()
     }
 
     /// Something happened on a link.
@@ -313,7 +320,9 @@ impl Chat {
                         self.release_room(&room);
                     }
                 }
-                Tag::Nick(conn, serial, _) | Tag::Done(conn, serial)
+                Tag::Nick(conn, serial, _)
+                | Tag::Private(conn, serial, _)
+                | Tag::Done(conn, serial)
                     if self.serial(conn) == serial =>
                 {
                     let error = ServerEvent::error(
@@ -331,6 +340,29 @@ impl Chat {
     fn reply(&mut self, ctx: &mut Context<'_>, tag: Tag, value: Value) {
         if let Value::Error(e) = &value {
             warn!("redis: {tag:?} failed: {e}");
+            match &tag {
+                // Without its registration or its directory the instance is not whole:
+                // start again.
+                Tag::Restore | Tag::Snapshot => {
+                    if let Some(redis) = &mut self.redis {
+                        redis.hub.reconnect(ctx, format!("{tag:?} failed: {e}"));
+                    }
+                    return;
+                }
+                Tag::Nick(conn, serial, _)
+                | Tag::Join(conn, serial, _)
+                | Tag::Private(conn, serial, _)
+                | Tag::Done(conn, serial)
+                    if self.serial(*conn) == *serial =>
+                {
+                    let error = ServerEvent::error(
+                        ErrorCode::Unavailable,
+                        format!("the chat could not do that now ({e}); try again"),
+                    );
+                    self.tell(ctx, *conn, &error);
+                }
+                _ => {}
+            }
         }
         match tag {
             Tag::Arrive(conn, serial) if self.serial(conn) == serial => {
@@ -361,13 +393,17 @@ impl Chat {
                     self.done(ctx, conn);
                 }
             }
-            Tag::Done(conn, serial) if self.serial(conn) == serial => {
-                if let Value::Error(e) = value {
-                    let error = ServerEvent::error(ErrorCode::BadRequest, e);
+            Tag::Private(conn, serial, to) if self.serial(conn) == serial => {
+                if value.as_int() == Some(0) {
+                    let error = ServerEvent::error(
+                        ErrorCode::UnknownUser,
+                        format!("no one is called {to}"),
+                    );
                     self.tell(ctx, conn, &error);
                 }
                 self.done(ctx, conn);
             }
+            Tag::Done(conn, serial) if self.serial(conn) == serial => self.done(ctx, conn),
             Tag::Restore => {
                 let renamed = value.into_array().unwrap_or_default();
                 for pair in renamed.chunks(2) {
@@ -494,6 +530,10 @@ impl Chat {
             "J" => Update::Joined { member, room: arg },
             "L" => Update::Left { member, room: arg },
             "N" => Update::Renamed { member, nick: arg },
+            // One of ours, still connected: another instance took this one for dead (a
+            // stall past the timeout). Its next beat finds out and registers it again;
+            // meanwhile it is kept here.
+            "D" if self.local(member).is_some() => return,
             "D" => Update::Departed { member },
             _ => return,
         };

@@ -112,8 +112,7 @@ impl Chat {
     }
 
     /// A connection closed: its member leaves every room, everywhere.
-    pub(super) fn depart(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
-        let me = self.me(conn);
+    pub(super) fn depart(&mut self, ctx: &mut Context<'_>, me: MemberKey) {
         if self.shared() {
             let member = me.to_string();
             self.call(
@@ -395,9 +394,10 @@ impl Chat {
                 head.as_bytes(),
                 tail.as_bytes(),
             ];
+            let to = self.nick_of(recipient);
             self.call_for(
                 conn,
-                Tag::Done(conn, serial),
+                Tag::Private(conn, serial, to),
                 "lc_pm",
                 keys::PRIVATE_IDS,
                 &args,

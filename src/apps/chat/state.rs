@@ -127,7 +127,8 @@ impl Room {
     /// Replaces the history with one loaded from Redis: `entries` oldest first, and
     /// `last_id` the room's latest id (messages up to it that are not in `entries` are
     /// no longer kept). Returns the entries with ids above the ones held before, which
-    /// the members here have not seen (said while the chat was split).
+    /// the members here have not seen (said while the chat was split). On a first load
+    /// there are no members yet to send them to: newcomers wait for the load.
     pub fn reload(
         &mut self,
         entries: Vec<HistoryEntry>,
@@ -147,7 +148,7 @@ impl Room {
         self.history
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.id > seen && seen > 0)
+            .filter(|(_, e)| e.id > seen)
             .map(|(i, _)| i)
             .collect()
     }

@@ -150,11 +150,13 @@ redis.register_function('lc_depart', function(keys, args)
 end)
 
 -- An instance's heartbeat: it is alive for ttl ms more. Then up to 1,000 members of
--- instances whose time ran out are removed (the rest at the next beat). Returns how many.
+-- instances whose time ran out are removed (the rest at the next beat). Returns 1 if the
+-- caller was no longer among the live instances (it was taken for dead: its members are
+-- gone, and it must register them again), else 0; and how many members were removed.
 redis.register_function('lc_beat', function(keys, args)
   local pub, inst, ttl = args[1], args[2], tonumber(args[3])
   local now = now_ms()
-  redis.call('ZADD', P .. 'inst', now + ttl, inst)
+  local gone = redis.call('ZADD', P .. 'inst', now + ttl, inst)
   local reaped = 0
   local dead = redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', now, 'LIMIT', 0, 10)
   for _, d in ipairs(dead) do
@@ -170,7 +172,7 @@ redis.register_function('lc_beat', function(keys, args)
       break
     end
   end
-  return reaped
+  return { gone, reaped }
 end)
 
 -- An instance (re)connects: its members are exactly these (member, nick, lowercased
@@ -256,6 +258,7 @@ redis.register_function('lc_say', function(keys, args)
     bytes = redis.call('DECRBY', base .. 'hb', #old)
     len = len - 1
   end
+  redis.call('PEXPIRE', keys[1], expire)
   redis.call('PEXPIRE', base .. 'h', expire)
   redis.call('PEXPIRE', base .. 'hb', expire)
   redis.call(pub, channel, json)
@@ -278,9 +281,13 @@ redis.register_function {
 
 -- A private message: the next private id, published to the recipient's instance and
 -- to the sender's (once if the same) as "TO TAB FROM TAB json". KEYS[1] is lc:{lc}:pmid.
+-- Returns 0, sending nothing, if the recipient is no longer a member.
 redis.register_function('lc_pm', function(keys, args)
   local pub, inbox_to, inbox_from, to, from, head, tail =
     args[1], args[2], args[3], args[4], args[5], args[6], args[7]
+  if redis.call('HEXISTS', P .. 'members', to) == 0 then
+    return 0
+  end
   local id = redis.call('INCR', keys[1])
   local payload = to .. '\t' .. from .. '\t' .. head .. id .. tail
   redis.call(pub, inbox_to, payload)

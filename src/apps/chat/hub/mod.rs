@@ -171,6 +171,11 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         if self.cluster { "spublish" } else { "publish" }
     }
 
+    /// Whether there are events for the chat.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event for the chat.
     pub fn poll(&mut self) -> Option<HubEvent<T>> {
         self.events.pop_front()
@@ -184,6 +189,12 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         if let Some(node) = self.nodes.get_mut(node) {
             node.proto.command(Tag::Chat(tag), &command);
         }
+    }
+
+    /// Drops the links and connects again: what came back cannot be right (a directory
+    /// that failed to load, say).
+    pub fn reconnect(&mut self, ctx: &mut Context<'_>, why: String) {
+        self.down(ctx, why);
     }
 
     /// Starts listening to a room's channel (again after every reconnect, until
@@ -435,11 +446,16 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         }
         match tag {
             Tag::Chat(tag) => self.events.push_back(HubEvent::Reply(tag, value)),
-            Tag::Beat => {
-                if let Value::Error(e) = value {
-                    warn!("redis: heartbeat failed: {e}");
+            Tag::Beat => match value {
+                Value::Error(e) => warn!("redis: heartbeat failed: {e}"),
+                // The beat found this instance gone from the live ones: another took it for
+                // dead (the loop stalled past the timeout, or Redis's clock jumped) and
+                // removed its members everywhere. Connecting again registers them again.
+                Value::Array(items) if items.first().and_then(Value::as_int) == Some(1) => {
+                    self.down(ctx, "this instance was taken for dead".into());
                 }
-            }
+                _ => {}
+            },
             Tag::ClusterSlots => self.cluster_slots(ctx, value),
             Tag::Functions => {
                 if let Value::Error(e) = value {
@@ -530,7 +546,9 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         for room in rooms {
             self.subscribe(&keys::room_channel(&room), true);
         }
-        self.beat(ctx.now());
+        // The chat's restore registers the instance; the first beat follows a third of the
+        // timeout later.
+        self.next_beat = Some(ctx.now() + self.timeout / 3);
         self.events.push_back(HubEvent::Up);
     }
 
@@ -571,6 +589,18 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         for mut node in self.nodes.drain(..) {
             if let Some(link) = node.link.take() {
                 ctx.close_link(link);
+            }
+            // Replies already read and not yet handed over are answers all the same: the
+            // chat gets them before it hears of the split (messages and presence lines
+            // are not needed: the reload after reconnecting covers them).
+            while let Some(event) = node.proto.poll_event() {
+                if let LinkEvent::Reply {
+                    tag: Tag::Chat(tag),
+                    value,
+                } = event
+                {
+                    self.events.push_back(HubEvent::Reply(tag, value));
+                }
             }
             unanswered.extend(
                 node.proto
