@@ -458,7 +458,11 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             },
             Tag::ClusterSlots => self.cluster_slots(ctx, value),
             Tag::Functions => {
-                if let Value::Error(e) = value {
+                // A seed that serves no slot (a cluster replica) need not have them.
+                let serves = !self.cluster || self.slots.contains(&index);
+                if let Value::Error(e) = value
+                    && serves
+                {
                     return self.down(ctx, format!("loading the chat's functions failed: {e}"));
                 }
                 self.nodes[index].ready = true;
