@@ -313,8 +313,11 @@ impl Chat {
                         state.joins_under_way = state.joins_under_way.saturating_sub(1);
                     }
                     if self.serial(conn) == serial {
+                        // Carried out here, unless Redis did it and said so already.
                         let member = self.me(conn);
-                        self.apply(ctx, Update::Joined { member, room });
+                        if !self.directory.get(member).is_some_and(|e| e.is_in(&room)) {
+                            self.apply(ctx, Update::Joined { member, room });
+                        }
                         self.done(ctx, conn);
                     } else {
                         self.release_room(&room);

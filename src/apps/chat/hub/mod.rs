@@ -201,7 +201,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
     /// [`RedisHub::unsubscribe_room`]).
     pub fn subscribe_room(&mut self, room: &str) {
         if self.rooms.insert(room.to_owned()) && self.is_up() {
-            self.subscribe(&keys::room_channel(room), true);
+            self.subscribe(&keys::room_channel(room));
         }
     }
 
@@ -308,7 +308,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         }
     }
 
-    fn subscribe(&mut self, channel: &str, _room: bool) {
+    fn subscribe(&mut self, channel: &str) {
         let kind = self.channel_kind();
         let node = self.node_for(channel);
         if let Some(node) = self.nodes.get_mut(node) {
@@ -544,11 +544,11 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             self.nodes.len(),
             if self.nodes.len() == 1 { "" } else { "s" }
         );
-        self.subscribe(keys::PRESENCE, false);
-        self.subscribe(&keys::inbox(self.instance), false);
+        self.subscribe(keys::PRESENCE);
+        self.subscribe(&keys::inbox(self.instance));
         let rooms: Vec<String> = self.rooms.iter().cloned().collect();
         for room in rooms {
-            self.subscribe(&keys::room_channel(&room), true);
+            self.subscribe(&keys::room_channel(&room));
         }
         // The chat's restore registers the instance; the first beat follows a third of the
         // timeout later.
