@@ -9,7 +9,8 @@
 //!    signal pipe's means shut down; a link's (see `links.rs`) means the handler hears
 //!    what arrived on it; any other token is a slab key, and the connection is read (and,
 //!    if it was writable, put on the flush list).
-//! 3. **Read again** the connections that stopped at their read budget last turn.
+//! 3. **Read again** the connections (and links) that stopped at their read budget last
+//!    turn.
 //! 4. **Run due timers**: deadlines of handshakes, keepalives and closing handshakes,
 //!    accept retries, and the handler's alarm.
 //! 5. **Flush** the handler's links, then every connection that has output queued, and every open connection that
@@ -128,6 +129,8 @@ pub struct Server<H: Handler> {
     read_buf: Box<[u8]>,
     /// Connections to read again next turn: they used their budget before `WouldBlock`.
     ready: Vec<usize>,
+    /// Links to read again next turn, for the same reason.
+    ready_links: Vec<LinkId>,
     /// An empty list kept to swap with `ready` or the flush list while one is walked, so
     /// that neither is reallocated every turn.
     scratch: Vec<usize>,
@@ -152,6 +155,7 @@ impl<H: Handler> Server<H> {
             config,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
+            ready_links: Vec::new(),
             scratch: Vec::new(),
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
             shutdown: Shutdown::default(),
@@ -263,6 +267,9 @@ impl<H: Handler> Server<H> {
         }
         again.clear();
         self.scratch = again;
+        for link in std::mem::take(&mut self.ready_links) {
+            self.link_ready(link, false);
+        }
 
         // 4. Run due timers; 5. flush.
         self.run_due_timers();
@@ -274,6 +281,7 @@ impl<H: Handler> Server<H> {
     /// deadline (the shutdown's included), else indefinitely.
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.ready.is_empty()
+            || !self.ready_links.is_empty()
             || !self.conns.to_flush.is_empty()
             || self.conns.links.want_flush()
         {
@@ -322,7 +330,8 @@ impl<H: Handler> Server<H> {
     }
 
     /// A link is ready: tells the handler it connected, or failed, and gives it what
-    /// arrived, reading until the kernel has no more.
+    /// arrived, reading until the kernel has no more, or until the link's read budget
+    /// (as a client's) is spent: then it is read again next turn.
     fn link_ready(&mut self, link: LinkId, writable: bool) {
         match self.conns.links.ready(link, writable) {
             Readiness::Nothing => {}
@@ -330,9 +339,19 @@ impl<H: Handler> Server<H> {
             Readiness::Closed(why) => return self.tell_link(link, LinkEvent::Closed(why)),
         }
         let mut buf = std::mem::take(&mut self.read_buf);
+        let mut budget = READ_BUDGET;
         loop {
+            if budget == 0 {
+                if !self.ready_links.contains(&link) {
+                    self.ready_links.push(link);
+                }
+                break;
+            }
             match self.conns.links.read(link, &mut buf) {
-                LinkRead::Bytes(n) => self.tell_link(link, LinkEvent::Data(&buf[..n])),
+                LinkRead::Bytes(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.tell_link(link, LinkEvent::Data(&buf[..n]));
+                }
                 LinkRead::Drained | LinkRead::Gone(None) => break,
                 LinkRead::Gone(Some(why)) => {
                     self.tell_link(link, LinkEvent::Closed(why));
