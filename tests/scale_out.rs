@@ -1083,3 +1083,47 @@ fn an_instance_taken_for_dead_after_a_stall_registers_its_members_again() {
     assert_ne!(id, 0);
     assert_eq!(bob.hears("ada", "still here"), id);
 }
+
+#[test]
+fn a_big_image_crosses_instances_and_comes_back_in_a_history() {
+    use base64::Engine;
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis.url()), instance(&redis.url()));
+    let mut ada = Client::arrive(a.addr);
+    let mut bob = Client::arrive(b.addr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.resize(1_500_000, 7);
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    ada.send(json!({"type": "image", "data": data}));
+    for client in [&mut ada, &mut bob] {
+        client.expect(|e| matches!(e, ServerEvent::Image { size, .. } if *size == png.len()));
+    }
+    // A newcomer on the other instance of a room it holds no more: the history (several
+    // MiB, several reads of the link) is loaded from Redis.
+    drop(bob);
+    let deadline = Instant::now() + WAIT;
+    while ada.who("lobby").len() != 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..2 {
+        let cy = Client::arrive(b.addr);
+        let history = cy
+            .seen
+            .iter()
+            .find_map(|e| match e {
+                ServerEvent::History { messages, .. } => Some(messages.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(
+            matches!(history.last(), Some(ServerEvent::Image { size, data, .. }) if *size == png.len() && *data == data_of(&png)),
+            "the image in the history"
+        );
+    }
+}
+
+fn data_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
