@@ -158,6 +158,25 @@ impl Client {
         );
     }
 
+    /// Reads until an error with this code.
+    #[track_caller]
+    fn expect_error(&mut self, code: ErrorCode) {
+        self.expect(|e| matches!(e, ServerEvent::Error { code: c, .. } if *c == code));
+    }
+
+    /// The `history` of the lobby it got on arrival: its messages, and its `after`.
+    fn arrival_history(&self) -> (Vec<ServerEvent>, Option<u64>) {
+        self.seen
+            .iter()
+            .find_map(|e| match e {
+                ServerEvent::History {
+                    messages, after, ..
+                } => Some((messages.clone(), *after)),
+                _ => None,
+            })
+            .expect("a history on arrival")
+    }
+
     #[track_caller]
     fn set_nick(&mut self, nick: &str) {
         self.send(json!({"type": "nick", "nick": nick}));
@@ -226,15 +245,7 @@ fn instances_sharing_a_redis_are_one_chat() {
     ada.set_nick("Ada");
     bob.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "Ada"));
     bob.send(json!({"type": "nick", "nick": "ADA"}));
-    bob.expect(|e| {
-        matches!(
-            e,
-            ServerEvent::Error {
-                code: ErrorCode::NickTaken,
-                ..
-            }
-        )
-    });
+    bob.expect_error(ErrorCode::NickTaken);
     bob.set_nick("bob");
     ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bob"));
 
@@ -283,14 +294,7 @@ fn instances_sharing_a_redis_are_one_chat() {
 
     // A newcomer on either instance gets the lobby's history, said on the other.
     let mut cy = Client::arrive(b.addr);
-    let history = cy
-        .seen
-        .iter()
-        .find_map(|e| match e {
-            ServerEvent::History { messages, .. } => Some(messages.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let (history, _) = cy.arrival_history();
     assert!(
         matches!(history.last(), Some(ServerEvent::Message { text, id: i, .. }) if text == "hello from A" && *i == id),
         "{history:?}"
@@ -401,25 +405,9 @@ fn a_split_keeps_each_instance_going_and_heals() {
     assert_eq!(ada.say("alone"), 0);
     ann.hears("ada", "alone");
     ada.send(json!({"type": "nick", "nick": "ada2"}));
-    ada.expect(|e| {
-        matches!(
-            e,
-            ServerEvent::Error {
-                code: ErrorCode::ChatSplit,
-                ..
-            }
-        )
-    });
+    ada.expect_error(ErrorCode::ChatSplit);
     ada.send(json!({"type": "private", "to": "bob", "text": "x"}));
-    ada.expect(|e| {
-        matches!(
-            e,
-            ServerEvent::Error {
-                code: ErrorCode::ChatSplit,
-                ..
-            }
-        )
-    });
+    ada.expect_error(ErrorCode::ChatSplit);
     // A newcomer during the split is welcomed, and told.
     let mut cy = Client::arrive(a.addr);
     assert!(
@@ -473,16 +461,7 @@ fn a_client_that_comes_back_to_another_instance_misses_nothing() {
     }
     // Back, on the other instance, with the last id seen.
     let mut ada = Client::arrive_at(b.addr, &format!("/ws?after=lobby:{last}"));
-    let (messages, after) = ada
-        .seen
-        .iter()
-        .find_map(|e| match e {
-            ServerEvent::History {
-                messages, after, ..
-            } => Some((messages.clone(), *after)),
-            _ => None,
-        })
-        .unwrap();
+    let (messages, after) = ada.arrival_history();
     assert_eq!(after, Some(last));
     let ids: Vec<u64> = messages
         .iter()
@@ -812,14 +791,7 @@ fn a_cluster_slot_that_moves_mid_chat_loses_nothing() {
     // A newcomer on either instance gets the history, from before the move on.
     for addr in [a.addr, b.addr] {
         let cy = Client::arrive(addr);
-        let history = cy
-            .seen
-            .iter()
-            .find_map(|e| match e {
-                ServerEvent::History { messages, .. } => Some(redis_ids(messages)),
-                _ => None,
-            })
-            .unwrap();
+        let history = redis_ids(&cy.arrival_history().0);
         assert_eq!(history, everything, "the history on {addr}");
     }
 }
@@ -882,15 +854,7 @@ fn a_cluster_directory_slot_that_moves_keeps_nicknames_and_presence() {
     assert_eq!(ada.who("lobby"), ["ada", "bob"]);
     assert_eq!(bob.who("lobby"), ["ada", "bob"]);
     bob.send(json!({"type": "nick", "nick": "ADA"}));
-    bob.expect(|e| {
-        matches!(
-            e,
-            ServerEvent::Error {
-                code: ErrorCode::NickTaken,
-                ..
-            }
-        )
-    });
+    bob.expect_error(ErrorCode::NickTaken);
     bob.set_nick("bobby");
     ada.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == "bobby"));
     // Presence: a newcomer arrives everywhere with a fresh guest name, and leaves.
@@ -1108,14 +1072,7 @@ fn a_big_image_crosses_instances_and_comes_back_in_a_history() {
     }
     for _ in 0..2 {
         let cy = Client::arrive(b.addr);
-        let history = cy
-            .seen
-            .iter()
-            .find_map(|e| match e {
-                ServerEvent::History { messages, .. } => Some(messages.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let (history, _) = cy.arrival_history();
         assert!(
             matches!(history.last(), Some(ServerEvent::Image { size, data, .. }) if *size == png.len() && *data == data_of(&png)),
             "the image in the history"

@@ -54,6 +54,17 @@ local function has(rooms, room)
   return false
 end
 
+-- A member's fields (nick, lowercased nick, rooms), or nil if it is not a member.
+local function member_fields(member)
+  local value = redis.call('HGET', P .. 'members', member)
+  return value and fields(value)
+end
+
+-- Sets a member's rooms.
+local function set_rooms(member, f, rooms)
+  redis.call('HSET', P .. 'members', member, f[1] .. '\t' .. f[2] .. '\t' .. rooms)
+end
+
 local function fresh_guest(member)
   local nick
   repeat
@@ -112,18 +123,17 @@ end)
 -- Joins a room (it becomes the member's active room): 1 done, -1 no such member.
 redis.register_function('lc_join', function(keys, args)
   local pub, member, room = args[1], args[2], args[3]
-  local value = redis.call('HGET', P .. 'members', member)
-  if not value then
+  local f = member_fields(member)
+  if not f then
     return -1
   end
-  local f = fields(value)
   local rooms = without(f[3], room)
   if rooms == '' then
     rooms = room
   else
     rooms = rooms .. ',' .. room
   end
-  redis.call('HSET', P .. 'members', member, f[1] .. '\t' .. f[2] .. '\t' .. rooms)
+  set_rooms(member, f, rooms)
   announce(pub, 'J\t' .. member .. '\t' .. room)
   return 1
 end)
@@ -131,15 +141,14 @@ end)
 -- Leaves a room: 1 done, 0 not in it, -1 no such member.
 redis.register_function('lc_leave', function(keys, args)
   local pub, member, room = args[1], args[2], args[3]
-  local value = redis.call('HGET', P .. 'members', member)
-  if not value then
+  local f = member_fields(member)
+  if not f then
     return -1
   end
-  local f = fields(value)
   if not has(f[3], room) then
     return 0
   end
-  redis.call('HSET', P .. 'members', member, f[1] .. '\t' .. f[2] .. '\t' .. without(f[3], room))
+  set_rooms(member, f, without(f[3], room))
   announce(pub, 'L\t' .. member .. '\t' .. room)
   return 1
 end)
