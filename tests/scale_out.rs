@@ -1084,3 +1084,48 @@ fn data_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn the_terminal_client_shows_the_split_and_its_end() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    let mut redis = RedisServer::start();
+    let a = instance(&redis.url());
+    let mut client = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args(["client", &format!("ws://{}/ws", a.addr)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start loopchat client");
+    let stdout = client.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut expect = |wanted: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(wanted) => return,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line with {wanted:?}; saw {seen:#?}"),
+            }
+        }
+    };
+    expect("recent messages in #lobby");
+    redis.stop();
+    expect("the chat is split");
+    redis.restart();
+    expect("the chat is whole again");
+    let _ = client.kill();
+    let _ = client.wait();
+}
