@@ -4,6 +4,7 @@
 //! - [`mask`]: XOR masking, a machine word at a time.
 //! - [`utf8`]: UTF-8 validation that works on text split at any byte.
 //! - [`close`]: close codes and Close frame payloads.
+//! - [`deflate`]: permessage-deflate (RFC 7692), the compression extension.
 //! - [`error`]: protocol violations, each with the close code it earns.
 //! - [`protocol`]: [`WebSocket`], the state machine that ties them together, in either
 //!   role.
@@ -12,6 +13,7 @@
 //! and the same code serves both ends of a connection: the server, and any client.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod keepalive;
