@@ -4,8 +4,7 @@
 //! - [`mask`]: XOR masking, a machine word at a time.
 //! - [`utf8`]: UTF-8 validation that works on text split at any byte.
 //! - [`close`]: close codes and Close frame payloads.
-//! - [`deflate`]: permessage-deflate (RFC 7692), starting with its negotiation in the
-//!   opening handshake.
+//! - [`deflate`]: permessage-deflate (RFC 7692), the compression extension.
 //! - [`error`]: protocol violations, each with the close code it earns.
 //! - [`protocol`]: [`WebSocket`], the state machine that ties them together, in either
 //!   role.
