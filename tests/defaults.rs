@@ -80,6 +80,7 @@ fn the_command_line_defaults_are_the_readmes() {
         ("max-outbound-bytes", "67108864"),
         ("slow-consumer", "close"),
         ("redis-timeout", "10"),
+        ("deflate", "on"),
     ] {
         assert_eq!(default_of(option), default, "--{option}");
     }

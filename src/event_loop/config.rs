@@ -3,6 +3,7 @@
 use crate::http::{HeadLimits, OriginPolicy};
 use crate::rate::Rate;
 use crate::ws::KeepaliveConfig;
+use crate::ws::deflate::negotiation::DeflateConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -77,6 +78,12 @@ pub struct ServerConfig {
     /// benchmarks, whose clients send as fast as they can on purpose. Over the limit the
     /// connection is closed with 1008 ("message rate exceeded").
     pub message_rate: Option<Rate>,
+    /// permessage-deflate (RFC 7692): what the server agrees to when a client offers it.
+    /// Default: accepted, with neither side taking context over from message to message
+    /// (so an idle connection holds no zlib state). Compressed messages from clients are
+    /// inflated within `max_message_size`; the server's own messages still go out
+    /// uncompressed, which the RFC allows message by message.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +105,7 @@ impl Default for ServerConfig {
             }),
             origins: OriginPolicy::Any,
             message_rate: None,
+            deflate: DeflateConfig::default(),
         }
     }
 }

@@ -147,11 +147,12 @@ mod tests {
 
     /// Every connection costs a slab slot of this size, idle or not: the bulk of the
     /// server's memory per idle connection (measured by `loopchat bench connections`).
-    /// Growing it is a decision, not an accident: this fails first.
+    /// Growing it is a decision, not an accident: this fails first. (Last grown by 8
+    /// bytes, the pointer to a connection's permessage-deflate state.)
     #[test]
     fn a_slab_slot_stays_small() {
         let (connection, websocket) = (size_of::<Connection>(), size_of::<WebSocket>());
-        assert!(websocket <= 240, "WebSocket has {websocket} bytes");
-        assert!(connection <= 432, "Connection has {connection} bytes");
+        assert!(websocket <= 248, "WebSocket has {websocket} bytes");
+        assert!(connection <= 440, "Connection has {connection} bytes");
     }
 }

@@ -14,6 +14,7 @@ use crate::http::{
 };
 use crate::line::LineEvent;
 use crate::rate::TokenBucket;
+use crate::ws::deflate::negotiation::{Negotiation, negotiate};
 use crate::ws::{CloseCode, Event, Keepalive, Message, Role, State, WebSocket};
 use log::debug;
 
@@ -100,8 +101,20 @@ impl<H: Handler> Sessions<'_, H> {
             }
             Ok(RequestKind::Upgrade(upgrade)) => match self.handler.accept_upgrade(&request) {
                 Ok(()) => {
-                    self.open(key, &upgrade, &request);
-                    after_head
+                    let offers = request.headers_named("sec-websocket-extensions");
+                    match negotiate(offers, &self.config.deflate) {
+                        Ok(negotiation) => {
+                            self.open(key, &upgrade, &request, negotiation);
+                            after_head
+                        }
+                        // A header that breaks the grammar (RFC 6455 §9.1) is a bad
+                        // request; an offer we cannot take is only declined.
+                        Err(malformed) => {
+                            let why = format!("malformed Sec-WebSocket-Extensions: {malformed}\n");
+                            self.respond_and_linger(key, &Response::text(400, why), false);
+                            &[]
+                        }
+                    }
                 }
                 Err(response) => {
                     self.respond_and_linger(key, &response, false);
@@ -125,12 +138,23 @@ impl<H: Handler> Sessions<'_, H> {
     }
 
     /// Completes the upgrade: queues the 101 and starts the application's session.
-    fn open(&mut self, key: usize, upgrade: &Upgrade, request: &Request) {
+    fn open(&mut self, key: usize, upgrade: &Upgrade, request: &Request, deflate: Negotiation) {
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
         };
-        conn.out.push_bytes(&upgrade.response());
-        conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, self.config.max_message_size));
+        let ws = WebSocket::new(Role::Server, self.config.max_message_size);
+        let ws = match deflate {
+            Negotiation::Accept(accepted) => {
+                conn.out
+                    .push_bytes(&upgrade.response_with_extensions(Some(&accepted.response_header)));
+                ws.with_deflate(accepted.negotiated)
+            }
+            Negotiation::Decline(_) => {
+                conn.out.push_bytes(&upgrade.response());
+                ws
+            }
+        };
+        conn.phase = Phase::WebSocket(ws);
         debug!("{}: #{key} upgraded to WebSocket", conn.peer);
         // From now on the deadline is the keepalive's (see `keepalive.rs`).
         let now = self.conns.now;

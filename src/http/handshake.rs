@@ -49,9 +49,17 @@ pub struct Upgrade {
 impl Upgrade {
     /// The 101 response that completes the handshake.
     pub fn response(&self) -> Vec<u8> {
+        self.response_with_extensions(None)
+    }
+
+    /// The 101 response, with the `Sec-WebSocket-Extensions` value agreed, if any.
+    pub fn response_with_extensions(&self, extensions: Option<&str>) -> Vec<u8> {
+        let extensions = extensions
+            .map(|value| format!("Sec-WebSocket-Extensions: {value}\r\n"))
+            .unwrap_or_default();
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
+             Sec-WebSocket-Accept: {}\r\n{extensions}\r\n",
             self.accept
         )
         .into_bytes()

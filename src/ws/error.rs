@@ -59,14 +59,28 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A compressed message (permessage-deflate) that inflates past the configured
+    /// maximum size: refused as soon as inflating passes it (RFC 7692 §8).
+    #[error("compressed message inflates past the limit of {limit} bytes")]
+    InflatedTooBig {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A compressed message whose data does not inflate (RFC 7692 §8).
+    #[error("compressed data that does not inflate")]
+    BadCompressedData,
 }
 
 impl ProtocolError {
     /// The close code to send the peer (§7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::InvalidPayload,
-            ProtocolError::MessageTooBig { .. } => CloseCode::MessageTooBig,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompressedData => {
+                CloseCode::InvalidPayload
+            }
+            ProtocolError::MessageTooBig { .. } | ProtocolError::InflatedTooBig { .. } => {
+                CloseCode::MessageTooBig
+            }
             _ => CloseCode::ProtocolError,
         }
     }

@@ -43,6 +43,8 @@
 //! any of it is stored.
 
 use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use super::deflate::codec::{InflateError, Inflater};
+use super::deflate::negotiation::Negotiated;
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode, encode_frame};
 use super::mask::{MaskKeys, apply_mask};
@@ -142,6 +144,23 @@ pub struct WebSocket {
     /// instead of 24, in every connection's slab slot.
     #[allow(clippy::box_collection)]
     replies: Option<Box<Vec<u8>>>,
+    /// permessage-deflate, when it was negotiated: boxed, so that a connection without
+    /// it pays one pointer.
+    deflate: Option<Box<Deflate>>,
+}
+
+/// The receiving side of permessage-deflate on one connection (RFC 7692 §6, §7.2.2).
+#[derive(Debug)]
+struct Deflate {
+    /// Holds zlib state only while a compressed message arrives, unless the peer takes
+    /// its context over from message to message.
+    inflater: Inflater,
+    /// The message being received is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Compressed bytes of the current message so far, for the size limit.
+    received: u64,
+    /// One piece of compressed payload, unmasked, on its way to the inflater.
+    scratch: Vec<u8>,
 }
 
 impl WebSocket {
@@ -161,7 +180,28 @@ impl WebSocket {
             control: ControlPayload::EMPTY,
             mask_keys: (role == Role::Client).then(MaskKeys::from_os_seed),
             replies: None,
+            deflate: None,
         }
+    }
+
+    /// Accepts messages compressed with permessage-deflate as `negotiated` in the
+    /// handshake: a data message whose first frame has RSV1 set is inflated, against the
+    /// same size limit, before it is checked and delivered. (Messages are still sent
+    /// uncompressed, which RFC 7692 §6 allows message by message.)
+    pub fn with_deflate(mut self, negotiated: Negotiated) -> WebSocket {
+        let keep_context = !negotiated.incoming(self.role).no_context_takeover;
+        self.deflate = Some(Box::new(Deflate {
+            inflater: Inflater::new(self.max_message_size, keep_context),
+            compressed: false,
+            received: 0,
+            scratch: Vec::new(),
+        }));
+        self
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn has_deflate(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// This endpoint's role.
@@ -410,7 +450,11 @@ impl WebSocket {
 
     /// Checks a header against the connection's state (§5.2–§5.5) and the size limit.
     fn start_frame(&mut self, header: FrameHeader) -> Result<FrameInProgress, ProtocolError> {
-        if header.rsv != 0 {
+        // RSV1 is permessage-deflate's "compressed" bit, allowed only on the first frame
+        // of a data message, and only when it was negotiated (RFC 7692 §6.1).
+        let rsv1 = header.rsv & 0b100 != 0;
+        let first_data_frame = !header.opcode.is_control() && header.opcode != Opcode::Continuation;
+        if header.rsv & 0b011 != 0 || (rsv1 && (self.deflate.is_none() || !first_data_frame)) {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         match (self.role, header.mask.is_some()) {
@@ -433,7 +477,20 @@ impl WebSocket {
                 (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
                 (kind, None) => self.message_kind = Some(kind),
             }
-            let size = (self.message.len() as u64).saturating_add(header.payload_len);
+            let mut already = self.message.len() as u64;
+            if let Some(deflate) = &mut self.deflate {
+                if first_data_frame {
+                    deflate.compressed = rsv1;
+                    deflate.received = 0;
+                }
+                if deflate.compressed {
+                    // The compressed bytes count too: a peer cannot make us buffer them
+                    // without limit (the inflated size is checked as it inflates).
+                    already = deflate.received;
+                    deflate.received = deflate.received.saturating_add(header.payload_len);
+                }
+            }
+            let size = already.saturating_add(header.payload_len);
             if size > self.max_message_size as u64 {
                 return Err(ProtocolError::MessageTooBig {
                     size,
@@ -468,6 +525,23 @@ impl WebSocket {
         }
 
         let start = self.message.len();
+        if let Some(deflate) = self.deflate.as_deref_mut().filter(|d| d.compressed) {
+            // Unmask into the scratch buffer, inflate into the message, and check the text
+            // that came out below, as for an uncompressed message.
+            deflate.scratch.clear();
+            deflate.scratch.extend_from_slice(chunk);
+            if let Some(key) = header.mask {
+                apply_mask(&mut deflate.scratch, key, offset);
+            }
+            deflate
+                .inflater
+                .feed(&deflate.scratch, &mut self.message)
+                .map_err(|e| self.inflate_error(e))?;
+            if header.fin && completes_frame {
+                self.deflate_finish()?;
+            }
+            return self.check_text(start, false);
+        }
         self.message.extend_from_slice(chunk);
         let stored = &mut self.message[start..];
         if let Some(key) = header.mask {
@@ -478,12 +552,37 @@ impl WebSocket {
         // that the first invalid byte fails the connection at once.
         let whole_message_at_once =
             header.fin && start == 0 && frame.received == 0 && completes_frame;
-        if self.message_kind == Some(Opcode::Text) && !whole_message_at_once {
+        self.check_text(start, whole_message_at_once)
+    }
+
+    /// Checks the text of a message stored from `start` on, unless it is checked whole
+    /// when it is done.
+    fn check_text(&mut self, start: usize, later: bool) -> Result<(), ProtocolError> {
+        if self.message_kind == Some(Opcode::Text) && !later {
             self.utf8
-                .feed(stored)
+                .feed(&self.message[start..])
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
+    }
+
+    /// The last frame of a compressed message arrived: the end of its deflate stream.
+    fn deflate_finish(&mut self) -> Result<(), ProtocolError> {
+        let Some(deflate) = self.deflate.as_deref_mut() else {
+            return Ok(());
+        };
+        deflate.compressed = false;
+        deflate
+            .inflater
+            .finish(&mut self.message)
+            .map_err(|e| self.inflate_error(e))
+    }
+
+    fn inflate_error(&self, error: InflateError) -> ProtocolError {
+        match error {
+            InflateError::TooBig { limit } => ProtocolError::InflatedTooBig { limit },
+            InflateError::Corrupt => ProtocolError::BadCompressedData,
+        }
     }
 
     /// A frame's payload is complete: produce its event, if it ends something.

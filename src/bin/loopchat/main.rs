@@ -76,6 +76,12 @@ struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     public: Option<PathBuf>,
 
+    /// permessage-deflate (RFC 7692): accept it when a client offers it (every browser
+    /// does). Messages from clients may then come compressed; the server's own go out
+    /// uncompressed for now.
+    #[arg(long, value_enum, default_value = "on")]
+    deflate: Switch,
+
     /// Share the chat with every other instance started with the same Redis (chat mode):
     /// redis://[USER:PASSWORD@]HOST[:PORT][/DB]. A Redis Cluster is found out and used
     /// with sharded pub/sub. The password may come from LOOPCHAT_REDIS_PASSWORD instead;
@@ -91,6 +97,13 @@ struct ServeArgs {
 
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// A --redis-timeout: 1 to 3600 seconds, fractions allowed.
@@ -233,6 +246,10 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
         },
         origins: OriginPolicy::from_list(&limits.allowed_origins),
         message_rate: limits.message_rate,
+        deflate: loopchat::ws::deflate::negotiation::DeflateConfig {
+            enabled: args.deflate == Switch::On,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let chat_only = |what: &str| {

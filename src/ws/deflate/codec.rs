@@ -179,6 +179,16 @@ pub struct Inflater {
     started: bool,
 }
 
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("holds_state", &self.stream.is_some())
+            .field("max_message_size", &self.max_message_size)
+            .field("keep_context", &self.keep_context)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inflater {
     /// An inflater for messages of at most `max_message_size` bytes once inflated.
     /// `keep_context` is true when the peer may refer back to earlier messages.

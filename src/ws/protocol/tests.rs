@@ -532,3 +532,146 @@ fn close_codes_that_may_not_be_sent_are_refused() {
         assert_eq!(ws.state(), State::Open);
     }
 }
+
+mod deflate {
+    use super::super::*;
+    use crate::ws::deflate::codec::compress_message;
+    use crate::ws::deflate::negotiation::Negotiated;
+
+    fn negotiated() -> Negotiated {
+        Negotiated {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    }
+
+    fn server(limit: usize) -> WebSocket {
+        WebSocket::new(Role::Server, limit).with_deflate(negotiated())
+    }
+
+    /// A masked client frame (with a zero key, so the payload reads as is).
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn read_all(ws: &mut WebSocket, bytes: &[u8]) -> Result<Vec<Event>, ProtocolError> {
+        let mut input = bytes;
+        let mut events = Vec::new();
+        while let Some(event) = ws.read(&mut input)? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    #[test]
+    fn the_rfc_7692_examples_inflate() {
+        // §7.2.3.1: "Hello" in one compressed frame, and in two fragments.
+        let mut ws = server(1 << 20);
+        let whole = frame(0xc1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(
+            read_all(&mut ws, &whole),
+            Ok(vec![Event::Text("Hello".into())])
+        );
+        let mut pieces = frame(0x41, &[0xf2, 0x48, 0xcd]);
+        pieces.extend(frame(0x80, &[0xc9, 0xc9, 0x07, 0x00]));
+        for split in 0..pieces.len() {
+            let mut ws = server(1 << 20);
+            let mut events = read_all(&mut ws, &pieces[..split]).unwrap();
+            events.extend(read_all(&mut ws, &pieces[split..]).unwrap());
+            assert_eq!(
+                events,
+                vec![Event::Text("Hello".into())],
+                "split at {split}"
+            );
+        }
+        // An uncompressed message on the same connection.
+        let plain = frame(0x81, b"plain");
+        assert_eq!(
+            read_all(&mut ws, &plain),
+            Ok(vec![Event::Text("plain".into())])
+        );
+    }
+
+    #[test]
+    fn compressed_binary_and_text_round_trip() {
+        let mut ws = server(1 << 20);
+        let text = r#"{"type":"message","text":"hello hello hello hello"}"#.repeat(20);
+        let compressed = compress_message(text.as_bytes(), 15, 2);
+        assert!(compressed.len() < text.len() / 2);
+        let bytes = frame(0xc1, &compressed);
+        assert_eq!(
+            read_all(&mut ws, &bytes),
+            Ok(vec![Event::Text(text.clone())])
+        );
+        let binary = frame(0xc2, &compress_message(&[7; 5000], 15, 2));
+        assert_eq!(
+            read_all(&mut ws, &binary),
+            Ok(vec![Event::Binary(vec![7; 5000])])
+        );
+    }
+
+    #[test]
+    fn rsv1_where_it_does_not_belong_is_a_protocol_error() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        // Not negotiated.
+        let mut plain = WebSocket::new(Role::Server, 1 << 20);
+        assert!(matches!(
+            read_all(&mut plain, &frame(0xc1, &hello)),
+            Err(ProtocolError::ReservedBits(_))
+        ));
+        // On a continuation frame, and on a control frame.
+        let mut ws = server(1 << 20);
+        let mut bytes = frame(0x41, &hello[..3]);
+        bytes.extend(frame(0xc0, &hello[3..]));
+        assert!(matches!(
+            read_all(&mut ws, &bytes),
+            Err(ProtocolError::ReservedBits(_))
+        ));
+        let mut ws = server(1 << 20);
+        assert!(matches!(
+            read_all(&mut ws, &frame(0xc9, b"")),
+            Err(ProtocolError::ReservedBits(_))
+        ));
+        // RSV2 and RSV3 stay reserved.
+        let mut ws = server(1 << 20);
+        assert!(matches!(
+            read_all(&mut ws, &frame(0xa1, b"x")),
+            Err(ProtocolError::ReservedBits(_))
+        ));
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_and_bad_data_fails() {
+        let mut ws = server(64 * 1024);
+        let bomb = compress_message(&vec![0; 10 << 20], 15, 2);
+        let error = read_all(&mut ws, &frame(0xc2, &bomb)).unwrap_err();
+        assert_eq!(error, ProtocolError::InflatedTooBig { limit: 64 * 1024 });
+        assert_eq!(error.close_code(), CloseCode::MessageTooBig);
+        let mut ws = server(1 << 20);
+        let error = read_all(&mut ws, &frame(0xc1, &[0xff, 0xff, 0xff, 0x00])).unwrap_err();
+        assert_eq!(error.close_code(), CloseCode::InvalidPayload);
+        // Inflated text that is not UTF-8.
+        let mut ws = server(1 << 20);
+        let bad = compress_message(&[0xff, 0xfe, 0xfd], 15, 2);
+        assert_eq!(
+            read_all(&mut ws, &frame(0xc1, &bad)),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! permessage-deflate (RFC 7692) over real sockets, as far as it goes today: the server
+//! agrees to it in the handshake, inflates what a client compresses, and answers a
+//! malformed offer with 400. (It does not yet compress what it sends, which the RFC
+//! allows message by message.)
+
+mod common;
+
+use common::{RawClient, client_frame, echo_server};
+use loopchat::ServerConfig;
+use loopchat::ws::deflate::negotiation::DeflateConfig;
+
+fn upgrade_offering(addr: &str, extensions: &str) -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_browsers_offer_is_accepted_and_compressed_messages_are_inflated() {
+    let addr = echo_server();
+    let mut client = RawClient::connect(addr);
+    client.send(&upgrade_offering(
+        &addr.to_string(),
+        "permessage-deflate; client_max_window_bits",
+    ));
+    let head = client.read_http_head();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover\r\n"
+        ),
+        "{head}"
+    );
+    // RFC 7692 §7.2.3.1's "Hello", compressed, with RSV1 set: echoed as plain text.
+    let mut frame = client_frame(true, 0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    frame[0] |= 0x40;
+    client.send(&frame);
+    client.expect_frame(0x1, b"Hello");
+}
+
+#[test]
+fn a_malformed_offer_is_a_bad_request_and_an_unacceptable_one_is_declined() {
+    let addr = echo_server();
+    let mut client = RawClient::connect(addr);
+    client.send(&upgrade_offering(
+        &addr.to_string(),
+        "permessage-deflate; x=\"unterminated",
+    ));
+    let (head, body) = client.read_http_response();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("Sec-WebSocket-Extensions"));
+
+    let mut client = RawClient::connect(addr);
+    client.send(&upgrade_offering(
+        &addr.to_string(),
+        "permessage-deflate; server_max_window_bits=99",
+    ));
+    let head = client.read_http_head();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+    // Without deflate, RSV1 is a protocol error (1002).
+    let mut frame = client_frame(true, 0x1, b"x");
+    frame[0] |= 0x40;
+    client.send(&frame);
+    client.expect_close(1002);
+}
+
+#[test]
+fn a_server_with_deflate_off_ignores_offers() {
+    let config = ServerConfig {
+        deflate: DeflateConfig {
+            enabled: false,
+            ..DeflateConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let addr = common::start_with(config, loopchat::apps::Echo);
+    let mut client = RawClient::connect(addr);
+    client.send(&upgrade_offering(&addr.to_string(), "permessage-deflate"));
+    let head = client.read_http_head();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+}
