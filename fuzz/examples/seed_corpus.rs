@@ -39,7 +39,8 @@ type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The frame seeds for one role: `masked` is what that role expects to receive. The first
 /// prefix byte is the settings (5: a 64 KiB limit, 7: 16 MiB, 2: 125 bytes; +8: our Close
-/// was sent first), then the read lengths.
+/// was sent first; +16: permessage-deflate negotiated, +32 with context takeover), then
+/// the read lengths.
 fn frame_seeds(masked: bool) -> Seeds {
     let f = |opcode, fin, payload: &[u8]| frame(masked, opcode, fin, payload);
     let hello = f(Opcode::Text, true, b"Hello");
@@ -64,7 +65,36 @@ fn frame_seeds(masked: bool) -> Seeds {
         f(Opcode::Close, true, &close_payload(1001, "")),
     ]
     .concat();
+    // permessage-deflate (settings +16, +32 for context takeover): RFC 7692 §7.2.3.1's
+    // "Hello" with RSV1 set, whole and in two fragments, and a bomb past a 125-byte limit.
+    let rsv1 = |mut frame: Vec<u8>| {
+        frame[0] |= 0x40;
+        frame
+    };
+    let compressed_hello = rsv1(f(
+        Opcode::Text,
+        true,
+        &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+    ));
+    let compressed_fragments = [
+        rsv1(f(Opcode::Text, false, &[0xf2, 0x48, 0xcd])),
+        f(Opcode::Ping, true, b"p"),
+        f(Opcode::Continuation, true, &[0xc9, 0xc9, 0x07, 0x00]),
+    ]
+    .concat();
+    let bomb = rsv1(f(
+        Opcode::Binary,
+        true,
+        &loopchat::ws::deflate::codec::compress_message(&[0; 4096], 15, 2),
+    ));
     vec![
+        ("deflate-text", seed(&[5 | 16, 0], &compressed_hello)),
+        (
+            "deflate-fragmented",
+            seed(&[5 | 16 | 32, 2, 4, 9], &compressed_fragments),
+        ),
+        ("deflate-bomb", seed(&[2 | 16, 0], &bomb)),
+        ("deflate-not-negotiated", seed(&[5, 0], &compressed_hello)),
         ("text", seed(&[5, 0], &hello)),
         ("text-bytewise", seed(&[5, 1, 1], &hello)),
         (

@@ -38,6 +38,7 @@ use loopchat::http::{
 };
 use loopchat::line::{LineEvent, LineReader};
 use loopchat::redis::{self, Channel, Link, LinkError, MAX_REPLY_BYTES, RedisUrl, Value};
+use loopchat::ws::deflate::negotiation::Negotiated;
 use loopchat::ws::{
     CloseCode, CloseFrame, Event, Message, ProtocolError, Role, State, WebSocket, WriteError,
 };
@@ -181,6 +182,12 @@ const MESSAGE_LIMITS: [usize; 8] = [0, 1, 125, 126, 1000, 65_535, 65_536, 16 << 
 /// decodes in the `CloseSent` state.
 const CLOSE_FIRST: u8 = 0x08;
 
+/// Bits 4 and 5 of `settings`: permessage-deflate was negotiated (so RSV1 on a data
+/// message means compressed, and what it carries is inflated within the limit), and the
+/// peer takes its context over from message to message.
+const DEFLATE: u8 = 0x10;
+const DEFLATE_KEEPS_CONTEXT: u8 = 0x20;
+
 /// What an endpoint made of a stream.
 #[derive(Debug)]
 struct Transcript {
@@ -209,9 +216,15 @@ pub fn check_websocket_decoder(role: Role, data: &[u8]) {
     let (reads, stream) = Reads::take(rest);
     let limit = MESSAGE_LIMITS[usize::from(settings & 7)];
     let close_first = settings & CLOSE_FIRST != 0;
+    let deflate = (settings & DEFLATE != 0).then(|| Negotiated {
+        server_no_context_takeover: settings & DEFLATE_KEEPS_CONTEXT == 0,
+        client_no_context_takeover: settings & DEFLATE_KEEPS_CONTEXT == 0,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    });
 
-    let whole = decode(role, limit, close_first, &[stream]);
-    let split = decode(role, limit, close_first, &reads.pieces(stream));
+    let whole = decode(role, limit, close_first, deflate, &[stream]);
+    let split = decode(role, limit, close_first, deflate, &reads.pieces(stream));
     // The answers are masked with random keys in the client role, so compare the rest.
     assert_eq!(split.events, whole.events, "cut into reads vs whole");
     assert_eq!(split.state, whole.state);
@@ -231,8 +244,17 @@ pub fn check_websocket_decoder(role: Role, data: &[u8]) {
 }
 
 /// Feeds `pieces` to a fresh endpoint, checking each call to `read`, and answers each event.
-fn decode(role: Role, limit: usize, close_first: bool, pieces: &[&[u8]]) -> Transcript {
+fn decode(
+    role: Role,
+    limit: usize,
+    close_first: bool,
+    deflate: Option<Negotiated>,
+    pieces: &[&[u8]],
+) -> Transcript {
     let mut ws = WebSocket::new(role, limit);
+    if let Some(negotiated) = deflate {
+        ws = ws.with_deflate(negotiated);
+    }
     let mut transcript = Transcript {
         events: Vec::new(),
         state: ws.state(),
