@@ -109,6 +109,14 @@ async function main() {
   );
   ok(`new WebSocket('${wsUrl}') opened`);
 
+  // Chromium offers permessage-deflate on every WebSocket; the server accepts it, so what
+  // the page sends from here on arrives compressed and is inflated by the server.
+  state.step = 'permessage-deflate negotiated';
+  const extensions = await page.evaluate(() => window.__echo.ws.extensions);
+  check(extensions === 'permessage-deflate; server_no_context_takeover; client_no_context_takeover',
+    `ws.extensions is ${JSON.stringify(extensions)}`);
+  ok(`ws.extensions: ${extensions}`);
+
   state.step = 'echo non-ASCII text';
   const unicode = 'héllo wörld · κόσμε · Привет · 日本語 · 😀🎉 · \u0000 · 𝄞';
   const textResult = await page.evaluate(async (text) => {
