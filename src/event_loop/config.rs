@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// inflated within `max_message_size`; the server's own messages still go out
     /// uncompressed, which the RFC allows message by message.
     pub deflate: DeflateConfig,
+    /// Messages shorter than this many bytes go uncompressed even to clients that
+    /// negotiated permessage-deflate: compressing them saves little and costs CPU.
+    /// Default 128.
+    pub deflate_min_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             origins: OriginPolicy::Any,
             message_rate: None,
             deflate: DeflateConfig::default(),
+            deflate_min_bytes: 128,
         }
     }
 }

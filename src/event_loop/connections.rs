@@ -72,6 +72,8 @@ pub(crate) struct Connections {
     pub stats: Stats,
     /// The time at the start of this loop turn.
     pub now: Instant,
+    /// Messages shorter than this go uncompressed (`ServerConfig::deflate_min_bytes`).
+    pub deflate_min_bytes: usize,
     /// The application's own TCP connections (see `links.rs`).
     pub links: Links,
     /// When the application asked to be woken ([`Handler::on_alarm`](super::Handler::on_alarm)).
@@ -98,6 +100,7 @@ impl Connections {
             now: Instant::now(),
             links,
             alarm: None,
+            deflate_min_bytes: config.deflate_min_bytes,
             next_serial: 0,
         }
     }
@@ -191,6 +194,10 @@ impl Connections {
     /// Queues a data message for one connection.
     pub fn send(&mut self, key: usize, message: Message<'_>) -> Result<(), SendError> {
         match (self.transport_of(key)?, message) {
+            // Compressed, if it negotiated that and the message is long enough.
+            (Transport::WebSocket, _) if self.compresses_for(key, message.payload().len()) => {
+                self.send_shared(key, &SharedFrame::new(message))
+            }
             (Transport::WebSocket, _) => {
                 let len = encoded_len(message.payload().len(), false);
                 self.send_encoded(key, len, Room::Data, |ws, buffer| {
@@ -217,6 +224,19 @@ impl Connections {
         if self.transport_of(key)? != frame.transport() {
             return Err(SendError::WrongTransport);
         }
+        // A recipient that negotiated permessage-deflate gets the compressed frame, made
+        // once for all of them the first time one needs it.
+        let deflated;
+        let frame = match self.compresses_for(key, frame.payload_len()) {
+            true => match frame.deflated() {
+                Some(compressed) => {
+                    deflated = compressed;
+                    &deflated
+                }
+                None => frame,
+            },
+            false => frame,
+        };
         self.make_room(key, frame.len(), Room::Data)?;
         let conn = self.slab.get_mut(key).ok_or(SendError::NotOpen)?;
         conn.out.push_shared(frame);
@@ -276,6 +296,15 @@ impl Connections {
     }
 
     /// How connection `key` talks, if it is open for messages.
+    /// Whether a message of `len` bytes goes compressed to connection `key`.
+    fn compresses_for(&self, key: usize, len: usize) -> bool {
+        len >= self.deflate_min_bytes
+            && matches!(
+                self.slab.get(key).map(|c| &c.phase),
+                Some(Phase::WebSocket(ws)) if ws.sends_compressed()
+            )
+    }
+
     fn transport_of(&self, key: usize) -> Result<Transport, SendError> {
         self.slab
             .get(key)

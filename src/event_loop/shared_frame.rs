@@ -4,8 +4,18 @@
 //! can all use it without importing each other.
 
 use crate::ws::Message;
-use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN};
+use crate::ws::deflate::codec::{Compressor, DEFAULT_LEVEL, MAX_WINDOW_BITS};
+use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
+
+thread_local! {
+    /// The loop's one compressor (about 380 KB of zlib state), reset after every message:
+    /// a frame is compressed once however many recipients share it, and no connection
+    /// holds compression state (RFC 7692's `server_no_context_takeover`).
+    static COMPRESSOR: RefCell<Compressor> =
+        RefCell::new(Compressor::new(MAX_WINDOW_BITS, DEFAULT_LEVEL));
+}
 
 /// How a connection talks, which decides how messages to it are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +47,15 @@ pub struct SharedFrame {
     pub(super) bytes: Rc<[u8]>,
     /// The transport the bytes are encoded for.
     transport: Transport,
+    /// The same message compressed with permessage-deflate, for the recipients that
+    /// negotiated it: made the first time one of them needs it and then shared by all of
+    /// them, like `bytes` (`None` inside when compressing does not make it smaller).
+    deflated: Rc<OnceCell<Option<Rc<[u8]>>>>,
+    /// The payload's length (the bytes after the frame header).
+    payload_len: usize,
+    /// Whether compressing is worth trying: not for images in formats that are already
+    /// compressed.
+    compressible: bool,
 }
 
 impl SharedFrame {
@@ -59,7 +78,65 @@ impl SharedFrame {
         SharedFrame {
             bytes,
             transport: Transport::WebSocket,
+            deflated: Rc::default(),
+            payload_len: payload.len(),
+            compressible: !matches!(message, Message::Binary(b) if is_compressed_image(b)),
         }
+    }
+
+    /// The frame compressed (RSV1 set), made once and shared by every recipient that
+    /// negotiated permessage-deflate; `None` if compressing would not make it smaller, or
+    /// for a line or an image in an already-compressed format.
+    pub(crate) fn deflated(&self) -> Option<SharedFrame> {
+        if self.transport != Transport::WebSocket || !self.compressible {
+            return None;
+        }
+        let bytes = self
+            .deflated
+            .get_or_init(|| self.compress())
+            .as_ref()
+            .map(Rc::clone)?;
+        let header_len = match FrameHeader::parse(&bytes) {
+            Ok(Some((_, len))) => len,
+            _ => return None,
+        };
+        Some(SharedFrame {
+            payload_len: bytes.len() - header_len,
+            bytes,
+            transport: self.transport,
+            deflated: Rc::default(),
+            compressible: false,
+        })
+    }
+
+    /// The payload's length.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    fn compress(&self) -> Option<Rc<[u8]>> {
+        let payload = &self.bytes[self.bytes.len() - self.payload_len..];
+        let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+        COMPRESSOR.with_borrow_mut(|c| c.compress(payload, &mut compressed));
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0b100,
+            opcode: Opcode::from_bits(self.bytes[0] & 0x0f)?,
+            mask: None,
+            payload_len: compressed.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        if head_len + compressed.len() >= self.bytes.len() {
+            return None;
+        }
+        Some(
+            head[..head_len]
+                .iter()
+                .chain(&compressed)
+                .copied()
+                .collect(),
+        )
     }
 
     /// Encodes `text` as one line for the line port: the text and a `\n`.
@@ -68,6 +145,9 @@ impl SharedFrame {
         SharedFrame {
             bytes,
             transport: Transport::Line,
+            deflated: Rc::default(),
+            payload_len: text.len() + 1,
+            compressible: false,
         }
     }
 
@@ -92,9 +172,64 @@ impl SharedFrame {
     }
 }
 
+/// Whether binary data is an image in a format that is compressed already (PNG, JPEG,
+/// GIF, WebP), judged by its first bytes: deflating it again would cost CPU and save
+/// nothing.
+fn is_compressed_image(bytes: &[u8]) -> bool {
+    matches!(
+        bytes,
+        [0x89, b'P', b'N', b'G', ..]
+            | [0xff, 0xd8, 0xff, ..]
+            | [b'G', b'I', b'F', b'8', ..]
+            | [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..
+            ]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_compressed_once_for_every_recipient_that_wants_it() {
+        use crate::ws::deflate::codec::Inflater;
+        let text = r#"{"type":"message","room":"lobby","from":"ada","text":"hello, hello, hello"}"#
+            .repeat(8);
+        let frame = SharedFrame::new(Message::Text(&text));
+        let compressed = frame.deflated().expect("chat JSON compresses");
+        let again = frame.deflated().expect("again");
+        assert!(
+            Rc::ptr_eq(&compressed.bytes, &again.bytes),
+            "compressed once"
+        );
+        let bytes = compressed.as_bytes();
+        assert_eq!(bytes[0], 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+        assert!(bytes.len() < frame.len() / 2);
+        let payload = &bytes[bytes.len() - compressed.payload_len()..];
+        let mut inflater = Inflater::new(1 << 20, false);
+        let mut out = Vec::new();
+        inflater.feed(payload, &mut out).unwrap();
+        inflater.finish(&mut out).unwrap();
+        assert_eq!(out, text.as_bytes());
+        // Not worth it, or not possible: tiny or random-looking text, images, lines.
+        assert!(SharedFrame::new(Message::Text("hi")).deflated().is_none());
+        let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[0; 1000]].concat();
+        assert!(SharedFrame::new(Message::Binary(&png)).deflated().is_none());
+        assert!(SharedFrame::line(&text).deflated().is_none());
+    }
 
     #[test]
     fn a_shared_frame_is_the_encoded_frame() {

@@ -43,7 +43,7 @@
 //! any of it is stored.
 
 use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
-use super::deflate::codec::{InflateError, Inflater};
+use super::deflate::codec::{InflateError, Inflater, MAX_WINDOW_BITS};
 use super::deflate::negotiation::Negotiated;
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode, encode_frame};
@@ -159,6 +159,9 @@ struct Deflate {
     compressed: bool,
     /// Compressed bytes of the current message so far, for the size limit.
     received: u64,
+    /// Whether our messages may go compressed with a full window (what the shared
+    /// compressor uses): not if the peer asked for a smaller one.
+    send_compressed: bool,
     /// One piece of compressed payload, unmasked, on its way to the inflater.
     scratch: Vec<u8>,
 }
@@ -190,10 +193,12 @@ impl WebSocket {
     /// uncompressed, which RFC 7692 §6 allows message by message.)
     pub fn with_deflate(mut self, negotiated: Negotiated) -> WebSocket {
         let keep_context = !negotiated.incoming(self.role).no_context_takeover;
+        let send_compressed = negotiated.outgoing(self.role).window_bits == MAX_WINDOW_BITS;
         self.deflate = Some(Box::new(Deflate {
             inflater: Inflater::new(self.max_message_size, keep_context),
             compressed: false,
             received: 0,
+            send_compressed,
             scratch: Vec::new(),
         }));
         self
@@ -202,6 +207,13 @@ impl WebSocket {
     /// Whether permessage-deflate was negotiated.
     pub fn has_deflate(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// Whether the messages we send may go compressed, with the full window of the
+    /// loop's shared compressor (which the caller does: see the event loop's
+    /// `SharedFrame`).
+    pub fn sends_compressed(&self) -> bool {
+        self.deflate.as_ref().is_some_and(|d| d.send_compressed)
     }
 
     /// This endpoint's role.
@@ -533,14 +545,15 @@ impl WebSocket {
             if let Some(key) = header.mask {
                 apply_mask(&mut deflate.scratch, key, offset);
             }
-            deflate
-                .inflater
-                .feed(&deflate.scratch, &mut self.message)
-                .map_err(|e| self.inflate_error(e))?;
-            if header.fin && completes_frame {
-                self.deflate_finish()?;
+            let mut inflated = deflate.inflater.feed(&deflate.scratch, &mut self.message);
+            if inflated.is_ok() && header.fin && completes_frame {
+                deflate.compressed = false;
+                inflated = deflate.inflater.finish(&mut self.message);
             }
-            return self.check_text(start, false);
+            // What inflated before an error comes first in the stream: its text is checked
+            // first, so that the error is the same however the input was cut into reads.
+            self.check_text(start, false)?;
+            return inflated.map_err(|e| self.inflate_error(e));
         }
         self.message.extend_from_slice(chunk);
         let stored = &mut self.message[start..];
@@ -564,18 +577,6 @@ impl WebSocket {
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
-    }
-
-    /// The last frame of a compressed message arrived: the end of its deflate stream.
-    fn deflate_finish(&mut self) -> Result<(), ProtocolError> {
-        let Some(deflate) = self.deflate.as_deref_mut() else {
-            return Ok(());
-        };
-        deflate.compressed = false;
-        deflate
-            .inflater
-            .finish(&mut self.message)
-            .map_err(|e| self.inflate_error(e))
     }
 
     fn inflate_error(&self, error: InflateError) -> ProtocolError {
