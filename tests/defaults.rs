@@ -81,6 +81,7 @@ fn the_command_line_defaults_are_the_readmes() {
         ("slow-consumer", "close"),
         ("redis-timeout", "10"),
         ("deflate", "on"),
+        ("deflate-min-bytes", "128"),
     ] {
         assert_eq!(default_of(option), default, "--{option}");
     }

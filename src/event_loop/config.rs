@@ -81,8 +81,9 @@ pub struct ServerConfig {
     /// permessage-deflate (RFC 7692): what the server agrees to when a client offers it.
     /// Default: accepted, with neither side taking context over from message to message
     /// (so an idle connection holds no zlib state). Compressed messages from clients are
-    /// inflated within `max_message_size`; the server's own messages still go out
-    /// uncompressed, which the RFC allows message by message.
+    /// inflated within `max_message_size`; what the server sends them goes compressed
+    /// (see `deflate_min_bytes`), except broadcasts through the broadcast log, which still
+    /// go out uncompressed, as the RFC allows message by message.
     pub deflate: DeflateConfig,
     /// Messages shorter than this many bytes go uncompressed even to clients that
     /// negotiated permessage-deflate: compressing them saves little and costs CPU.

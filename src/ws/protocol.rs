@@ -189,8 +189,9 @@ impl WebSocket {
 
     /// Accepts messages compressed with permessage-deflate as `negotiated` in the
     /// handshake: a data message whose first frame has RSV1 set is inflated, against the
-    /// same size limit, before it is checked and delivered. (Messages are still sent
-    /// uncompressed, which RFC 7692 §6 allows message by message.)
+    /// same size limit, before it is checked and delivered. What is sent is compressed by
+    /// the caller, message by message (see [`Self::sends_compressed`]); this type writes
+    /// its own frames (Pongs, Closes) uncompressed, as control frames must be.
     pub fn with_deflate(mut self, negotiated: Negotiated) -> WebSocket {
         let keep_context = !negotiated.incoming(self.role).no_context_takeover;
         let send_compressed = negotiated.outgoing(self.role).window_bits == MAX_WINDOW_BITS;

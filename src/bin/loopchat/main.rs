@@ -77,10 +77,14 @@ struct ServeArgs {
     public: Option<PathBuf>,
 
     /// permessage-deflate (RFC 7692): accept it when a client offers it (every browser
-    /// does). Messages from clients may then come compressed; the server's own go out
-    /// uncompressed for now.
+    /// does), with no context takeover either way. Messages both ways may then go
+    /// compressed; a message sent to many is compressed once.
     #[arg(long, value_enum, default_value = "on")]
     deflate: Switch,
+
+    /// With --deflate on: messages shorter than this many bytes go uncompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().deflate_min_bytes)]
+    deflate_min_bytes: usize,
 
     /// Share the chat with every other instance started with the same Redis (chat mode):
     /// redis://[USER:PASSWORD@]HOST[:PORT][/DB]. A Redis Cluster is found out and used
@@ -250,6 +254,7 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             enabled: args.deflate == Switch::On,
             ..Default::default()
         },
+        deflate_min_bytes: args.deflate_min_bytes,
         ..ServerConfig::default()
     };
     let chat_only = |what: &str| {

@@ -6,7 +6,10 @@
 //!   with no state kept between messages, and compressed messages inflated fragment by
 //!   fragment against the message size limit.
 //!
-//! Neither is wired into the handshake or the state machine yet (issue 13 is under way).
+//! The server's handshake negotiates with [`negotiation`]; [`crate::ws::WebSocket`]
+//! inflates what arrives; the event loop compresses what it sends (once per shared
+//! frame). The client role (the terminal client, the load generator) does not offer it
+//! yet.
 
 pub mod codec;
 pub mod negotiation;
