@@ -226,9 +226,23 @@ pub fn check_websocket_decoder(role: Role, data: &[u8]) {
     let whole = decode(role, limit, close_first, deflate, &[stream]);
     let split = decode(role, limit, close_first, deflate, &reads.pieces(stream));
     // The answers are masked with random keys in the client role, so compare the rest.
-    assert_eq!(split.events, whole.events, "cut into reads vs whole");
-    assert_eq!(split.state, whole.state);
-    assert_eq!(split.expected_answer, whole.expected_answer);
+    if deflate.is_some() && refused_compressed(&whole) && refused_compressed(&split) {
+        // A compressed message that both inflates past the limit and is corrupt near the
+        // same point: zlib decides how far it decodes in one call from the input it has,
+        // so which of the two it meets first can depend on the reads. Either way the
+        // message is refused and the connection failed; everything before must agree.
+        let (w, s) = (whole.events.len() - 1, split.events.len() - 1);
+        assert_eq!(
+            split.events[..s],
+            whole.events[..w],
+            "cut into reads vs whole"
+        );
+        assert_eq!(split.state, whole.state);
+    } else {
+        assert_eq!(split.events, whole.events, "cut into reads vs whole");
+        assert_eq!(split.state, whole.state);
+        assert_eq!(split.expected_answer, whole.expected_answer);
+    }
 
     let other = match role {
         Role::Server => Role::Client,
@@ -241,6 +255,17 @@ pub fn check_websocket_decoder(role: Role, data: &[u8]) {
         read_back.push(event);
     }
     assert_eq!(read_back, whole.expected_answer, "the answer read back");
+}
+
+/// Whether a transcript ends with a compressed message refused: too big once inflated, or
+/// not inflating.
+fn refused_compressed(transcript: &Transcript) -> bool {
+    matches!(
+        transcript.events.last(),
+        Some(Err(
+            ProtocolError::InflatedTooBig { .. } | ProtocolError::BadCompressedData
+        ))
+    )
 }
 
 /// Feeds `pieces` to a fresh endpoint, checking each call to `read`, and answers each event.
