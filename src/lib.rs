@@ -21,6 +21,8 @@
 //!   opens itself (to Redis) on the same poll. Its module documentation
 //!   lists its files from the bottom up.
 //! - [`line`](mod@line): the line protocol of the raw TCP port, also pure.
+//! - [`images`]: image types by their first bytes (the chat's accepted images, which
+//!   the loop also does not compress again).
 //! - [`rate`]: the token bucket behind the per-connection and per-member rate limits.
 //! - [`redis`]: a Redis client protocol, sans I/O like [`ws`]: [`redis::Link`] is one
 //!   connection's RESP3 conversation (the handshake, commands matched to replies, pub/sub
@@ -59,6 +61,7 @@
 pub mod apps;
 pub mod event_loop;
 pub mod http;
+pub mod images;
 pub mod line;
 pub mod rate;
 pub mod redis;

@@ -135,6 +135,11 @@ impl Connection {
         }
     }
 
+    /// Whether messages to it may go compressed (permessage-deflate negotiated).
+    pub fn sends_compressed(&self) -> bool {
+        matches!(&self.phase, Phase::WebSocket(ws) if ws.sends_compressed())
+    }
+
     /// Whether the connection is open for application messages.
     pub fn is_open(&self) -> bool {
         self.transport().is_some()

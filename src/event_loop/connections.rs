@@ -195,7 +195,7 @@ impl Connections {
     pub fn send(&mut self, key: usize, message: Message<'_>) -> Result<(), SendError> {
         match (self.transport_of(key)?, message) {
             // Compressed, if it negotiated that and the message is long enough.
-            (Transport::WebSocket, _) if self.compresses_for(key, message.payload().len()) => {
+            (Transport::WebSocket, _) if self.compresses(key, message.payload().len()) => {
                 self.send_shared(key, &SharedFrame::new(message))
             }
             (Transport::WebSocket, _) => {
@@ -221,22 +221,16 @@ impl Connections {
 
     /// Queues a shared frame for one connection, with the same rules as [`Self::send`].
     pub fn send_shared(&mut self, key: usize, frame: &SharedFrame) -> Result<(), SendError> {
-        if self.transport_of(key)? != frame.transport() {
+        let conn = self.slab.get(key).ok_or(SendError::NotOpen)?;
+        if conn.transport().ok_or(SendError::NotOpen)? != frame.transport() {
             return Err(SendError::WrongTransport);
         }
         // A recipient that negotiated permessage-deflate gets the compressed frame, made
         // once for all of them the first time one needs it.
-        let deflated;
-        let frame = match self.compresses_for(key, frame.payload_len()) {
-            true => match frame.deflated() {
-                Some(compressed) => {
-                    deflated = compressed;
-                    &deflated
-                }
-                None => frame,
-            },
-            false => frame,
-        };
+        let deflated = (frame.payload_len() >= self.deflate_min_bytes && conn.sends_compressed())
+            .then(|| frame.deflated())
+            .flatten();
+        let frame = deflated.as_ref().unwrap_or(frame);
         self.make_room(key, frame.len(), Room::Data)?;
         let conn = self.slab.get_mut(key).ok_or(SendError::NotOpen)?;
         conn.out.push_shared(frame);
@@ -297,12 +291,9 @@ impl Connections {
 
     /// How connection `key` talks, if it is open for messages.
     /// Whether a message of `len` bytes goes compressed to connection `key`.
-    fn compresses_for(&self, key: usize, len: usize) -> bool {
+    fn compresses(&self, key: usize, len: usize) -> bool {
         len >= self.deflate_min_bytes
-            && matches!(
-                self.slab.get(key).map(|c| &c.phase),
-                Some(Phase::WebSocket(ws)) if ws.sends_compressed()
-            )
+            && self.slab.get(key).is_some_and(Connection::sends_compressed)
     }
 
     fn transport_of(&self, key: usize) -> Result<Transport, SendError> {

@@ -80,7 +80,8 @@ impl SharedFrame {
             transport: Transport::WebSocket,
             deflated: Rc::default(),
             payload_len: payload.len(),
-            compressible: !matches!(message, Message::Binary(b) if is_compressed_image(b)),
+            // Images in these formats are compressed already: deflating them again saves nothing.
+            compressible: !matches!(message, Message::Binary(b) if crate::images::detect(b).is_some()),
         }
     }
 
@@ -170,33 +171,6 @@ impl SharedFrame {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
-}
-
-/// Whether binary data is an image in a format that is compressed already (PNG, JPEG,
-/// GIF, WebP), judged by its first bytes: deflating it again would cost CPU and save
-/// nothing.
-fn is_compressed_image(bytes: &[u8]) -> bool {
-    matches!(
-        bytes,
-        [0x89, b'P', b'N', b'G', ..]
-            | [0xff, 0xd8, 0xff, ..]
-            | [b'G', b'I', b'F', b'8', ..]
-            | [
-                b'R',
-                b'I',
-                b'F',
-                b'F',
-                _,
-                _,
-                _,
-                _,
-                b'W',
-                b'E',
-                b'B',
-                b'P',
-                ..
-            ]
-    )
 }
 
 #[cfg(test)]

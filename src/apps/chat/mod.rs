@@ -4,7 +4,6 @@
 //! - [`protocol`]: the JSON messages both ways (documented in `docs/PROTOCOL.md`), and the
 //!   human form of each for the line port and the terminal client.
 //! - `state`: members, rooms, history, rate limits. Plain data.
-//! - `images`: which images are accepted, judged by their first bytes.
 //! - `page`: the web page, embedded in the binary.
 //!
 //! - `directory`: who is in the chat, on every instance; `state`: what this instance
@@ -22,7 +21,6 @@
 
 mod directory;
 mod hub;
-mod images;
 mod page;
 pub mod protocol;
 mod redis_chat;
@@ -32,6 +30,7 @@ mod updates;
 
 use crate::http::static_files::StaticFiles;
 use crate::http::{Request, Response};
+use crate::images;
 use crate::redis::RedisUrl;
 use crate::{
     CloseCode, ConnectionId, Context, Handler, LinkEvent, LinkId, Message, SharedFrame, Transport,

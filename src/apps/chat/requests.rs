@@ -6,13 +6,12 @@
 
 use super::directory::MemberKey;
 use super::hub::keys;
-use super::images;
 use super::protocol::{ClientRequest, ErrorCode, ServerEvent};
 use super::redis_chat::Tag;
 use super::state::{Input, clean_text, valid_nick, valid_room};
 use super::updates::Update;
 use super::{BASE64_ENGINE, Chat, Outcome, now_ms, strip_data_url};
-use crate::{ConnectionId, Context};
+use crate::{ConnectionId, Context, images};
 use base64::Engine;
 
 impl Chat {

@@ -1,5 +1,6 @@
-//! Which images the chat accepts, decided by their first bytes, never by a name or a
-//! declared type: a file called `cat.png` that is really HTML is refused.
+//! Images by their first bytes, never by a name or a declared type: the chat accepts
+//! these (a file called `cat.png` that is really HTML is refused), and the loop does not
+//! deflate them again, their formats being compressed already.
 
 /// The accepted types: what browsers show inline everywhere, and nothing that can carry
 /// script (SVG is excluded for that reason).
