@@ -1,11 +1,13 @@
 //! permessage-deflate (RFC 7692) over real sockets: the server agrees to it in the
 //! handshake, inflates what a client compresses, compresses what it sends (above a
-//! threshold), and answers a malformed offer with 400.
+//! threshold), broadcasts compressed once to every client that negotiated it and plain to
+//! the others, and answers a malformed offer with 400.
 
 mod common;
 
-use common::{RawClient, client_frame, echo_server};
+use common::{RawClient, client_frame, echo_server, start};
 use loopchat::ServerConfig;
+use loopchat::apps::Broadcast;
 use loopchat::ws::deflate::codec::Inflater;
 use loopchat::ws::deflate::negotiation::DeflateConfig;
 
@@ -110,4 +112,64 @@ fn what_the_server_sends_goes_compressed_above_the_threshold() {
     // A short one comes back as it is.
     client.send(&client_frame(true, 0x1, b"short"));
     client.expect_frame(0x1, b"short");
+}
+
+/// Inflates one compressed message (the server takes no context over).
+fn inflate(payload: &[u8]) -> Vec<u8> {
+    let mut inflater = Inflater::new(1 << 20, false);
+    let mut out = Vec::new();
+    inflater.feed(payload, &mut out).unwrap();
+    inflater.finish(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_broadcast_goes_compressed_to_clients_that_negotiated_it_and_plain_to_the_others() {
+    let addr = start(Broadcast);
+    let join = |extensions: Option<&str>| {
+        let mut client = RawClient::connect(addr);
+        match extensions {
+            Some(offer) => client.send(&upgrade_offering(&addr.to_string(), offer)),
+            None => client.send(&common::upgrade_request(&addr.to_string(), "/")),
+        }
+        let head = client.read_http_head();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert_eq!(head.contains("permessage-deflate"), extensions.is_some());
+        client
+    };
+    let mut sender = join(Some("permessage-deflate"));
+    let mut deflating = [
+        join(Some("permessage-deflate; client_max_window_bits")),
+        join(Some("permessage-deflate")),
+    ];
+    let mut plain = join(None);
+
+    // A chat-like message of about 1 KiB, then one below the threshold.
+    let long: String = (0..12)
+        .map(|i| format!(r#"{{"from":"user{i}","text":"see you at the station at {i} o'clock"}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    sender.send(&client_frame(true, 0x1, long.as_bytes()));
+    sender.send(&client_frame(true, 0x1, b"short"));
+
+    let mut compressed = Vec::new();
+    for client in &mut deflating {
+        let frame = client.read_frame();
+        assert_eq!((frame.fin, frame.rsv, frame.opcode), (true, 0b100, 0x1));
+        assert!(
+            frame.payload.len() < long.len() / 2,
+            "{}",
+            frame.payload.len()
+        );
+        assert_eq!(inflate(&frame.payload), long.as_bytes());
+        compressed.push(frame.payload);
+        client.expect_frame(0x1, b"short");
+    }
+    assert_eq!(
+        compressed[0], compressed[1],
+        "the same compressed bytes for both"
+    );
+    let frame = plain.read_frame();
+    assert_eq!((frame.rsv, frame.payload), (0, long.into_bytes()));
+    plain.expect_frame(0x1, b"short");
 }

@@ -15,15 +15,22 @@
 //! - **Frames laid end to end.** A vectored write of many small slices costs the kernel a
 //!   copy call per slice: with 64-byte chat messages, a recipient with 80 frames to write
 //!   made the kernel copy 80 times 66 bytes, a quarter of the server's CPU in the broadcast
-//!   benchmark. So each small frame is also copied, once, at publication, into one buffer
-//!   per transport, and a recipient writes the turn's frames as one long slice.
+//!   benchmark. So each small frame is also copied, once, into one buffer per **lane**,
+//!   and a recipient writes the turn's frames as one long slice. A lane is one way of
+//!   encoding ([`Lane`]): plain WebSocket frames, WebSocket frames compressed with
+//!   permessage-deflate, or lines. Each lane is laid out when the first of its
+//!   connections reads the log in a turn: for the deflate lane, that is when each
+//!   broadcast long enough to be worth it is compressed, once, by the loop's one
+//!   compressor, and every connection of the lane shares those bytes. A server with no
+//!   deflate client compresses nothing; one whose clients all negotiated deflate never
+//!   lays out the plain frames.
 //! - **Gaps, not a walk.** What a connection must not get is rare: its own messages (a
 //!   broadcast made "to everyone but the sender"). The log keeps the skipped
 //!   (connection, broadcast) pairs, sorted before a flush reads them, so a recipient's
-//!   slices are its transport's buffer cut around its own few skips, found by a binary
+//!   slices are its lane's buffer cut around its own few skips, found by a binary
 //!   search, whatever the number of frames. (Frames of the other transport are no gap:
-//!   they lie in the other buffer.) Frames too large to be worth copying are not in the
-//!   buffers; they are gaps too, filled with the frame's own bytes.
+//!   they are in no buffer of this lane.) Frames too large to be worth copying are not in
+//!   the buffers; they are gaps too, filled with the frame's own bytes.
 //! - **One view, two readings.** [`Untaken`] gives the same broadcasts as slices for the
 //!   write ([`Untaken::slices`]) and as frames ([`Untaken::frames`]) for queueing whatever
 //!   the kernel did not take. Both readings come from the one view, and the tests below
@@ -33,7 +40,7 @@
 //! is queued on it directly, the loop queues the broadcasts it has not taken
 //! ([`BroadcastLog::untaken_frames`], in `Connections::catch_up`).
 
-use super::shared_frame::{SharedFrame, Transport};
+use super::shared_frame::{Lane, SharedFrame};
 
 /// Frames larger than this are not copied into the buffers: for them the kernel's
 /// per-slice cost is small next to the bytes, and the copy would not pay for itself.
@@ -45,80 +52,133 @@ const MAX_KEPT_CAPACITY: usize = 1 << 20;
 /// The broadcasts not yet taken by every open connection, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct BroadcastLog {
-    /// Each broadcast with the connection it skips (its sender, usually).
-    entries: Vec<(SharedFrame, Option<usize>)>,
+    /// Each broadcast, with the connection it skips.
+    entries: Vec<Entry>,
     /// The number of `entries[0]`: broadcasts are numbered from 0 for the life of the
     /// server, so a connection's cursor stays right when the front is retired.
     base: u64,
-    /// Where the entries lie in the buffers, and the gaps.
+    /// Where the entries lie in each lane's buffer, and the gaps.
     layout: Layout,
+    /// Broadcasts shorter than this go uncompressed even in the deflate lane
+    /// (`ServerConfig::deflate_min_bytes`).
+    deflate_min_bytes: usize,
 }
 
-/// The entries laid end to end, one buffer per transport, and what cuts a connection's
-/// run of them: its skips, and the frames too large to copy.
+/// One broadcast.
+#[derive(Debug)]
+struct Entry {
+    /// The frame, as encoded for its transport.
+    frame: SharedFrame,
+    /// The connection it skips (its sender, usually).
+    except: Option<usize>,
+    /// What the deflate lane sends instead of `frame`, once that lane is laid out: the
+    /// frame compressed, if it is long enough and compressing makes it smaller.
+    deflated: Option<SharedFrame>,
+}
+
+impl Entry {
+    /// The bytes connections of `lane` get for this broadcast, if it is for them.
+    fn frame_for(&self, lane: Lane) -> Option<&SharedFrame> {
+        if self.frame.transport() != lane.transport() {
+            return None;
+        }
+        match (lane, &self.deflated) {
+            (Lane::Deflate, Some(deflated)) => Some(deflated),
+            _ => Some(&self.frame),
+        }
+    }
+}
+
+/// The entries laid end to end, one buffer per lane, and what cuts a connection's run of
+/// them: its skips, and the frames too large to copy.
+///
+/// A lane is laid out when a connection of that lane first reads the log, not at
+/// publication: a server whose clients all negotiated permessage-deflate neither copies
+/// the plain frames nor anything else twice, and one without such clients never
+/// compresses a broadcast.
 #[derive(Debug, Default)]
 struct Layout {
-    /// The small frames of each transport, end to end: WebSocket, line.
-    buffers: [Vec<u8>; 2],
-    /// For each transport, the length of its buffer before entry `i`, for every `i` up to
-    /// and including the number of entries: where a connection's untaken frames begin in
-    /// the buffer, and where each entry lies in it (an entry of the other transport, or
-    /// one too large to copy, takes no room).
-    starts: [Vec<usize>; 2],
+    /// Per lane, in [`Lane::index`] order.
+    lanes: [LaneLayout; 3],
     /// The entries that skip a connection, as (connection key, entry index). Sorted
     /// before a flush reads them, so that one connection's skips are found by a search.
     skips: Vec<(usize, usize)>,
     /// Whether `skips` is sorted.
     skips_sorted: bool,
-    /// The indices of the entries too large to copy, in increasing order.
+}
+
+/// One lane's frames, end to end.
+#[derive(Debug, Default)]
+struct LaneLayout {
+    /// The lane's small frames, end to end.
+    buffer: Vec<u8>,
+    /// The length of the buffer before entry `i`, for every `i` up to and including the
+    /// number of entries laid out: where a connection's untaken frames begin in the
+    /// buffer, and where each entry lies in it (an entry of the other transport, or one
+    /// too large to copy, takes no room). Empty while no entry is laid out.
+    starts: Vec<usize>,
+    /// The indices of the lane's frames too large to copy, in increasing order.
     large: Vec<usize>,
 }
 
-impl Layout {
-    /// Lays out entry `index`: copies a small frame to the end of its transport's buffer,
-    /// and notes its skip, or that it is too large.
-    fn add(&mut self, index: usize, frame: &SharedFrame, except: Option<usize>) {
-        if self.starts[0].is_empty() {
-            for starts in &mut self.starts {
-                starts.push(0);
-            }
-        }
-        if let Some(key) = except {
-            self.skips_sorted &= self.skips.last().is_none_or(|&last| last < (key, index));
-            self.skips.push((key, index));
-        }
-        if frame.len() <= MAX_BATCHED_FRAME {
-            self.buffers[frame.transport().index()].extend_from_slice(frame.as_bytes());
-        } else {
-            self.large.push(index);
-        }
-        for (starts, buffer) in self.starts.iter_mut().zip(&self.buffers) {
-            starts.push(buffer.len());
-        }
+impl LaneLayout {
+    /// The number of entries laid out.
+    fn laid(&self) -> usize {
+        self.starts.len().saturating_sub(1)
     }
 
-    /// Forgets every entry, keeping the buffers' memory unless a busy turn grew them.
-    fn clear(&mut self) {
-        for (buffer, starts) in self.buffers.iter_mut().zip(&mut self.starts) {
-            buffer.clear();
-            starts.clear();
-            if buffer.capacity() > MAX_KEPT_CAPACITY {
-                *buffer = Vec::new();
-            }
+    /// Lays out entry `index`, whose frame in this lane is `frame` (`None`: it is not for
+    /// this lane): a small frame is copied to the end of the buffer.
+    fn add(&mut self, index: usize, frame: Option<&SharedFrame>) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
         }
-        self.skips.clear();
-        self.skips_sorted = true;
+        match frame {
+            Some(frame) if frame.len() <= MAX_BATCHED_FRAME => {
+                self.buffer.extend_from_slice(frame.as_bytes())
+            }
+            Some(_) => self.large.push(index),
+            None => {}
+        }
+        self.starts.push(self.buffer.len());
+    }
+
+    /// Forgets every entry, keeping the buffer's memory unless a busy turn grew it.
+    fn clear(&mut self) {
+        self.buffer.clear();
+        self.starts.clear();
         self.large.clear();
+        if self.buffer.capacity() > MAX_KEPT_CAPACITY {
+            self.buffer = Vec::new();
+        }
     }
 }
 
 impl BroadcastLog {
+    /// An empty log whose deflate lane compresses broadcasts of `deflate_min_bytes` or
+    /// more.
+    pub fn new(deflate_min_bytes: usize) -> BroadcastLog {
+        BroadcastLog {
+            deflate_min_bytes,
+            ..BroadcastLog::default()
+        }
+    }
+
     /// Publishes a broadcast for every open connection of the frame's transport but
-    /// `except`. O(1) in the number of recipients: the frame is appended (and, if small,
-    /// copied once to the end of its transport's buffer).
+    /// `except`. O(1) in the number of recipients: the frame is appended (and, when a
+    /// lane is next read, copied once to the end of that lane's buffer if small).
     pub fn publish(&mut self, frame: &SharedFrame, except: Option<usize>) {
-        self.layout.add(self.entries.len(), frame, except);
-        self.entries.push((frame.clone(), except));
+        if let Some(key) = except {
+            let layout = &mut self.layout;
+            let skip = (key, self.entries.len());
+            layout.skips_sorted &= layout.skips.last().is_none_or(|&last| last < skip);
+            layout.skips.push(skip);
+        }
+        self.entries.push(Entry {
+            frame: frame.clone(),
+            except,
+            deflated: None,
+        });
     }
 
     /// Whether every broadcast so far is retired.
@@ -138,27 +198,52 @@ impl BroadcastLog {
         (cursor.saturating_sub(self.base) as usize).min(self.entries.len())
     }
 
-    /// The frames connection `key`, talking over `transport`, has not taken yet, from
-    /// broadcast number `cursor` on, one by one: the broadcasts of its transport that do
-    /// not skip it. What to queue by reference. (A walk of the entries after the cursor,
-    /// without the search structures: for a connection about to queue something of its
-    /// own, which usually has none or one to take.)
+    /// Lays out `lane` up to the last entry: in the deflate lane, compresses each new
+    /// broadcast that is worth it, once for every connection of the lane.
+    fn lay_out(&mut self, lane: Lane) {
+        let layout = &mut self.layout.lanes[lane.index()];
+        for index in layout.laid()..self.entries.len() {
+            let entry = &mut self.entries[index];
+            if lane == Lane::Deflate && entry.frame.payload_len() >= self.deflate_min_bytes {
+                entry.deflated = entry.frame.deflated();
+            }
+            layout.add(index, entry.frame_for(lane));
+        }
+    }
+
+    /// The frames connection `key`, in `lane`, has not taken yet, from broadcast number
+    /// `cursor` on, one by one: the broadcasts for its lane that do not skip it. What to
+    /// queue by reference. (A walk of the entries after the cursor, without the search
+    /// structures: for a connection about to queue something of its own, which usually
+    /// has none or one to take.)
     pub fn untaken_frames(
+        &mut self,
+        cursor: u64,
+        lane: Lane,
+        key: usize,
+    ) -> impl Iterator<Item = &SharedFrame> {
+        self.lay_out(lane);
+        self.frames_after(cursor, lane, key)
+    }
+
+    /// [`Self::untaken_frames`] of a laid-out lane.
+    fn frames_after(
         &self,
         cursor: u64,
-        transport: Transport,
+        lane: Lane,
         key: usize,
     ) -> impl Iterator<Item = &SharedFrame> {
         self.entries[self.index_of(cursor)..]
             .iter()
-            .filter(move |(frame, except)| *except != Some(key) && frame.transport() == transport)
-            .map(|(frame, _)| frame)
+            .filter(move |entry| entry.except != Some(key))
+            .filter_map(move |entry| entry.frame_for(lane))
     }
 
-    /// What connection `key`, talking over `transport`, has not taken yet, from broadcast
-    /// number `cursor` on, as a view that reads it both as slices for a vectored write and
-    /// as frames: for the flush.
-    pub fn untaken(&mut self, cursor: u64, transport: Transport, key: usize) -> Untaken<'_> {
+    /// What connection `key`, in `lane`, has not taken yet, from broadcast number
+    /// `cursor` on, as a view that reads it both as slices for a vectored write and as
+    /// frames: for the flush.
+    pub fn untaken(&mut self, cursor: u64, lane: Lane, key: usize) -> Untaken<'_> {
+        self.lay_out(lane);
         let layout = &mut self.layout;
         if !layout.skips_sorted {
             layout.skips.sort_unstable();
@@ -168,21 +253,22 @@ impl BroadcastLog {
         let layout = &self.layout;
         let first = layout.skips.partition_point(|&skip| skip < (key, start));
         let last = layout.skips.partition_point(|&(k, _)| k <= key);
-        let large_from = layout.large.partition_point(|&index| index < start);
+        let large = &layout.lanes[lane.index()].large;
+        let large_from = large.partition_point(|&index| index < start);
         Untaken {
             log: self,
             cursor,
-            transport,
+            lane,
             key,
             start,
             skips: &layout.skips[first..last],
-            large: &layout.large[large_from..],
+            large: &large[large_from..],
         }
     }
 
     /// Retires the broadcasts numbered below `taken`, which every open connection has
-    /// taken (written, or queued by reference). The ones after it stay, laid out afresh
-    /// from the start of the buffers.
+    /// taken (written, or queued by reference). The ones after it stay, to be laid out
+    /// afresh from the start of the buffers.
     pub fn retire(&mut self, taken: u64) {
         let count = self.index_of(taken);
         if count == 0 {
@@ -190,12 +276,21 @@ impl BroadcastLog {
         }
         self.base += count as u64;
         // Usually everything goes. Otherwise (broadcasts made during the flush round)
-        // the rest is laid out again, since every index the layout holds shifts.
+        // the rest is laid out again when next read, since every index the layout holds
+        // shifts; what was compressed stays compressed.
         self.entries.drain(..count);
-        self.layout.clear();
-        for (index, (frame, except)) in self.entries.iter().enumerate() {
-            self.layout.add(index, frame, *except);
+        for lane in &mut self.layout.lanes {
+            lane.clear();
         }
+        let layout = &mut self.layout;
+        layout.skips.clear();
+        for (index, entry) in self.entries.iter().enumerate() {
+            if let Some(key) = entry.except {
+                layout.skips.push((key, index));
+            }
+        }
+        // In entry order, not yet by connection: sorted when next read.
+        layout.skips_sorted = layout.skips.len() < 2;
     }
 }
 
@@ -205,34 +300,32 @@ pub(crate) struct Untaken<'a> {
     log: &'a BroadcastLog,
     /// The number of the first broadcast not taken.
     cursor: u64,
-    transport: Transport,
+    lane: Lane,
     key: usize,
     /// The index of the first entry not taken.
     start: usize,
     /// This connection's skips from `start` on, in increasing entry order.
     skips: &'a [(usize, usize)],
-    /// The entries too large to be in the buffers, from `start` on.
+    /// The lane's entries too large to be in its buffer, from `start` on.
     large: &'a [usize],
 }
 
 impl<'a> Untaken<'a> {
     /// The frames, in order, one by one: what to queue by reference.
     pub fn frames(&self) -> impl Iterator<Item = &'a SharedFrame> + use<'a> {
-        self.log
-            .untaken_frames(self.cursor, self.transport, self.key)
+        self.log.frames_after(self.cursor, self.lane, self.key)
     }
 
-    /// The bytes of [`Self::frames`], in as few slices as they lie in: the transport's
-    /// buffer from the cursor on, cut around this connection's gaps (its skips, and the
-    /// frames too large for the buffer, whose own bytes fill their place). No empty slice.
+    /// The bytes of [`Self::frames`], in as few slices as they lie in: the lane's buffer
+    /// from the cursor on, cut around this connection's gaps (its skips, and the frames
+    /// too large for the buffer, whose own bytes fill their place). No empty slice.
     pub fn slices(&self) -> Slices<'a> {
-        let layout = &self.log.layout;
-        let t = self.transport.index();
+        let layout = &self.log.layout.lanes[self.lane.index()];
         Slices {
             view: *self,
-            buffer: &layout.buffers[t],
-            starts: &layout.starts[t],
-            at: layout.starts[t].get(self.start).copied().unwrap_or(0),
+            buffer: &layout.buffer,
+            starts: &layout.starts,
+            at: layout.starts.get(self.start).copied().unwrap_or(0),
             skips: self.skips,
             large: self.large,
             filler: None,
@@ -245,7 +338,7 @@ impl<'a> Untaken<'a> {
 #[derive(Debug)]
 pub(crate) struct Slices<'a> {
     view: Untaken<'a>,
-    /// The transport's buffer, and where each entry starts in it.
+    /// The lane's buffer, and where each entry starts in it.
     buffer: &'a [u8],
     starts: &'a [usize],
     /// How far into the buffer the slices have got.
@@ -287,9 +380,9 @@ impl<'a> Iterator for Slices<'a> {
                     }
                     if next_large == Some(index) {
                         self.large = &self.large[1..];
-                        let (frame, _) = &self.view.log.entries[index];
-                        if !skipped && frame.transport() == self.view.transport {
-                            self.filler = Some(frame.as_bytes());
+                        let entry = &self.view.log.entries[index];
+                        if !skipped {
+                            self.filler = entry.frame_for(self.view.lane).map(|f| f.as_bytes());
                         }
                     }
                     let (gap_start, gap_end) = (self.starts[index], self.starts[index + 1]);
@@ -319,6 +412,17 @@ mod tests {
         SharedFrame::new(Message::Text(text))
     }
 
+    /// The threshold of the logs that mix compressed and plain frames.
+    const DEFLATE_MIN: usize = 64;
+
+    /// The bytes a connection of `lane` is sent for `frame`.
+    fn as_sent(frame: &SharedFrame, lane: Lane) -> Vec<u8> {
+        let deflated = (lane == Lane::Deflate && frame.payload_len() >= DEFLATE_MIN)
+            .then(|| frame.deflated())
+            .flatten();
+        deflated.as_ref().unwrap_or(frame).as_bytes().to_vec()
+    }
+
     /// The slices and the frames of a view, each concatenated, and the slice count.
     fn read(view: Untaken<'_>) -> (usize, Vec<u8>, Vec<u8>) {
         let mut count = 0;
@@ -344,12 +448,12 @@ mod tests {
         }
         let all: Vec<u8> = frames.iter().flat_map(|f| f.as_bytes().to_vec()).collect();
         assert_eq!(
-            read(log.untaken(0, Transport::WebSocket, 99)),
+            read(log.untaken(0, Lane::WebSocket, 99)),
             (1, all.clone(), all)
         );
 
         // Without the second frame (its sender's own): two slices.
-        let (count, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 1));
+        let (count, sliced, framed) = read(log.untaken(0, Lane::WebSocket, 1));
         assert_eq!(count, 2);
         let expected = [&frames[0], &frames[2], &frames[3]]
             .map(|f| f.as_bytes())
@@ -357,12 +461,12 @@ mod tests {
         assert_eq!((sliced, framed), (expected.clone(), expected));
 
         // From a cursor: only what comes after it.
-        let (count, sliced, _) = read(log.untaken(2, Transport::WebSocket, 99));
+        let (count, sliced, _) = read(log.untaken(2, Lane::WebSocket, 99));
         assert_eq!(
             (count, sliced),
             (1, [&frames[2], &frames[3]].map(|f| f.as_bytes()).concat())
         );
-        assert_eq!(read(log.untaken(4, Transport::WebSocket, 99)).0, 0);
+        assert_eq!(read(log.untaken(4, Lane::WebSocket, 99)).0, 0);
     }
 
     #[test]
@@ -373,7 +477,7 @@ mod tests {
         for frame in &frames {
             log.publish(frame, None);
         }
-        let (count, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 0));
+        let (count, sliced, framed) = read(log.untaken(0, Lane::WebSocket, 0));
         assert_eq!(count, 3, "a, the big one from its own bytes, b");
         assert_eq!(sliced, framed);
         assert_eq!(sliced, frames.map(|f| f.as_bytes().to_vec()).concat());
@@ -390,14 +494,73 @@ mod tests {
         for frame in &frames {
             log.publish(frame, None);
         }
-        let (count, sliced, _) = read(log.untaken(0, Transport::WebSocket, 0));
+        let (count, sliced, _) = read(log.untaken(0, Lane::WebSocket, 0));
         assert_eq!(count, 1, "the line frame lies elsewhere");
         assert_eq!(
             sliced,
             [frames[0].as_bytes(), frames[2].as_bytes()].concat()
         );
-        let (count, sliced, _) = read(log.untaken(0, Transport::Line, 0));
+        let (count, sliced, _) = read(log.untaken(0, Lane::Line, 0));
         assert_eq!((count, sliced), (1, b"line one\n".to_vec()));
+    }
+
+    #[test]
+    fn the_deflate_lane_compresses_each_broadcast_once_and_only_when_read() {
+        let chat = r#"{"type":"message","room":"lobby","from":"ada","text":"hello there"}"#;
+        let long = chat.repeat(6);
+        let big = chat.repeat(100); // too large to copy plain, small once compressed
+        let mut log = BroadcastLog::new(DEFLATE_MIN);
+        let frames = [
+            text(&long),
+            text("short"),
+            text(&big),
+            SharedFrame::line(&long),
+        ];
+        for frame in &frames {
+            log.publish(frame, None);
+        }
+        // Plain readers first: nothing is compressed for them.
+        let (_, plain, _) = read(log.untaken(0, Lane::WebSocket, 0));
+        assert_eq!(
+            plain,
+            frames[..3]
+                .iter()
+                .flat_map(|f| f.as_bytes().to_vec())
+                .collect::<Vec<u8>>()
+        );
+        assert!(log.entries.iter().all(|e| e.deflated.is_none()));
+
+        // The first deflate reader compresses; every later one shares those bytes.
+        let (count, sliced, framed) = read(log.untaken(0, Lane::Deflate, 1));
+        let expected: Vec<u8> = frames[..3]
+            .iter()
+            .flat_map(|f| as_sent(f, Lane::Deflate))
+            .collect();
+        assert_eq!(
+            (count, &sliced, &framed),
+            (1, &expected, &expected),
+            "one slice"
+        );
+        assert!(sliced.len() < plain.len() / 3);
+        let once: Vec<_> = log.entries.iter().map(|e| e.deflated.clone()).collect();
+        let shared = log
+            .untaken_frames(0, Lane::Deflate, 2)
+            .cloned()
+            .collect::<Vec<_>>();
+        assert!(std::rc::Rc::ptr_eq(
+            &shared[0].bytes,
+            &once[0].as_ref().unwrap().bytes
+        ));
+        assert_eq!(
+            shared[1].as_bytes(),
+            frames[1].as_bytes(),
+            "short: sent plain"
+        );
+        assert!(std::rc::Rc::ptr_eq(
+            &shared[2].bytes,
+            &once[2].as_ref().unwrap().bytes
+        ));
+        assert_eq!(shared.len(), 3, "the line is not for WebSocket clients");
     }
 
     #[test]
@@ -412,7 +575,7 @@ mod tests {
         assert_eq!(log.end(), 4);
         log.retire(2);
         assert_eq!(log.end(), 4, "numbers are for the life of the server");
-        let (_, sliced, framed) = read(log.untaken(0, Transport::WebSocket, 3));
+        let (_, sliced, framed) = read(log.untaken(0, Lane::WebSocket, 3));
         assert_eq!(
             sliced,
             text("new one").as_bytes(),
@@ -420,7 +583,7 @@ mod tests {
         );
         assert_eq!(framed, sliced);
         log.publish(&text("newer"), Some(3));
-        let (count, sliced, _) = read(log.untaken(2, Transport::WebSocket, 9));
+        let (count, sliced, _) = read(log.untaken(2, Lane::WebSocket, 9));
         assert_eq!(count, 1, "laid out afresh, end to end");
         assert_eq!(
             sliced,
@@ -429,7 +592,7 @@ mod tests {
                 .concat()
         );
         log.retire(5);
-        assert_eq!(read(log.untaken(5, Transport::WebSocket, 0)).0, 0);
+        assert_eq!(read(log.untaken(5, Lane::WebSocket, 0)).0, 0);
         assert_eq!(log.end(), 5);
     }
 
@@ -447,7 +610,7 @@ mod tests {
             seed % n
         };
         let big = "y".repeat(MAX_BATCHED_FRAME + 10);
-        let mut log = BroadcastLog::default();
+        let mut log = BroadcastLog::new(DEFLATE_MIN);
         let mut published: Vec<(SharedFrame, Option<usize>)> = Vec::new();
         for round in 0..150 {
             for i in 0..random(12) {
@@ -456,6 +619,7 @@ mod tests {
                     0 => SharedFrame::line(&words),
                     1 if round % 4 == 0 => text(&big),
                     2 if round % 4 == 1 => SharedFrame::line(&big),
+                    3 => text(&words.repeat(8)),
                     _ => text(&words),
                 };
                 let except = (random(3) > 0).then(|| random(4) as usize);
@@ -469,16 +633,16 @@ mod tests {
             let base = log.end() - log.entries.len() as u64;
             for key in 0..5 {
                 for cursor in base.saturating_sub(1)..=log.end() {
-                    for transport in [Transport::WebSocket, Transport::Line] {
+                    for lane in Lane::ALL {
                         let from = cursor.max(base) as usize;
                         let expected: Vec<u8> = published[from..]
                             .iter()
                             .filter(|(f, except)| {
-                                *except != Some(key) && f.transport() == transport
+                                *except != Some(key) && f.transport() == lane.transport()
                             })
-                            .flat_map(|(f, _)| f.as_bytes().iter().copied())
+                            .flat_map(|(f, _)| as_sent(f, lane))
                             .collect();
-                        let (_, sliced, framed) = read(log.untaken(cursor, transport, key));
+                        let (_, sliced, framed) = read(log.untaken(cursor, lane, key));
                         assert_eq!(sliced, expected, "round {round} key {key} cursor {cursor}");
                         assert_eq!(framed, expected, "round {round} key {key} cursor {cursor}");
                     }

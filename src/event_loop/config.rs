@@ -82,8 +82,8 @@ pub struct ServerConfig {
     /// Default: accepted, with neither side taking context over from message to message
     /// (so an idle connection holds no zlib state). Compressed messages from clients are
     /// inflated within `max_message_size`; what the server sends them goes compressed
-    /// (see `deflate_min_bytes`), except broadcasts through the broadcast log, which still
-    /// go out uncompressed, as the RFC allows message by message.
+    /// (see `deflate_min_bytes`): a message sent to many, or broadcast, is compressed once
+    /// and the compressed bytes are shared by all of them.
     pub deflate: DeflateConfig,
     /// Messages shorter than this many bytes go uncompressed even to clients that
     /// negotiated permessage-deflate: compressing them saves little and costs CPU.

@@ -1,7 +1,7 @@
 //! One client connection: its socket, where it stands, and its queued output.
 
 use super::outbound::OutboundQueue;
-use super::shared_frame::Transport;
+use super::shared_frame::{Lane, Transport};
 use crate::line::LineReader;
 use crate::rate::TokenBucket;
 use crate::ws::{Keepalive, State, WebSocket};
@@ -131,6 +131,20 @@ impl Connection {
         match &self.phase {
             Phase::WebSocket(ws) if ws.state() == State::Open => Some(Transport::WebSocket),
             Phase::Line(_) => Some(Transport::Line),
+            _ => None,
+        }
+    }
+
+    /// How messages to it are encoded, while it is open for application messages: which
+    /// lane of the broadcast log it reads.
+    pub fn lane(&self) -> Option<Lane> {
+        match &self.phase {
+            Phase::WebSocket(ws) if ws.state() == State::Open => Some(if ws.sends_compressed() {
+                Lane::Deflate
+            } else {
+                Lane::WebSocket
+            }),
+            Phase::Line(_) => Some(Lane::Line),
             _ => None,
         }
     }

@@ -88,7 +88,7 @@ impl Connections {
         Connections {
             slab: Slab::new(),
             to_flush: Vec::new(),
-            log: BroadcastLog::default(),
+            log: BroadcastLog::new(config.deflate_min_bytes),
             closed: Vec::new(),
             timers: TimerQueue::default(),
             close_timeout: config.close_timeout,
@@ -289,13 +289,13 @@ impl Connections {
         self.log.publish(frame, except);
     }
 
-    /// How connection `key` talks, if it is open for messages.
     /// Whether a message of `len` bytes goes compressed to connection `key`.
     fn compresses(&self, key: usize, len: usize) -> bool {
         len >= self.deflate_min_bytes
             && self.slab.get(key).is_some_and(Connection::sends_compressed)
     }
 
+    /// How connection `key` talks, if it is open for messages.
     fn transport_of(&self, key: usize) -> Result<Transport, SendError> {
         self.slab
             .get(key)
@@ -339,10 +339,10 @@ impl Connections {
             return;
         };
         if conn.next_broadcast < end
-            && let Some(transport) = conn.transport()
+            && let Some(lane) = conn.lane()
         {
             let queued = conn.out.len();
-            for frame in self.log.untaken_frames(conn.next_broadcast, transport, key) {
+            for frame in self.log.untaken_frames(conn.next_broadcast, lane, key) {
                 conn.out.push_shared(frame);
             }
             if conn.out.len() > queued {

@@ -596,9 +596,9 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.flush_scheduled = false;
-        let drained = match conn.transport() {
-            Some(transport) => {
-                let untaken = log.untaken(conn.next_broadcast, transport, key);
+        let drained = match conn.lane() {
+            Some(lane) => {
+                let untaken = log.untaken(conn.next_broadcast, lane, key);
                 conn.next_broadcast = end;
                 conn.out
                     .write_with_broadcasts(&mut conn.stream, untaken, WRITE_BUDGET)

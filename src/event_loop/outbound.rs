@@ -285,7 +285,7 @@ impl OutboundQueue {
 mod tests {
     use super::*;
     use crate::event_loop::broadcast_log::BroadcastLog;
-    use crate::event_loop::shared_frame::Transport;
+    use crate::event_loop::shared_frame::Lane;
     use crate::ws::Message;
 
     /// A writer that takes at most `limit` bytes per call, like a nearly full socket.
@@ -376,7 +376,7 @@ mod tests {
                     limit,
                 };
                 // One call with the broadcasts, then plain writes for the rest.
-                let untaken = log.untaken(0, Transport::WebSocket, 0);
+                let untaken = log.untaken(0, Lane::WebSocket, 0);
                 let drain = queue
                     .write_with_broadcasts(&mut writer, untaken, 1)
                     .unwrap();
@@ -408,7 +408,7 @@ mod tests {
         let frame = SharedFrame::new(Message::Text("later"));
         let mut log = log_of(&[frame.clone(), frame.clone()]);
         let mut queue = OutboundQueue::default();
-        let untaken = log.untaken(0, Transport::WebSocket, 0);
+        let untaken = log.untaken(0, Lane::WebSocket, 0);
         let drain = queue
             .write_with_broadcasts(&mut Full, untaken, usize::MAX)
             .unwrap();
@@ -423,7 +423,7 @@ mod tests {
         let mut log = log_of(&[frame]);
         let mut queue = OutboundQueue::default();
         let mut sink = Vec::new();
-        let untaken = log.untaken(0, Transport::WebSocket, 1);
+        let untaken = log.untaken(0, Lane::WebSocket, 1);
         let drain = queue
             .write_with_broadcasts(&mut sink, untaken, usize::MAX)
             .unwrap();

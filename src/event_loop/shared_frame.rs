@@ -38,6 +38,43 @@ impl Transport {
     }
 }
 
+/// How the messages to one connection are encoded: what the broadcast log lays out once
+/// and shares among every connection of the same lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Lane {
+    /// WebSocket frames, uncompressed.
+    WebSocket,
+    /// WebSocket frames to a client that negotiated permessage-deflate: each broadcast
+    /// compressed (once, for all of them) when it is long enough and compressing makes it
+    /// smaller, plain otherwise.
+    Deflate,
+    /// Lines, on the line port.
+    Line,
+}
+
+impl Lane {
+    /// Every lane, in [`Lane::index`] order.
+    #[cfg(test)]
+    pub(crate) const ALL: [Lane; 3] = [Lane::WebSocket, Lane::Deflate, Lane::Line];
+
+    /// The lane as an index, for what the broadcast log keeps per lane.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Lane::WebSocket => 0,
+            Lane::Deflate => 1,
+            Lane::Line => 2,
+        }
+    }
+
+    /// The transport of the lane's connections.
+    pub(crate) fn transport(self) -> Transport {
+        match self {
+            Lane::WebSocket | Lane::Deflate => Transport::WebSocket,
+            Lane::Line => Transport::Line,
+        }
+    }
+}
+
 /// A message encoded once for the wire and shared by every queue it is pushed to: a
 /// WebSocket frame (server frames are not masked, so the same bytes are right for every
 /// recipient), or a text line for the line port.
