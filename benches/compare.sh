@@ -18,6 +18,13 @@
 #   echo         C=100, window 8, 64 bytes, 10 s
 #   connections  C=10,000 idle connections held 2 s: memory per connection, handshakes/s
 #   sweep        broadcast at C=100, 1,000, 10,000, 10 senders, window 8, 5 s a point
+#   deflate-plain       broadcast C=1,000, 10 senders, window 8, 1 KiB chat-like JSON
+#                       (`--payload chat-json`), 10 s, no client offering permessage-deflate:
+#                       the baseline of the next
+#   deflate             the same with every client negotiating permessage-deflate
+#   deflate-connections C=10,000 idle connections with permessage-deflate negotiated
+# In the three deflate scenarios the peers run with their compression on (--deflate:
+# see benches/peers/); loopchat has it on by default.
 # Then, unless --no-profile or perf is missing, the broadcast scenario twice more against
 # loopchat alone: once under `perf stat` (system calls and CPU time, for CPU per write and
 # deliveries per write) and once under `perf record -g` (where the CPU time goes). These
@@ -220,21 +227,32 @@ rm -f "$out/git.tsv"
 # ---------------------------------------------------------------------------------------
 # Servers
 
-# The command line of server $1 in mode $2 on port $3, into the array `server_command`.
+# The command line of server $1 in mode $2 on port $3, into the array `server_command`;
+# with $4 = deflate, a peer has its permessage-deflate on (loopchat's is on by default).
 server_command=()
 set_server_command() {
-    local name=$1 mode=$2 port=$3
+    local name=$1 mode=$2 port=$3 deflate=${4:-}
+    local peer_flags=()
+    [[ $deflate == deflate ]] && peer_flags=(--deflate)
     case $name in
     loopchat) server_command=("$loopchat" serve --mode "$mode" --addr "127.0.0.1:$port") ;;
-    ws) server_command=(node "$peers/ws_server.mjs" --port "$port" --mode "$mode") ;;
-    bun) server_command=("$bun" "$peers/bun_server.js" --port "$port" --mode "$mode") ;;
+    ws) server_command=(node "$peers/ws_server.mjs" --port "$port" --mode "$mode" "${peer_flags[@]}") ;;
+    bun) server_command=("$bun" "$peers/bun_server.js" --port "$port" --mode "$mode" "${peer_flags[@]}") ;;
+    esac
+}
+
+# Whether scenario $1 runs the servers with permessage-deflate on: "deflate" or "".
+scenario_deflate() {
+    case $1 in
+    deflate*) echo deflate ;;
+    *) echo "" ;;
     esac
 }
 
 # ---------------------------------------------------------------------------------------
 # Scenarios: name, server mode, and the bench arguments (full run, then --quick)
 
-scenario_names=(broadcast fanout echo connections sweep)
+scenario_names=(broadcast fanout echo connections sweep deflate-plain deflate deflate-connections)
 
 scenario_mode() {
     case $1 in
@@ -256,6 +274,11 @@ set_bench_args() {
         connections) bench_args=(connections --clients 1000 --hold 0.5) ;;
         sweep) bench_args=(sweep --clients-list "50,200" --senders 10 --size 64 --window 8 "${phases[@]}"
             --svg "$out/sweep.$name.svg") ;;
+        deflate-plain) bench_args=(broadcast --clients 200 --senders 10 --size 1024 --payload chat-json
+            --window 8 "${phases[@]}") ;;
+        deflate) bench_args=(broadcast --clients 200 --senders 10 --size 1024 --payload chat-json
+            --window 8 --deflate "${phases[@]}") ;;
+        deflate-connections) bench_args=(connections --clients 1000 --hold 0.5 --deflate) ;;
         esac
     else
         local phases=(--warmup 1 --drain 3)
@@ -266,6 +289,11 @@ set_bench_args() {
         connections) bench_args=(connections --clients 10000 --hold 2) ;;
         sweep) bench_args=(sweep --clients-list "100,1000,10000" --senders 10 --size 64 --window 8 --duration 5 "${phases[@]}"
             --svg "$out/sweep.$name.svg") ;;
+        deflate-plain) bench_args=(broadcast --clients 1000 --senders 10 --size 1024 --payload chat-json
+            --window 8 --duration 10 "${phases[@]}") ;;
+        deflate) bench_args=(broadcast --clients 1000 --senders 10 --size 1024 --payload chat-json
+            --window 8 --deflate --duration 10 "${phases[@]}") ;;
+        deflate-connections) bench_args=(connections --clients 10000 --hold 2 --deflate) ;;
         esac
     fi
 }
@@ -292,7 +320,7 @@ for index in "${!scenario_names[@]}"; do
         port=$((port_base + 10 * server_index + index))
         set_bench_args "$scenario" "$name"
         note "$scenario: $name (${bench_args[*]})"
-        set_server_command "$name" "$mode" "$port"
+        set_server_command "$name" "$mode" "$port" "$(scenario_deflate "$scenario")"
         start_server "$scenario" "$name" "$port" "${server_command[@]}"
         run_bench "$scenario" "$name" "$port" "${bench_args[@]}"
         [[ $run_status == ok ]] || failures=$((failures + 1))

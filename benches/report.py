@@ -158,6 +158,10 @@ def get(obj: Any, path: str) -> Any:
     return obj
 
 
+# The load generator's count of the bytes it read from its sockets, per delivery: what
+# each delivery cost on the wire, frame headers and compression included.
+WIRE_PER_DELIVERY = "wire.received_bytes_per_delivery"
+
 # The fields each scenario's report reads. A missing one is reported as a gap.
 BROADCAST_FIELDS = [
     "clients", "senders", "size", "window", "rate", "duration_s", "sent", "delivered",
@@ -176,6 +180,9 @@ CONNECTION_FIELDS = [
     "connections.bytes_per_idle_connection", "connections.closed_cleanly",
     "server.peak_rss_kib",
 ]
+# What the deflate scenarios read beyond those: whether the extension was negotiated, and
+# the bytes that crossed the sockets per delivery.
+DEFLATE_FIELDS = ["deflate", WIRE_PER_DELIVERY]
 SWEEP_POINT_FIELDS = [
     "clients", "deliveries_per_s", "latency_us.p99", "server.cpu_ns_per_delivery", "lost",
 ]
@@ -188,6 +195,9 @@ def check_fields(results: Results) -> None:
         "profile-stat": BROADCAST_FIELDS,
         "echo": ECHO_FIELDS,
         "connections": CONNECTION_FIELDS,
+        "deflate-plain": BROADCAST_FIELDS + DEFLATE_FIELDS,
+        "deflate": BROADCAST_FIELDS + DEFLATE_FIELDS,
+        "deflate-connections": CONNECTION_FIELDS + ["deflate"],
     }
     for scenario, by_server in results.runs.items():
         for server, run in by_server.items():
@@ -329,6 +339,12 @@ BROADCAST_METRICS = [
     Metric("load generator CPU", "bench_cpu_pct", fmt_pct),
 ]
 
+DEFLATE_METRICS = [
+    Metric("permessage-deflate negotiated", "deflate", lambda v: "—" if v is None
+           else "yes" if v else "no"),
+    Metric("bytes on the wire per delivery ↓", WIRE_PER_DELIVERY, fmt_bytes, "lower"),
+] + BROADCAST_METRICS
+
 ECHO_METRICS = [
     Metric("round trips/s ↑", "round_trips_per_s", fmt_rate, "higher"),
     Metric("server CPU per round trip ↓", "server.cpu_ns_per_delivery", fmt_ns, "lower"),
@@ -354,6 +370,8 @@ CONNECTION_METRICS = [
     Metric("server peak RSS ↓", "server.peak_rss_kib", fmt_kib, "lower"),
     Metric("server CPU time", "server.cpu_s", fmt_seconds),
 ]
+
+DEFLATE_CONNECTION_METRICS = [DEFLATE_METRICS[0]] + CONNECTION_METRICS
 
 
 def scenario_table(runs: dict[str, dict[str, Any]], servers: list[str],
@@ -502,6 +520,51 @@ def measured_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]
     bun = runs.get("connections", {}).get("bun")
     text = "≤ 1 KiB of server RSS per idle connection at C=10,000"
     why = mismatch(lc, clients=10000)
+    per = get(lc, "connections.bytes_per_idle_connection")
+    if why or per is None:
+        rows.append(Target(text, "—", why or "not measured"))
+    else:
+        bun_per = get(bun, "connections.bytes_per_idle_connection")
+        measured = fmt_bytes(per) + (f", Bun {fmt_bytes(bun_per)}" if bun_per is not None else "")
+        rows.append(Target(text, measured, met(per <= 1024, over(per, 1024, "B"))))
+
+    rows += deflate_targets(runs)
+    return rows
+
+
+def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
+    """The targets of the permessage-deflate issue."""
+    rows: list[Target] = []
+    params = dict(clients=1000, senders=10, size=1024, window=8)
+    lc = runs.get("deflate", {}).get("loopchat")
+    plain = runs.get("deflate-plain", {}).get("loopchat")
+    bun = runs.get("deflate", {}).get("bun")
+    text = ("broadcast C=1,000, S=10, 1 KiB chat JSON, window 8, every client with "
+            "permessage-deflate: server CPU per delivery ≤ 1.5× the same run without it")
+    why = mismatch(lc, **params) or mismatch(plain, **params)
+    if not why and not get(lc, "deflate"):
+        why = "permessage-deflate was not negotiated"
+    ns, plain_ns = get(lc, "server.cpu_ns_per_delivery"), get(plain, "server.cpu_ns_per_delivery")
+    r = ratio(ns, plain_ns)
+    if why or r is None:
+        rows.append(Target(text, fmt_ns(ns), why or "not measured"))
+    else:
+        rows.append(Target(
+            text, f"{fmt_ns(ns)} against {fmt_ns(plain_ns)}: {fmt_ratio(r)}",
+            met(r <= 1.5, f"{fmt_ratio(r)}, not 1.5×: needs {(1 - 1.5 / r) * 100:.0f} % less")))
+    text = "same run: deliveries/s ≥ 2× Bun's with its perMessageDeflate on"
+    if bun is not None and not get(bun, "deflate"):
+        rows.append(Target(text, "—", "Bun did not negotiate permessage-deflate"))
+    else:
+        rows.append(ratio_target(text, lc, bun, "deliveries_per_s", fmt_rate, 2.0, params))
+
+    lc = runs.get("deflate-connections", {}).get("loopchat")
+    bun = runs.get("deflate-connections", {}).get("bun")
+    text = ("≤ 1 KiB of server RSS per idle connection with permessage-deflate negotiated, "
+            "at C=10,000")
+    why = mismatch(lc, clients=10000)
+    if not why and not get(lc, "deflate"):
+        why = "permessage-deflate was not negotiated"
     per = get(lc, "connections.bytes_per_idle_connection")
     if why or per is None:
         rows.append(Target(text, "—", why or "not measured"))
@@ -970,6 +1033,20 @@ SCENARIOS = [
      "Clients connect (the WebSocket handshake included), stay idle, and are closed. "
      "Memory per connection is the growth of the server's RSS divided by the connections "
      "held."),
+    ("deflate-plain", "Chat-like JSON, uncompressed",
+     "The broadcast scenario with 1 KiB chat-like JSON messages (`--payload chat-json`: "
+     "English-like sentences drawn at random, so each message differs and compresses "
+     "like chat text), no client offering permessage-deflate: the baseline of the next "
+     "table. Bytes on the wire are what the load generator read from its sockets per "
+     "delivery."),
+    ("deflate", "Chat-like JSON, compressed (permessage-deflate)",
+     "The same load with every client offering permessage-deflate as a browser does, "
+     "and each server's compression on: loopchat compresses each broadcast once for "
+     "every recipient; Bun's shared compressor compresses each published message once; "
+     "Node `ws` compresses each send, so once per recipient."),
+    ("deflate-connections", "Idle connections with permessage-deflate",
+     "As the idle connections above, with every client negotiating permessage-deflate: "
+     "what compression costs a connection that is not sending anything."),
 ]
 
 MACHINE_ROWS = [
@@ -1065,6 +1142,13 @@ def glance_rows(results: Results) -> list[list[str]]:
          "latency_us.p99", fmt_us),
         ("echo", "echo C={C}, window {W}: round trips/s ↑", "round_trips_per_s", fmt_rate),
         ("connections", "C={C} idle connections: server RSS per connection ↓",
+         "connections.bytes_per_idle_connection", fmt_bytes),
+        ("deflate", "broadcast C={C}, 1 KiB chat JSON, permessage-deflate: deliveries/s ↑",
+         "deliveries_per_s", fmt_rate),
+        ("deflate", "same run: bytes on the wire per delivery ↓", WIRE_PER_DELIVERY,
+         fmt_bytes),
+        ("deflate-connections",
+         "C={C} idle connections with permessage-deflate: RSS per connection ↓",
          "connections.bytes_per_idle_connection", fmt_bytes),
     ]
     rows = []
@@ -1178,7 +1262,9 @@ def build(results: Results, output: Path, svg_path: Path, notes_path: Path) -> s
 
     # Scenarios.
     metrics = {"broadcast": BROADCAST_METRICS, "fanout": BROADCAST_METRICS,
-               "echo": ECHO_METRICS, "connections": CONNECTION_METRICS}
+               "echo": ECHO_METRICS, "connections": CONNECTION_METRICS,
+               "deflate-plain": DEFLATE_METRICS, "deflate": DEFLATE_METRICS,
+               "deflate-connections": DEFLATE_CONNECTION_METRICS}
     for scenario, title, about in SCENARIOS:
         by_server = results.runs.get(scenario)
         if not by_server:

@@ -1,7 +1,7 @@
 // The Bun peer for benches/compare.sh: a raw relay on `Bun.serve`'s WebSocket pub/sub
 // (uWebSockets inside), written the way the Bun documentation shows it.
 //
-//   bun bun_server.js --port 8080 [--host 127.0.0.1] --mode broadcast|echo
+//   bun bun_server.js --port 8080 [--host 127.0.0.1] --mode broadcast|echo [--deflate]
 //
 // broadcast: every client subscribes to one topic, "all", on open; each message is
 //            `ws.publish("all", message)`, which sends it unchanged to every subscriber
@@ -10,7 +10,12 @@
 // echo:      `ws.send(message)` back to the sender.
 //
 // Settings, chosen so that Bun is not handicapped by a limit loopchat does not have:
-// - perMessageDeflate: false (Bun's default, spelled out).
+// - perMessageDeflate: false (Bun's default, spelled out); with --deflate, true: Bun's
+//   shared compressor and decompressor (uWebSockets' SHARED_COMPRESSOR: no context kept
+//   between messages, no zlib state per connection), and every message sent or
+//   published asks to be compressed (the `compress` argument of send and publish, as the
+//   Bun documentation shows), so that a published message is compressed once for all
+//   its subscribers that negotiated the extension.
 // - maxPayloadLength: 16 MiB (Bun's default, spelled out; loopchat's limit too).
 // - backpressureLimit: 64 MiB, loopchat's output limit per connection. Bun's default is
 //   16 MiB, past which publish() silently drops the message for that subscriber; with
@@ -24,7 +29,7 @@
 // Prints one ready line on stdout once listening; exits 0 on SIGTERM or SIGINT.
 
 function parseArgs(argv) {
-  const options = { port: 8080, host: "127.0.0.1", mode: "broadcast" };
+  const options = { port: 8080, host: "127.0.0.1", mode: "broadcast", deflate: false };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -39,6 +44,9 @@ function parseArgs(argv) {
       case "--mode":
         options.mode = value;
         i++;
+        break;
+      case "--deflate":
+        options.deflate = true;
         break;
       default:
         usage(`unknown argument ${argv[i]}`);
@@ -55,7 +63,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   console.error(`bun_server.js: ${problem}`);
-  console.error("usage: bun bun_server.js --port P [--host H] --mode broadcast|echo");
+  console.error("usage: bun bun_server.js --port P [--host H] --mode broadcast|echo [--deflate]");
   process.exit(2);
 }
 
@@ -65,10 +73,10 @@ const TOPIC = "all";
 const message =
   options.mode === "broadcast"
     ? (ws, data) => {
-        ws.publish(TOPIC, data);
+        ws.publish(TOPIC, data, options.deflate);
       }
     : (ws, data) => {
-        ws.send(data);
+        ws.send(data, options.deflate);
       };
 
 const server = Bun.serve({
@@ -82,7 +90,7 @@ const server = Bun.serve({
     return new Response("this server speaks WebSocket on any path\n", { status: 426 });
   },
   websocket: {
-    perMessageDeflate: false,
+    perMessageDeflate: options.deflate,
     maxPayloadLength: 16 * 1024 * 1024,
     backpressureLimit: 64 * 1024 * 1024,
     closeOnBackpressureLimit: false,
@@ -98,7 +106,7 @@ const server = Bun.serve({
 });
 
 console.log(
-  `bun_server ready: ws://${server.hostname}:${server.port}/ mode=${options.mode} bun=${Bun.version} pid=${process.pid}`,
+  `bun_server ready: ws://${server.hostname}:${server.port}/ mode=${options.mode} deflate=${options.deflate} bun=${Bun.version} pid=${process.pid}`,
 );
 
 function stop(signal) {

@@ -1,7 +1,7 @@
 // The Node peer for benches/compare.sh: a raw relay on the `ws` library (8.x), written
 // the way a ws user would write it, so the comparison is with idiomatic Node code.
 //
-//   node ws_server.mjs --port 8080 [--host 127.0.0.1] --mode broadcast|echo
+//   node ws_server.mjs --port 8080 [--host 127.0.0.1] --mode broadcast|echo [--deflate]
 //
 // broadcast: every message goes, unchanged, to every OTHER open client: iterate
 //            `wss.clients`, skip the sender, `client.send(data, { binary: isBinary })`
@@ -9,8 +9,12 @@
 // echo:      every message goes back to its sender.
 //
 // Settings, and why:
-// - perMessageDeflate: false (the ws 8 default, spelled out): loopchat and the Bun peer
-//   do not compress either.
+// - perMessageDeflate: false (the ws 8 default, spelled out); with --deflate, true, as
+//   the ws documentation enables it: ws's defaults then (messages of 1 KiB or more
+//   compressed, the server keeping its compression context from message to message
+//   unless the client asks otherwise, compression and decompression on zlib's thread
+//   pool). ws compresses each send separately: a broadcast is compressed once per
+//   recipient, each with that connection's own zlib state.
 // - maxPayload: 16 MiB, loopchat's default message limit (ws's default is 100 MiB).
 // - Any path is upgraded (no `path` option), as loopchat accepts /ws and /.
 // - UTF-8 validation of text stays on (the ws default), as loopchat validates too.
@@ -22,7 +26,7 @@ import { WebSocketServer, WebSocket } from "ws";
 import { createRequire } from "node:module";
 
 function parseArgs(argv) {
-  const options = { port: 8080, host: "127.0.0.1", mode: "broadcast" };
+  const options = { port: 8080, host: "127.0.0.1", mode: "broadcast", deflate: false };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -37,6 +41,9 @@ function parseArgs(argv) {
       case "--mode":
         options.mode = value;
         i++;
+        break;
+      case "--deflate":
+        options.deflate = true;
         break;
       default:
         usage(`unknown argument ${argv[i]}`);
@@ -53,7 +60,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   console.error(`ws_server.mjs: ${problem}`);
-  console.error("usage: node ws_server.mjs --port P [--host H] --mode broadcast|echo");
+  console.error("usage: node ws_server.mjs --port P [--host H] --mode broadcast|echo [--deflate]");
   process.exit(2);
 }
 
@@ -63,7 +70,7 @@ const wsVersion = createRequire(import.meta.url)("ws/package.json").version;
 const wss = new WebSocketServer({
   host: options.host,
   port: options.port,
-  perMessageDeflate: false,
+  perMessageDeflate: options.deflate,
   maxPayload: 16 * 1024 * 1024,
 });
 
@@ -88,7 +95,7 @@ if (options.mode === "broadcast") {
 wss.on("listening", () => {
   const { address, port } = wss.address();
   console.log(
-    `ws_server ready: ws://${address}:${port}/ mode=${options.mode} ws=${wsVersion} node=${process.version} pid=${process.pid}`,
+    `ws_server ready: ws://${address}:${port}/ mode=${options.mode} deflate=${options.deflate} ws=${wsVersion} node=${process.version} pid=${process.pid}`,
   );
 });
 

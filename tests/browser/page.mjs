@@ -118,9 +118,26 @@ export async function title(page) {
   return (await page.locator('#conv-title').textContent()).trim();
 }
 
-/** Opens the page in a new context and takes `nick` through the nickname dialog. */
+/** What Chromium's WebSocket reports in `ws.extensions` once loopchat has accepted its
+ * permessage-deflate offer: the server takes no context over either way. */
+export const DEFLATE_EXTENSIONS = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+
+/** Opens the page in a new context and takes `nick` through the nickname dialog. Checks
+ * that the page's WebSocket negotiated permessage-deflate. */
 export async function arrive(browser, nick, contextOptions, { beforeLoad, tryFirst } = {}) {
   const context = await browser.newContext(contextOptions);
+  // Keeps every WebSocket the page opens, unchanged otherwise, so that the test can read
+  // what was negotiated (chat.js keeps its socket to itself).
+  await context.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    };
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   watchErrors(page, watched.errors, nick);
@@ -160,6 +177,8 @@ export async function arrive(browser, nick, contextOptions, { beforeLoad, tryFir
   const stored = await page.evaluate(() => localStorage.getItem('loopchat.nick'));
   check(stored === nick, `localStorage remembers ${JSON.stringify(stored)}, not ${nick}`);
   const status = (await page.locator('#status-text').textContent()).trim();
-  ok(`${nick} loaded ${pageUrl} (200, CSP), picked "${nick}" in the page's dialog; status "${status}", in #lobby, remembered`);
+  const extensions = await page.evaluate(() => window.__sockets.at(-1)?.extensions);
+  check(extensions === DEFLATE_EXTENSIONS, `${nick}'s WebSocket has extensions ${JSON.stringify(extensions)}`);
+  ok(`${nick} loaded ${pageUrl} (200, CSP), picked "${nick}" in the page's dialog; status "${status}", in #lobby, remembered; ws.extensions "${extensions}"`);
   return { context, page, nick };
 }

@@ -18,8 +18,10 @@
 //! **Window bits** (§7.1.2): a compressor's window is 2^9 to 2^15 bytes. zlib cannot
 //! produce a raw stream with a 2^8 window, but with 2^9 its matches reach at most
 //! 2^9 − 262 = 250 bytes back (zlib keeps 262 bytes of lookahead), which a 256-byte window
-//! holds: so `server_max_window_bits=8` is honoured by compressing with 9, as zlib itself
-//! did before 1.2.9 and as Node does. The inflater always uses 2^15: a window only bounds
+//! holds: so a stream compressed with 9 inflates within 8, as zlib itself relied on
+//! before 1.2.9 and as Node does. (The server has no use for it: it compresses with one
+//! window for every recipient, and a client that limits the server's window gets plain
+//! messages; see `negotiation`.) The inflater always uses 2^15: a window only bounds
 //! how far back a match may reach, so the largest one inflates every stream, and zlib-rs
 //! allocates 32 KiB for it whatever the bits asked.
 

@@ -39,9 +39,14 @@
 //! cannot compress raw deflate within a 256-byte window: since zlib 1.2.9 it refuses
 //! `windowBits = -8`, and before that it silently used 9, whose matches reach 512 bytes
 //! back and break a peer that inflates with 256. Decompressing with 8 works. So:
-//! - the server declines an offer with `server_max_window_bits=8` (RFC 7692 §7.1.2.1: a
-//!   server declines an offer with this parameter if it does not support it), and the
-//!   client's fallback offer, if any, is taken instead; python-websockets does the same;
+//! - the server accepts an offer with `server_max_window_bits=8` and keeps to it by
+//!   sending that client every message uncompressed (RSV1 clear), which RFC 7692 §6
+//!   allows message by message; the client still compresses what it sends, and the
+//!   server inflates that. Declining instead (python-websockets does) would leave both
+//!   directions uncompressed. The server does the same for any window below 15 a client
+//!   asks for: it compresses each broadcast once, with one window, for every recipient
+//!   (see the event loop's `SharedFrame`), and a connection that cannot take those
+//!   bytes gets the plain ones;
 //! - a client whose server answers `client_max_window_bits=8` (which a client offering
 //!   `client_max_window_bits` without a value must accept) keeps the agreement and sends
 //!   its messages uncompressed, which RFC 7692 §6 allows message by message; see
@@ -395,9 +400,10 @@ pub struct Direction {
 }
 
 impl Direction {
-    /// Whether zlib can compress within this window. Only a client can see `false`,
-    /// when a server answers `client_max_window_bits=8`; it then sends every message
-    /// uncompressed (RSV1 clear), which RFC 7692 §6 allows message by message.
+    /// Whether zlib can compress within this window. `false` for a window of 8 bits: a
+    /// client whose server answers `client_max_window_bits=8`, or a server whose client
+    /// asked for `server_max_window_bits=8`, then sends every message uncompressed (RSV1
+    /// clear), which RFC 7692 §6 allows message by message.
     pub fn can_compress(&self) -> bool {
         self.window_bits >= MIN_COMPRESS_WINDOW_BITS
     }
@@ -462,10 +468,6 @@ pub enum Declined {
     /// The offer's parameters are invalid (RFC 7692 §7.1).
     #[error("invalid permessage-deflate offer: {0}")]
     Invalid(#[from] ParamError),
-    /// The offer limits the server's window to 8 bits, which zlib cannot compress
-    /// within (see the module docs).
-    #[error("permessage-deflate offer asks for server_max_window_bits={0}, below zlib's 9")]
-    ServerWindowTooSmall(u8),
 }
 
 /// Why a client must fail the connection over the server's `Sec-WebSocket-Extensions`.
@@ -549,13 +551,10 @@ impl DeflateConfig {
             .clamp(MIN_COMPRESS_WINDOW_BITS, MAX_WINDOW_BITS);
         // §7.1.2.1: an offered limit is honoured (or bettered) and echoed; without one,
         // the server may still state its own, which lets the client inflate with less.
-        let server_max_window_bits = match offer.server_max_window_bits {
-            Some(offered) if offered < MIN_COMPRESS_WINDOW_BITS => {
-                return Err(Declined::ServerWindowTooSmall(offered));
-            }
-            Some(offered) => offered.min(own_limit),
-            None => own_limit,
-        };
+        // A limit of 8 is honoured by never compressing (see the module docs).
+        let server_max_window_bits = offer
+            .server_max_window_bits
+            .map_or(own_limit, |offered| offered.min(own_limit));
         let state_server_window =
             offer.server_max_window_bits.is_some() || server_max_window_bits < MAX_WINDOW_BITS;
         // §7.1.2.2: a limit only for a client that offered the parameter, no larger than

@@ -451,18 +451,25 @@ fn context_takeover_is_kept_only_when_the_config_allows_and_the_client_does_not_
 }
 
 #[test]
-fn server_window_8_is_declined_for_the_next_offer() {
+fn server_window_8_is_accepted_and_honoured_by_sending_plain() {
+    let header = "permessage-deflate; server_max_window_bits=8; client_max_window_bits, \
+                  permessage-deflate; client_max_window_bits";
     assert_eq!(
-        declined(&["permessage-deflate; server_max_window_bits=8"]),
-        [Declined::ServerWindowTooSmall(8)]
+        answer(&[header]),
+        Some(format!("{PLAIN_ANSWER}; server_max_window_bits=8"))
     );
-    // The fallback RFC 7692 §7.1.3 suggests is taken instead.
-    assert_eq!(
-        answer(&[
-            "permessage-deflate; server_max_window_bits=8; client_max_window_bits, \
-                  permessage-deflate; client_max_window_bits"
-        ]),
-        Some(PLAIN_ANSWER.to_owned())
+    let Ok(Negotiation::Accept(accepted)) = answer_with(&[header], &DeflateConfig::default())
+    else {
+        panic!("declined")
+    };
+    let n = accepted.negotiated;
+    assert!(
+        !n.outgoing(Role::Server).can_compress(),
+        "the server sends plain"
+    );
+    assert!(
+        n.incoming(Role::Server).can_compress(),
+        "the client may compress"
     );
 }
 
@@ -876,16 +883,16 @@ proptest! {
     fn the_server_answer_passes_the_client_check(offer in any_offer(), config in any_config()) {
         let header = offer.to_string();
         let result = negotiate([header.as_bytes()], &config).unwrap();
-        match (result, offer.server_max_window_bits) {
-            (Negotiation::Decline(reasons), Some(bits)) if bits < MIN_COMPRESS_WINDOW_BITS => {
-                prop_assert_eq!(reasons, vec![Declined::ServerWindowTooSmall(bits)]);
-            }
-            (Negotiation::Decline(reasons), _) => prop_assert!(false, "declined: {:?}", reasons),
-            (Negotiation::Accept(accepted), _) => {
+        match result {
+            Negotiation::Decline(reasons) => prop_assert!(false, "declined: {:?}", reasons),
+            Negotiation::Accept(accepted) => {
                 let checked = offer.check_response([accepted.response_header.as_bytes()]);
                 prop_assert_eq!(checked, Ok(Some(accepted.negotiated)));
                 let n = accepted.negotiated;
-                prop_assert!(n.outgoing(Role::Server).can_compress());
+                prop_assert_eq!(
+                    n.outgoing(Role::Server).can_compress(),
+                    offer.server_max_window_bits != Some(8)
+                );
                 let server_limit = offer.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS);
                 prop_assert!(n.server_max_window_bits <= server_limit);
                 if let ClientWindowOffer::Hint(hint) = offer.client_max_window_bits {
