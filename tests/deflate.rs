@@ -173,3 +173,65 @@ fn a_broadcast_goes_compressed_to_clients_that_negotiated_it_and_plain_to_the_ot
     assert_eq!((frame.rsv, frame.payload), (0, long.into_bytes()));
     plain.expect_frame(0x1, b"short");
 }
+
+/// docs/PROTOCOL.md's table of offers and answers: every row sent to a real server.
+#[test]
+fn the_offers_and_answers_in_protocol_md_are_what_the_server_says() {
+    let doc = include_str!("../docs/PROTOCOL.md");
+    let begin = doc
+        .find("<!-- deflate-answers:")
+        .expect("the table's start marker");
+    let end = doc
+        .find("<!-- deflate-answers:end -->")
+        .expect("the table's end marker");
+    let code = |cell: &str| cell.trim().trim_matches('`').to_owned();
+    let rows: Vec<(String, String)> = doc[begin..end]
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            (code(&cells[0][1..]), code(cells[1]))
+        })
+        .collect();
+    assert!(rows.len() >= 10, "{} rows", rows.len());
+    let addr = echo_server();
+    for (offer, expected) in rows {
+        let mut client = RawClient::connect(addr);
+        client.send(&upgrade_offering(&addr.to_string(), &offer));
+        let head = client.read_http_head();
+        let answer = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Extensions: "))
+            .map(str::to_owned);
+        match expected.as_str() {
+            "400" => assert!(head.starts_with("HTTP/1.1 400"), "{offer}: {head}"),
+            "none" => {
+                assert!(head.starts_with("HTTP/1.1 101"), "{offer}: {head}");
+                assert_eq!(answer, None, "{offer}");
+            }
+            _ => {
+                assert!(head.starts_with("HTTP/1.1 101"), "{offer}: {head}");
+                assert_eq!(answer.as_deref(), Some(expected.as_str()), "{offer}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_client_that_limits_the_servers_window_gets_plain_messages_and_may_still_compress() {
+    let addr = echo_server();
+    let mut client = RawClient::connect(addr);
+    client.send(&upgrade_offering(
+        &addr.to_string(),
+        "permessage-deflate; server_max_window_bits=8",
+    ));
+    let head = client.read_http_head();
+    assert!(head.contains("server_max_window_bits=8"), "{head}");
+    let text = "all work and no play makes a dull chat; ".repeat(50);
+    let compressed = loopchat::ws::deflate::codec::compress_message(text.as_bytes(), 15, 6);
+    let mut frame = client_frame(true, 0x1, &compressed);
+    frame[0] |= 0x40;
+    client.send(&frame);
+    let echoed = client.read_frame();
+    assert_eq!((echoed.rsv, echoed.payload), (0, text.into_bytes()));
+}
