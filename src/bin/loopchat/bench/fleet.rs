@@ -598,8 +598,8 @@ impl Fleet {
             response.extend_from_slice(bytes);
             match handshake.read_response(response) {
                 Ok(None) => {}
-                Ok(Some(head_len)) => {
-                    let rest = response.split_off(head_len);
+                Ok(Some(upgraded)) => {
+                    let rest = response.split_off(upgraded.head_len);
                     c.state = ClientState::Open;
                     self.counts.opened += 1;
                     self.last_open = Some(Instant::now());

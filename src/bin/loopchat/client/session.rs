@@ -408,9 +408,10 @@ impl Session {
             return Ok(());
         };
         response.extend_from_slice(bytes);
-        let Some(head_len) = handshake.read_response(response)? else {
+        let Some(upgraded) = handshake.read_response(response)? else {
             return Ok(());
         };
+        let head_len = upgraded.head_len;
         // Frames may follow the response head in the same read.
         let after_head = response.split_off(head_len);
         self.phase = Phase::Open(WebSocket::new(Role::Client, MAX_MESSAGE_SIZE));
