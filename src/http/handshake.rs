@@ -716,7 +716,8 @@ mod tests {
             server_max_window_bits: server_bits,
             client_max_window_bits: client_bits,
         };
-        let cases: Vec<(&[&str], Result<Option<Negotiated>, ResponseError>)> = vec![
+        type Verdict = Result<Option<Negotiated>, ResponseError>;
+        let cases: Vec<(&[&str], Verdict)> = vec![
             (&[], Ok(None)),
             (&[""], Ok(None)),
             (

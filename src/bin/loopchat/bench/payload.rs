@@ -548,7 +548,7 @@ impl Rng {
 
     /// A number below `n`.
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 
     /// A word or, one time in two, a phrase; the common ones more often.
@@ -585,7 +585,7 @@ impl ChatJson {
     pub fn new(run: u32, sender: u32, size: usize) -> ChatJson {
         let head = format!(r#"{{"type":"message","room":"lobby","from":"user{sender}","text":""#);
         ChatJson {
-            rng: Rng::new(u64::from(run) << 32 | u64::from(sender)),
+            rng: Rng::new((u64::from(run) << 32) | u64::from(sender)),
             head: head.into_bytes(),
             size: size.max(MIN_CHAT_JSON_SIZE),
         }
