@@ -24,6 +24,14 @@ use std::process::Command;
 #[derive(Debug, Deserialize)]
 struct Report {
     urls: Vec<String>,
+    size: Option<usize>,
+    payload: Option<String>,
+    deflate_offered: bool,
+    deflate_negotiated: bool,
+    wire_bytes_received: Option<u64>,
+    wire_bytes_sent: Option<u64>,
+    wire_bytes_received_per_delivery: Option<f64>,
+    wire_bytes_sent_per_message: Option<f64>,
     sent: Option<u64>,
     delivered: Option<u64>,
     expected: Option<u64>,
@@ -72,6 +80,7 @@ struct ConnectionFigures {
     closed_cleanly: usize,
     close_failed: usize,
     dropped: usize,
+    deflate_negotiated: usize,
     failures: BTreeMap<String, usize>,
 }
 
@@ -564,6 +573,13 @@ fn the_binary_prints_one_json_object_with_the_documented_fields() {
         "duration_s",
         "sent",
         "delivered",
+        "payload",
+        "deflate_offered",
+        "deflate_negotiated",
+        "wire_bytes_received",
+        "wire_bytes_sent",
+        "wire_bytes_received_per_delivery",
+        "wire_bytes_sent_per_message",
         "deliveries_per_s",
         "round_trips_per_s",
         "lost",
@@ -602,6 +618,7 @@ fn the_binary_prints_one_json_object_with_the_documented_fields() {
         "rss_after_kib",
         "bytes_per_idle_connection",
         "closed_cleanly",
+        "deflate_negotiated",
     ] {
         assert!(
             json["connections"].get(key).is_some(),
@@ -636,4 +653,138 @@ fn the_binary_prints_one_json_object_with_the_documented_fields() {
         json["error"].as_str().unwrap().contains("connected"),
         "{json}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// permessage-deflate, chat-like payloads, bytes on the wire
+// ---------------------------------------------------------------------------------------
+
+/// Runs `loopchat bench SCENARIO` against `url` with a short load and `extra` options.
+fn short_run(scenario: &str, url: &str, clients: &str, extra: &[&str]) -> Result<Report, String> {
+    let mut args = vec![
+        scenario,
+        "--url",
+        url,
+        "--clients",
+        clients,
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    bench(&args)
+}
+
+#[test]
+fn echo_with_deflate_costs_fewer_bytes_on_the_wire_both_ways() {
+    // A real `loopchat serve`, which compresses what it sends to clients that agreed.
+    let server = ServerProcess::start(&["--mode", "echo"]);
+    let url = url(server.addr);
+    let chat = ["--size", "1024", "--payload", "chat-json", "--window", "4"];
+    let plain = short_run("echo", &url, "4", &chat).unwrap();
+    let deflated = short_run("echo", &url, "4", &[&chat[..], &["--deflate"]].concat()).unwrap();
+    for report in [&plain, &deflated] {
+        assert_clean(report, 4);
+        assert_eq!(report.payload.as_deref(), Some("chat-json"));
+        assert!(report.wire_bytes_received.unwrap() > 0 && report.wire_bytes_sent.unwrap() > 0);
+    }
+    assert!(!plain.deflate_offered && !plain.deflate_negotiated);
+    assert!(deflated.deflate_offered && deflated.deflate_negotiated);
+    assert_eq!(deflated.connections.as_ref().unwrap().deflate_negotiated, 4);
+    assert_eq!(plain.connections.as_ref().unwrap().deflate_negotiated, 0);
+    // Uncompressed, a delivery costs its 1024 bytes and a frame header; compressed,
+    // chat-like text costs about half.
+    let per = |r: &Report| {
+        (
+            r.wire_bytes_received_per_delivery.unwrap(),
+            r.wire_bytes_sent_per_message.unwrap(),
+        )
+    };
+    let (received, sent) = per(&plain);
+    assert!((1024.0..1040.0).contains(&received), "{plain:#?}");
+    assert!((1024.0..1040.0).contains(&sent), "{plain:#?}");
+    let (received, sent) = per(&deflated);
+    assert!(received < 0.75 * 1024.0, "{deflated:#?}");
+    assert!(sent < 0.75 * 1024.0, "{deflated:#?}");
+}
+
+#[test]
+fn broadcast_with_deflate_and_chat_json_loses_nothing() {
+    let server = ServerProcess::start(&["--mode", "broadcast"]);
+    let report = short_run(
+        "broadcast",
+        &url(server.addr),
+        "10",
+        &[
+            "--senders",
+            "2",
+            "--size",
+            "1024",
+            "--payload",
+            "chat-json",
+            "--deflate",
+        ],
+    )
+    .unwrap();
+    assert_clean(&report, 10);
+    assert_eq!(report.expected, Some(report.sent.unwrap() * 9));
+    assert!(report.deflate_negotiated);
+    assert_eq!(report.size, Some(1024));
+    // What the senders send goes compressed; what the relay sends on is its own choice.
+    let sent = report.wire_bytes_sent_per_message.unwrap();
+    assert!(sent < 0.75 * 1024.0, "{report:#?}");
+    assert!(report.wire_bytes_received_per_delivery.unwrap() > 0.0);
+}
+
+#[test]
+fn a_deflate_benchmark_refuses_a_server_that_declines() {
+    let server = ServerProcess::start(&["--mode", "echo", "--deflate", "off"]);
+    let url = url(server.addr);
+    let echo = [
+        "echo",
+        "--url",
+        &url,
+        "--clients",
+        "3",
+        "--duration",
+        "0.2",
+        "--deflate",
+    ];
+    let connections = [
+        "connections",
+        "--url",
+        &url,
+        "--clients",
+        "3",
+        "--hold",
+        "0",
+        "--deflate",
+    ];
+    for args in [&echo[..], &connections[..]] {
+        let error = bench(args).unwrap_err();
+        assert!(
+            error.contains("the server declined permessage-deflate on 3 of 3 connections"),
+            "{args:?}: {error}"
+        );
+    }
+    // Without --deflate the same server is fine, and the report says deflate was off.
+    let report = short_run("echo", &url, "2", &[]).unwrap();
+    assert!(!report.deflate_offered && !report.deflate_negotiated);
+    assert_eq!(report.payload.as_deref(), Some("filler"));
+}
+
+#[test]
+fn chat_json_needs_room_for_its_envelope() {
+    let addr = start(Echo);
+    let error = short_run(
+        "echo",
+        &url(addr),
+        "1",
+        &["--payload", "chat-json", "--size", "100"],
+    )
+    .unwrap_err();
+    assert!(error.contains("at least 128"), "{error}");
 }

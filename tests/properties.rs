@@ -672,8 +672,8 @@ proptest! {
         let mut verdict = None;
         for piece in response_reads.cut(&stream) {
             buf.extend_from_slice(piece);
-            if let Some(head_len) = client.read_response(&buf).expect("accepted") {
-                verdict = Some(head_len);
+            if let Some(upgraded) = client.read_response(&buf).expect("accepted") {
+                verdict = Some(upgraded.head_len);
                 break;
             }
             prop_assert!(buf.len() < response.len(), "complete but not accepted");

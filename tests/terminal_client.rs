@@ -14,6 +14,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use common::IO_TIMEOUT;
 use loopchat::ServerConfig;
 use loopchat::apps::{Chat, ChatConfig};
+use loopchat::ws::deflate::codec::{Inflater, MessageCompressor};
+use loopchat::ws::deflate::negotiation::Direction;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -728,19 +730,28 @@ impl FakeServer {
     /// 101, as a server may send them.
     fn accept(args: &[&str], first_frames: &[u8]) -> (FakeServer, TerminalClient) {
         let (mut server, client, head) = FakeServer::connect(args);
+        server.answer(&head, None, first_frames);
+        (server, client)
+    }
+
+    /// Answers the request `head` with a 101, with this `Sec-WebSocket-Extensions` value
+    /// if any, followed by `first_frames` in the same write.
+    fn answer(&mut self, head: &str, extensions: Option<&str>, first_frames: &[u8]) {
         let key = head
             .lines()
             .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
             .expect("a key");
+        let extensions = extensions
+            .map(|value| format!("Sec-WebSocket-Extensions: {value}\r\n"))
+            .unwrap_or_default();
         let mut response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
+             Sec-WebSocket-Accept: {}\r\n{extensions}\r\n",
             loopchat::http::accept_key(key.trim().as_bytes())
         )
         .into_bytes();
         response.extend_from_slice(first_frames);
-        server.stream.write_all(&response).expect("write 101");
-        (server, client)
+        self.stream.write_all(&response).expect("write 101");
     }
 
     /// Starts a client against a fresh listener and reads its request head, leaving the
@@ -785,6 +796,13 @@ impl FakeServer {
 
     /// Reads one frame from the client: (opcode, masked, unmasked payload).
     fn read_frame(&mut self) -> (u8, bool, Vec<u8>) {
+        let (first, masked, payload) = self.read_raw_frame();
+        (first & 0x0f, masked, payload)
+    }
+
+    /// Reads one frame from the client: (first byte: FIN, RSV bits and opcode; masked;
+    /// unmasked payload).
+    fn read_raw_frame(&mut self) -> (u8, bool, Vec<u8>) {
         let mut start = [0; 2];
         self.stream.read_exact(&mut start).expect("frame header");
         let masked = start[1] & 0x80 != 0;
@@ -813,7 +831,7 @@ impl FakeServer {
                 .enumerate()
                 .for_each(|(i, b)| *b ^= key[i % 4]);
         }
-        (start[0] & 0x0f, masked, payload)
+        (start[0], masked, payload)
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -1081,5 +1099,257 @@ fn with_nick_a_server_that_never_answers_gets_the_lines_after_5_s() {
     assert!(
         waited >= Duration::from_secs(5),
         "the line went out {waited:?} after the client started, before its 5 s wait"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. permessage-deflate: offered by default, checked, used both ways
+// ---------------------------------------------------------------------------------------
+
+/// A chat message's text of `len` bytes or so: English-like, and so compressible.
+fn long_text(len: usize) -> String {
+    let sentence = "the deploy went fine and the graphs look calm, so I am going to lunch now. ";
+    sentence.repeat(len / sentence.len() + 1)[..len]
+        .trim_end()
+        .to_owned()
+}
+
+/// What the terminal client sends when `text` (with nothing to escape) is typed.
+fn said(text: &str) -> Vec<u8> {
+    format!(r#"{{"type":"message","text":"{text}"}}"#).into_bytes()
+}
+
+/// Inflates one compressed message with `inflater` (which may keep a window).
+fn inflate_with(inflater: &mut Inflater, compressed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    inflater.feed(compressed, &mut out).expect("inflates");
+    inflater.finish(&mut out).expect("inflates");
+    out
+}
+
+/// A compressed text frame from the server.
+fn compressed_server_frame(compressed: &[u8]) -> Vec<u8> {
+    common::frame_bytes(0xc0 | common::OP_TEXT, compressed, None)
+}
+
+#[test]
+fn deflate_is_offered_and_used_both_ways_keeping_context_when_allowed() {
+    let (mut server, mut client, head) = FakeServer::connect(&[]);
+    assert!(
+        head.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        ),
+        "{head}"
+    );
+    // The answer Node's ws gives by default: context taken over both ways.
+    server.answer(&head, Some("permessage-deflate"), &[]);
+
+    // The server compresses with context too: its second message refers to its first,
+    // which the client must still hold.
+    let event = r#"{"type":"message","id":1,"room":"lobby","from":"srv","text":"the same long-ish message, said twice by the server to test the window","time":0}"#;
+    let keep = Direction {
+        window_bits: 15,
+        no_context_takeover: false,
+    };
+    let mut compressor = MessageCompressor::new(keep, 6).unwrap();
+    let first = compressed_server_frame(compressor.compress(event.as_bytes()));
+    let second = compressed_server_frame(compressor.compress(event.as_bytes()));
+    assert!(second.len() < first.len() / 2);
+    server.send(&[first, second].concat());
+    let shown =
+        "[#lobby] srv: the same long-ish message, said twice by the server to test the window";
+    client.expect_line(shown);
+    client.expect_line(shown);
+
+    // Long lines go compressed (RSV1), keeping context: the same line again is a few
+    // bytes. A short one goes as it is.
+    let text = long_text(600);
+    client.send(&text);
+    client.send(&text);
+    client.send("hi");
+    let mut inflater = Inflater::new(1 << 20, true);
+    let mut sizes = Vec::new();
+    for _ in 0..2 {
+        let (first, masked, payload) = server.read_raw_frame();
+        assert_eq!((first, masked), (0xc1, true), "FIN, RSV1, text; masked");
+        sizes.push(payload.len());
+        assert_eq!(inflate_with(&mut inflater, &payload), said(&text));
+    }
+    assert!(sizes[0] < said(&text).len() / 4, "{sizes:?}");
+    assert!(sizes[1] < sizes[0] / 2, "no context kept: {sizes:?}");
+    let (first, _, payload) = server.read_raw_frame();
+    assert_eq!((first, payload), (0x81, said("hi")));
+
+    client.close_stdin();
+    let (opcode, _, _) = server.read_frame();
+    assert_eq!(opcode, common::OP_CLOSE);
+    server.send(&server_frame(
+        common::OP_CLOSE,
+        &common::close_payload(1000, ""),
+    ));
+    drop(server);
+    let (status, _, stderr) = client.wait_exit();
+    assert!(status.success(), "{status}, stderr {stderr:?}");
+}
+
+#[test]
+fn deflate_keeps_to_what_the_server_asked() {
+    let text = long_text(400);
+    // client_no_context_takeover: each message inflates on its own.
+    let (mut server, mut client, head) = FakeServer::connect(&[]);
+    server.answer(
+        &head,
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        &[],
+    );
+    client.send(&text);
+    client.send(&text);
+    for _ in 0..2 {
+        let (first, _, payload) = server.read_raw_frame();
+        assert_eq!(first, 0xc1);
+        assert_eq!(
+            inflate_with(&mut Inflater::new(1 << 20, false), &payload),
+            said(&text)
+        );
+    }
+    drop(client);
+
+    // client_max_window_bits=8, which zlib cannot keep to: the client agrees and sends
+    // uncompressed (RFC 7692 §6 lets each message choose).
+    let (mut server, mut client, head) = FakeServer::connect(&[]);
+    server.answer(
+        &head,
+        Some("permessage-deflate; client_max_window_bits=8"),
+        &[],
+    );
+    client.send(&text);
+    let (first, _, payload) = server.read_raw_frame();
+    assert_eq!((first, payload), (0x81, said(&text)));
+    drop(client);
+
+    // --deflate off: no offer, and nothing compressed.
+    let (mut server, mut client, head) = FakeServer::connect(&["--deflate", "off"]);
+    assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+    server.answer(&head, None, &[]);
+    client.send(&text);
+    let (first, _, payload) = server.read_raw_frame();
+    assert_eq!((first, payload), (0x81, said(&text)));
+}
+
+#[test]
+fn an_extension_answer_the_client_cannot_accept_fails_the_connection() {
+    let cases = [
+        // Not offered (RFC 6455 §4.1).
+        (
+            &["--deflate", "off"][..],
+            "permessage-deflate",
+            "the server accepted the extension permessage-deflate, which we did not offer",
+        ),
+        (&[][..], "x-webkit-deflate-frame", "which we did not offer"),
+        // Offered, but the answer breaks RFC 7692 §7.1.
+        (
+            &[][..],
+            "permessage-deflate; server_max_window_bits=99",
+            "invalid permessage-deflate response: server_max_window_bits=99",
+        ),
+        (
+            &[][..],
+            "permessage-deflate; client_max_window_bits",
+            "client_max_window_bits needs a value",
+        ),
+    ];
+    for (args, answer, reason) in cases {
+        let (mut server, mut client, head) = FakeServer::connect(args);
+        server.answer(&head, Some(answer), &[]);
+        let (status, _, stderr) = client.wait_exit();
+        assert_eq!(status.code(), Some(1), "{answer}: stderr {stderr:?}");
+        assert!(
+            stderr.contains("the WebSocket handshake failed: the server's Sec-WebSocket-Extensions is not acceptable")
+                && stderr.contains(reason),
+            "{answer}: {stderr:?}"
+        );
+    }
+}
+
+/// A TCP proxy for one connection that counts the bytes each way: what the client's
+/// choices cost on the wire, seen from outside it.
+struct CountingProxy {
+    addr: SocketAddr,
+    /// (client to server, server to client), once both directions have ended.
+    counts: Receiver<(u64, u64)>,
+}
+
+impl CountingProxy {
+    fn to(upstream: SocketAddr) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, counts) = mpsc::channel();
+        thread::spawn(move || {
+            let (client, _) = listener.accept().expect("accept");
+            let server = TcpStream::connect(upstream).expect("connect upstream");
+            let pump = |mut from: TcpStream, mut to: TcpStream| {
+                thread::spawn(move || {
+                    let mut total = 0;
+                    let mut buf = [0; 16 * 1024];
+                    loop {
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                total += n as u64;
+                            }
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                    total
+                })
+            };
+            let up = pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+            let down = pump(server, client);
+            let _ = tx.send((up.join().unwrap(), down.join().unwrap()));
+        });
+        CountingProxy { addr, counts }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        self.counts
+            .recv_timeout(IO_TIMEOUT)
+            .expect("the proxied connection ended")
+    }
+}
+
+#[test]
+fn a_long_message_round_trips_through_a_real_server_compressed() {
+    let server = common::process::ServerProcess::start(&[]);
+    let text = long_text(3000);
+    let shown = format!("[#lobby] ada: {text}");
+    let mut up = Vec::new();
+    for deflate in ["off", "on"] {
+        let proxy = CountingProxy::to(server.addr);
+        let url = format!("ws://{}/ws", proxy.addr);
+        let mut ada = TerminalClient::spawn(
+            "ada",
+            &url,
+            &["--nick", "ada", "--linger", "60", "--deflate", deflate],
+        );
+        ada.send(&text);
+        ada.expect_line(&shown);
+        ada.send("/quit");
+        let (status, _, stderr) = ada.wait_exit();
+        assert!(
+            status.success(),
+            "--deflate {deflate}: {status}, {stderr:?}"
+        );
+        up.push(proxy.counts().0);
+    }
+    // The same session, with the message compressed on the way up: a 3 KB message of
+    // chat text costs a few hundred bytes.
+    let (off, on) = (up[0], up[1]);
+    assert!(off > text.len() as u64, "{off}");
+    assert!(
+        on + 2000 < off,
+        "client to server: {on} bytes with deflate, {off} without"
     );
 }

@@ -429,11 +429,23 @@ pub const ACCEPT_PLACEHOLDER: &[u8] = b"$ACCEPT";
 ///
 /// The response is checked whole and as a prefix cut at `split`: a prefix is either
 /// incomplete or decided exactly as the whole is. An accepted head must be accepted alone.
+/// Each input is checked twice: by a handshake that offers nothing (any extension in the
+/// answer is refused) and by one that offers permessage-deflate as a browser does (the
+/// answer's parameters are checked).
 pub fn check_handshake_response(data: &[u8]) {
     let [hi, lo, response @ ..] = data else {
         return;
     };
-    let handshake = ClientHandshake::new("fuzz.example:8080", "/ws");
+    check_response_against(ClientHandshake::new("fuzz.example:8080", "/ws"), *hi, *lo, response);
+    let offering = ClientHandshake::with_deflate(
+        "fuzz.example:8080",
+        "/ws",
+        loopchat::ws::deflate::negotiation::DeflateOffer::client_default(),
+    );
+    check_response_against(offering, *hi, *lo, response);
+}
+
+fn check_response_against(handshake: ClientHandshake, hi: u8, lo: u8, response: &[u8]) {
     let response = replace_all(
         response,
         ACCEPT_PLACEHOLDER,
@@ -445,16 +457,17 @@ pub fn check_handshake_response(data: &[u8]) {
     if whole != Ok(None) {
         assert_eq!(at_end, whole, "the end of the stream changed a decision");
     }
-    let cut = usize::from(u16::from_be_bytes([*hi, *lo])) % (response.len() + 1);
+    let cut = usize::from(u16::from_be_bytes([hi, lo])) % (response.len() + 1);
     let prefix = handshake.read_response(&response[..cut]);
     if prefix != Ok(None) {
         assert_eq!(prefix, whole, "a prefix of {cut} bytes decided otherwise");
     }
     match &whole {
-        Ok(Some(len)) => {
-            assert!(*len <= response.len());
-            assert_eq!(handshake.read_response(&response[..*len]), whole);
-            if cut >= *len {
+        Ok(Some(upgraded)) => {
+            let len = upgraded.head_len;
+            assert!(len <= response.len());
+            assert_eq!(handshake.read_response(&response[..len]), whole);
+            if cut >= len {
                 assert_eq!(prefix, whole, "a prefix holding the whole head");
             }
         }

@@ -7,10 +7,16 @@
 //! Client side: [`ClientHandshake`] writes the request and checks the server's answer,
 //! including that `Sec-WebSocket-Accept` proves the server read our key. A refusal (any
 //! status but 101) is reported with its reason phrase and the start of its body, which
-//! is where a server says why (`no WebSocket at /chat; use /ws`).
+//! is where a server says why (`no WebSocket at /chat; use /ws`). The request may offer
+//! permessage-deflate ([`ClientHandshake::with_deflate`]); the answer's
+//! `Sec-WebSocket-Extensions` is checked either way, since RFC 6455 §4.1 has a client
+//! fail the connection when the server names an extension it did not offer, and
+//! RFC 7692 §7.1 when the server's parameters break the offer. A valid 101 yields
+//! [`Upgraded`]: where the frames begin and what was agreed.
 
 use super::error::HttpError;
 use super::request::{HeadLimits, Request};
+use crate::ws::deflate::negotiation::{DeflateOffer, Negotiated, ResponseError, parse_extensions};
 use crate::ws::mask::MaskKeys;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -165,6 +171,11 @@ pub enum ClientHandshakeError {
     /// A `Sec-WebSocket-Accept` that does not match our key.
     #[error("Sec-WebSocket-Accept does not match the key we sent")]
     WrongAccept,
+    /// A `Sec-WebSocket-Extensions` the client must fail the connection over: an
+    /// extension we did not offer (RFC 6455 §4.1), or a permessage-deflate answer that
+    /// breaks our offer or RFC 7692 §7.1.
+    #[error("the server's Sec-WebSocket-Extensions is not acceptable: {0}")]
+    Extensions(#[from] ResponseError),
 }
 
 /// How much of a refusal's body is waited for and reported: enough for a server's
@@ -189,29 +200,65 @@ fn one_printable_line(bytes: &[u8]) -> String {
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The client's half of the handshake: a fresh random key, the request that carries it,
-/// and the check of the server's answer.
+/// The client's half of the handshake: a fresh random key, the request that carries it
+/// (with a permessage-deflate offer, or none), and the check of the server's answer.
 #[derive(Debug, Clone)]
 pub struct ClientHandshake {
+    /// The `Sec-WebSocket-Accept` that proves the server read our key.
     expected_accept: String,
+    /// The request head, ready to send.
     request: Vec<u8>,
+    /// The permessage-deflate offer the request makes, if any: the answer is checked
+    /// against it.
+    deflate: Option<DeflateOffer>,
+}
+
+/// A server's valid 101 to a [`ClientHandshake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgraded {
+    /// The length of the response head: frames may follow it in the same read.
+    pub head_len: usize,
+    /// The permessage-deflate parameters in effect; `None` if we did not offer it or the
+    /// server declined (then messages go uncompressed both ways).
+    pub deflate: Option<Negotiated>,
 }
 
 impl ClientHandshake {
-    /// A handshake for `path` (such as `/ws`) on `host` (such as `127.0.0.1:8080`).
+    /// A handshake for `path` (such as `/ws`) on `host` (such as `127.0.0.1:8080`),
+    /// offering no extension.
     pub fn new(host: &str, path: &str) -> ClientHandshake {
+        ClientHandshake::build(host, path, None)
+    }
+
+    /// A handshake that offers permessage-deflate as `offer` says (a browser's offer is
+    /// [`DeflateOffer::client_default`]). Whether the server agreed, and to what, comes
+    /// with the 101 ([`Upgraded::deflate`]).
+    pub fn with_deflate(host: &str, path: &str, offer: DeflateOffer) -> ClientHandshake {
+        ClientHandshake::build(host, path, Some(offer))
+    }
+
+    fn build(host: &str, path: &str, deflate: Option<DeflateOffer>) -> ClientHandshake {
         let mut keys = MaskKeys::from_os_seed();
         let nonce: Vec<u8> = (0..4).flat_map(|_| keys.next_key()).collect();
         let key = BASE64.encode(nonce);
+        let extensions = deflate
+            .map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n"))
+            .unwrap_or_default();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n"
         )
         .into_bytes();
         ClientHandshake {
             expected_accept: accept_key(key.as_bytes()),
             request,
+            deflate,
         }
+    }
+
+    /// The permessage-deflate offer this handshake makes, if any.
+    pub fn deflate_offer(&self) -> Option<&DeflateOffer> {
+        self.deflate.as_ref()
     }
 
     /// The request bytes to send.
@@ -219,19 +266,22 @@ impl ClientHandshake {
         &self.request
     }
 
-    /// Checks the response at the start of `buf`. Returns the length of the response
-    /// head once it is complete and valid (frames may follow it in `buf`), `Ok(None)` while
-    /// it is incomplete. A refusal is decided once its body is in, up to
+    /// Checks the response at the start of `buf`. Returns [`Upgraded`] (the length of the
+    /// response head, as frames may follow it in `buf`, and what was agreed) once the head
+    /// is complete and valid, `Ok(None)` while it is incomplete. A refusal is decided once its body is in, up to
     /// [`MAX_REFUSAL_BODY`] bytes of it (for a body without a `Content-Length`, that many
     /// or the end of the stream: see [`read_response_at_end`](Self::read_response_at_end)).
-    pub fn read_response(&self, buf: &[u8]) -> Result<Option<usize>, ClientHandshakeError> {
+    pub fn read_response(&self, buf: &[u8]) -> Result<Option<Upgraded>, ClientHandshakeError> {
         self.check_response(buf, false)
     }
 
     /// As [`read_response`](Self::read_response), when the server has closed the
     /// connection and `buf` is all there will be: a refusal whose body is cut short is
     /// reported with what came. `Ok(None)`: the head itself is incomplete.
-    pub fn read_response_at_end(&self, buf: &[u8]) -> Result<Option<usize>, ClientHandshakeError> {
+    pub fn read_response_at_end(
+        &self,
+        buf: &[u8],
+    ) -> Result<Option<Upgraded>, ClientHandshakeError> {
         self.check_response(buf, true)
     }
 
@@ -239,7 +289,7 @@ impl ClientHandshake {
         &self,
         buf: &[u8],
         at_end: bool,
-    ) -> Result<Option<usize>, ClientHandshakeError> {
+    ) -> Result<Option<Upgraded>, ClientHandshakeError> {
         let limits = HeadLimits::default();
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut fields);
@@ -300,8 +350,33 @@ impl ClientHandshake {
         {
             return Err(ClientHandshakeError::WrongAccept);
         }
-        Ok(Some(head_len))
+        let extensions = response
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|h| h.value);
+        let deflate = match &self.deflate {
+            Some(offer) => offer.check_response(extensions)?,
+            None => {
+                refuse_any_extension(extensions)?;
+                None
+            }
+        };
+        Ok(Some(Upgraded { head_len, deflate }))
     }
+}
+
+/// The check of `Sec-WebSocket-Extensions` when we offered nothing: any extension named
+/// is one we did not offer (RFC 6455 §4.1). An empty header names none.
+fn refuse_any_extension<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<(), ResponseError> {
+    for value in headers {
+        if let Some(extension) = parse_extensions(value)?.first() {
+            return Err(ResponseError::NotOffered(extension.name.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -494,7 +569,11 @@ mod tests {
         for prefix in 0..response.len() {
             assert_eq!(client.read_response(&response[..prefix]), Ok(None));
         }
-        assert_eq!(client.read_response(&response), Ok(Some(response.len())));
+        let upgraded = Upgraded {
+            head_len: response.len(),
+            deflate: None,
+        };
+        assert_eq!(client.read_response(&response), Ok(Some(upgraded)));
 
         let other = ClientHandshake::new("127.0.0.1:9", "/ws");
         assert_eq!(
@@ -579,5 +658,178 @@ mod tests {
             bare.unwrap_err().to_string(),
             "the server answered 500 instead of 101 Switching Protocols"
         );
+    }
+
+    /// A 101 for `client`'s request carrying these `Sec-WebSocket-Extensions` headers, one
+    /// field each.
+    fn answer_with_extensions(client: &ClientHandshake, extensions: &[&str]) -> Vec<u8> {
+        let (request, _) = parse_request(client.request(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        let Ok(RequestKind::Upgrade(upgrade)) = classify(&request) else {
+            panic!("refused")
+        };
+        let mut response = upgrade.response();
+        response.truncate(response.len() - 2);
+        for value in extensions {
+            response.extend_from_slice(format!("Sec-WebSocket-Extensions: {value}\r\n").as_bytes());
+        }
+        response.extend_from_slice(b"\r\n");
+        response
+    }
+
+    #[test]
+    fn the_offer_is_in_the_request_only_when_made() {
+        let plain = ClientHandshake::new("h:1", "/ws");
+        let text = String::from_utf8(plain.request().to_vec()).unwrap();
+        assert!(!text.contains("Sec-WebSocket-Extensions"), "{text}");
+        assert_eq!(plain.deflate_offer(), None);
+
+        let offering = ClientHandshake::with_deflate("h:1", "/ws", DeflateOffer::client_default());
+        let text = String::from_utf8(offering.request().to_vec()).unwrap();
+        assert!(
+            text.contains(
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n"));
+        // The server reads the offer as a browser's.
+        let (request, _) = parse_request(offering.request(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(classify(&request), Ok(RequestKind::Upgrade(_))));
+        assert_eq!(
+            request.header("sec-websocket-extensions"),
+            Some(&b"permessage-deflate; client_max_window_bits"[..])
+        );
+    }
+
+    /// Each line: the `Sec-WebSocket-Extensions` fields of a 101, and the client's
+    /// verdict when it offered a browser's permessage-deflate (`Ok(None)`: declined).
+    #[test]
+    fn the_answer_to_a_deflate_offer_is_checked() {
+        use crate::ws::deflate::negotiation::{ParamError, ParamName};
+        let negotiated = |server_nct, client_nct, server_bits, client_bits| Negotiated {
+            server_no_context_takeover: server_nct,
+            client_no_context_takeover: client_nct,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+        };
+        type Verdict = Result<Option<Negotiated>, ResponseError>;
+        let cases: Vec<(&[&str], Verdict)> = vec![
+            (&[], Ok(None)),
+            (&[""], Ok(None)),
+            (
+                &["permessage-deflate"],
+                Ok(Some(negotiated(false, false, 15, 15))),
+            ),
+            (
+                &["permessage-deflate; server_no_context_takeover; client_no_context_takeover"],
+                Ok(Some(negotiated(true, true, 15, 15))),
+            ),
+            (
+                &["permessage-deflate; server_max_window_bits=10; client_max_window_bits=8"],
+                Ok(Some(negotiated(false, false, 10, 8))),
+            ),
+            (
+                &["x-webkit-deflate-frame"],
+                Err(ResponseError::NotOffered("x-webkit-deflate-frame".into())),
+            ),
+            (
+                &["permessage-deflate", "permessage-deflate"],
+                Err(ResponseError::Repeated),
+            ),
+            (
+                &["permessage-deflate, permessage-deflate"],
+                Err(ResponseError::Repeated),
+            ),
+            (
+                &["permessage-deflate; server_max_window_bits=99"],
+                Err(ResponseError::Invalid(ParamError::BadWindowBits {
+                    param: ParamName::ServerMaxWindowBits,
+                    value: "99".into(),
+                })),
+            ),
+            (
+                &["permessage-deflate; client_max_window_bits"],
+                Err(ResponseError::Invalid(ParamError::MissingValue(
+                    ParamName::ClientMaxWindowBits,
+                ))),
+            ),
+            (
+                &["permessage-deflate; mystery"],
+                Err(ResponseError::Invalid(ParamError::Unknown(
+                    "mystery".into(),
+                ))),
+            ),
+        ];
+        let client = ClientHandshake::with_deflate("h:1", "/ws", DeflateOffer::client_default());
+        for (extensions, expected) in cases {
+            let response = answer_with_extensions(&client, extensions);
+            let verdict = client
+                .read_response(&response)
+                .map(|u| u.map(|u| u.deflate));
+            let expected = expected.map(Some).map_err(ClientHandshakeError::Extensions);
+            assert_eq!(verdict, expected, "{extensions:?}");
+        }
+        // A header that breaks the grammar fails the connection too.
+        let response = answer_with_extensions(&client, &["permessage-deflate;;"]);
+        assert!(
+            matches!(
+                client.read_response(&response),
+                Err(ClientHandshakeError::Extensions(ResponseError::Malformed(
+                    _
+                )))
+            ),
+            "{:?}",
+            client.read_response(&response)
+        );
+    }
+
+    #[test]
+    fn without_an_offer_any_extension_fails_the_connection() {
+        let client = ClientHandshake::new("h:1", "/ws");
+        for extensions in [&["permessage-deflate"][..], &["", "foo; bar=1"]] {
+            let response = answer_with_extensions(&client, extensions);
+            let Err(error) = client.read_response(&response) else {
+                panic!("{extensions:?} accepted")
+            };
+            let name = extensions.last().unwrap().split(';').next().unwrap();
+            assert_eq!(
+                error,
+                ClientHandshakeError::Extensions(ResponseError::NotOffered(name.into()))
+            );
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the server's Sec-WebSocket-Extensions is not acceptable: the server \
+                     accepted the extension {name}, which we did not offer"
+                )
+            );
+        }
+        // An empty header names no extension.
+        let response = answer_with_extensions(&client, &[""]);
+        assert!(matches!(client.read_response(&response), Ok(Some(u)) if u.deflate.is_none()));
+    }
+
+    #[test]
+    fn the_client_accepts_what_our_server_answers_and_both_agree() {
+        use crate::ws::deflate::negotiation::{DeflateConfig, Negotiation, negotiate};
+        let client = ClientHandshake::with_deflate("h:1", "/ws", DeflateOffer::client_default());
+        let (request, _) = parse_request(client.request(), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        let Ok(RequestKind::Upgrade(upgrade)) = classify(&request) else {
+            panic!("refused")
+        };
+        let offers = request.headers_named("sec-websocket-extensions");
+        let Ok(Negotiation::Accept(accepted)) = negotiate(offers, &DeflateConfig::default()) else {
+            panic!("declined")
+        };
+        let response = upgrade.response_with_extensions(Some(&accepted.response_header));
+        let upgraded = client.read_response(&response).unwrap().unwrap();
+        assert_eq!(upgraded.head_len, response.len());
+        assert_eq!(upgraded.deflate, Some(accepted.negotiated));
     }
 }

@@ -16,8 +16,8 @@ pub mod static_files;
 
 pub use error::HttpError;
 pub use handshake::{
-    ClientHandshake, ClientHandshakeError, MAX_REFUSAL_BODY, RequestKind, Upgrade, accept_key,
-    classify,
+    ClientHandshake, ClientHandshakeError, MAX_REFUSAL_BODY, RequestKind, Upgrade, Upgraded,
+    accept_key, classify,
 };
 pub use origin::OriginPolicy;
 pub use request::{HeadLimits, Request, parse_request};

@@ -199,9 +199,39 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    encode(out, opcode, fin, 0, payload, mask);
+}
+
+/// Appends one whole data message compressed with permessage-deflate: a single frame
+/// (FIN set) with RSV1 set, RFC 7692's "this message is compressed" (§6), whose
+/// `payload` is the compressed bytes. Masked with `mask`, as [`encode_frame`] does.
+pub fn encode_compressed_frame(
+    out: &mut Vec<u8>,
+    opcode: Opcode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    debug_assert!(
+        !opcode.is_control() && opcode != Opcode::Continuation,
+        "RSV1 belongs on the first frame of a data message"
+    );
+    encode(out, opcode, true, RSV1, payload, mask);
+}
+
+/// RSV1 within [`FrameHeader::rsv`]: permessage-deflate's compressed bit.
+pub const RSV1: u8 = 0b100;
+
+fn encode(
+    out: &mut Vec<u8>,
+    opcode: Opcode,
+    fin: bool,
+    rsv: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
     let header = FrameHeader {
         fin,
-        rsv: 0,
+        rsv,
         opcode,
         mask,
         payload_len: payload.len() as u64,
@@ -307,6 +337,20 @@ mod tests {
                 Err(ProtocolError::ReservedOpcode(bits))
             );
         }
+    }
+
+    #[test]
+    fn a_compressed_frame_has_rsv1_and_fin() {
+        let mut out = Vec::new();
+        encode_compressed_frame(&mut out, Opcode::Text, b"\xf2\x48", Some([1, 2, 3, 4]));
+        let (header, len) = FrameHeader::parse(&out).unwrap().unwrap();
+        assert_eq!(
+            (header.fin, header.rsv, header.opcode),
+            (true, RSV1, Opcode::Text)
+        );
+        assert_eq!(header.payload_len, 2);
+        assert_eq!(out.len(), len + 2);
+        assert_eq!(out[0], 0xc1);
     }
 
     #[test]

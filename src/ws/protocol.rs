@@ -43,10 +43,12 @@
 //! any of it is stored.
 
 use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
-use super::deflate::codec::{InflateError, Inflater, MAX_WINDOW_BITS};
+use super::deflate::codec::{InflateError, Inflater, MAX_WINDOW_BITS, MessageCompressor};
 use super::deflate::negotiation::Negotiated;
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode, encode_frame};
+use super::frame::{
+    FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode, encode_compressed_frame, encode_frame,
+};
 use super::mask::{MaskKeys, apply_mask};
 use super::message::{ControlPayload, Event, Message};
 use super::utf8::Utf8Validator;
@@ -101,6 +103,10 @@ pub enum WriteError {
     /// A close code that RFC 6455 §7.4 does not allow in a Close frame.
     #[error("close code {0} may not be sent")]
     CloseCodeNotAllowed(u16),
+    /// A compressed message on a connection that did not negotiate permessage-deflate:
+    /// its peer would fail the connection over the RSV1 bit (RFC 7692 §6.1).
+    #[error("permessage-deflate was not negotiated; nothing may be sent compressed")]
+    DeflateNotNegotiated,
 }
 
 /// The frame whose payload is arriving.
@@ -326,6 +332,30 @@ impl WebSocket {
         out: &mut Vec<u8>,
     ) -> Result<(), WriteError> {
         self.write_frame(message.opcode(), message.payload(), out)
+    }
+
+    /// Appends a data message compressed with `compressor` (permessage-deflate, RFC 7692
+    /// §7.2.1), as one frame with RSV1 set, masked in the client role. The caller decides
+    /// message by message whether to compress (a short message gains nothing); the
+    /// compressor must be the one made for this connection's outgoing direction, and the
+    /// message is compressed only once the frame can be sent, so that a compressor that
+    /// keeps its context never holds a message the peer did not get.
+    pub fn write_compressed(
+        &mut self,
+        message: Message<'_>,
+        compressor: &mut MessageCompressor,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WriteError> {
+        if !self.state.can_send() {
+            return Err(WriteError::Closed);
+        }
+        if self.deflate.is_none() {
+            return Err(WriteError::DeflateNotNegotiated);
+        }
+        let mask = self.mask_keys.as_mut().map(MaskKeys::next_key);
+        let compressed = compressor.compress(message.payload());
+        encode_compressed_frame(out, message.opcode(), compressed, mask);
+        Ok(())
     }
 
     /// Appends a Ping to `out`.

@@ -211,6 +211,12 @@ struct ClientArgs {
         value_parser = parse_seconds
     )]
     linger: std::time::Duration,
+
+    /// permessage-deflate (RFC 7692): offer it as a browser does. If the server agrees,
+    /// compressed messages from it are inflated, and what you send from 128 bytes up
+    /// goes compressed.
+    #[arg(long, value_enum, default_value = "on")]
+    deflate: Switch,
 }
 
 fn main() -> ExitCode {
@@ -221,6 +227,7 @@ fn main() -> ExitCode {
             url: args.url,
             nick: args.nick,
             linger: args.linger,
+            deflate: args.deflate == Switch::On,
         }),
         Command::Bench(command) => bench::main(command),
     }

@@ -8,6 +8,15 @@
 //! whatever each received before (uWebSockets' "shared compressor" does the same). So a
 //! loop needs one `Compressor`, not one per connection.
 //!
+//! **Sending on one connection** ([`MessageCompressor`]): a client (the terminal client)
+//! has one connection and may keep its LZ77 window from one message to the next unless
+//! the server said `client_no_context_takeover` (§7.1.1.2), so that a message can refer
+//! back to the envelope, names and words of the ones before. It compresses within the
+//! negotiated `client_max_window_bits`, or not at all when zlib cannot (8 bits: see
+//! [`Direction::can_compress`]). Forgetting is always allowed: a sender that resets after
+//! every message, as the load generator does with one shared `Compressor`, is understood
+//! by any receiver.
+//!
 //! **Receiving** ([`Inflater`]): one per connection, which holds no zlib state between
 //! messages unless the client takes its context over: the state (47 KiB) is created
 //! when a compressed message starts and dropped when it ends (§7.1.1.2: a server may
@@ -26,6 +35,7 @@
 //! allocates 32 KiB for it whatever the bits asked.
 
 use crate::ws::close::CloseCode;
+use crate::ws::deflate::negotiation::Direction;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use thiserror::Error;
 
@@ -103,6 +113,13 @@ impl Compressor {
     /// set (§7.2.1). An empty payload compresses to the single octet `00`, an empty stored
     /// block's header, which RFC 7692 §7.2.3.6 gives as the empty message's form.
     pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        self.compress_keeping_window(payload, out);
+        self.stream.reset();
+    }
+
+    /// As [`compress`](Self::compress), but the window stays: the next message may refer
+    /// back to this one (context takeover).
+    fn compress_keeping_window(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
         // Room for incompressible input (5 bytes per stored block) and the flush, so one
         // pass almost always suffices.
@@ -120,9 +137,72 @@ impl Compressor {
             }
             out.reserve(out.len() - start + 64);
         }
-        self.stream.reset();
         debug_assert!(out[start..].ends_with(&TRAILER));
         out.truncate(out.len() - TRAILER.len());
+    }
+}
+
+/// One connection's compressor for the messages it sends, as negotiated for its
+/// direction: within its window, keeping context between messages unless told not to.
+///
+/// It holds zlib's whole deflate state (245 to 371 KiB, see [`Compressor`]) for the life
+/// of the connection: right for a client with one connection, wrong for a server with
+/// thousands, which shares one `Compressor` instead.
+pub struct MessageCompressor {
+    /// The deflate stream; reset after each message unless context is kept.
+    compressor: Compressor,
+    /// Whether the window carries over to the next message (no
+    /// `no_context_takeover` agreed for this direction).
+    keep_context: bool,
+    /// The last message compressed, reused from one message to the next.
+    compressed: Vec<u8>,
+}
+
+impl std::fmt::Debug for MessageCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCompressor")
+            .field("window_bits", &self.compressor.window_bits)
+            .field("keep_context", &self.keep_context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageCompressor {
+    /// A compressor for the messages sent in `direction` (the sender's
+    /// [`Negotiated::outgoing`](crate::ws::deflate::negotiation::Negotiated::outgoing)), at
+    /// `level` (zlib's 0 to 9). `None` if zlib cannot compress within its window: then
+    /// every message goes uncompressed, as RFC 7692 §6 allows.
+    pub fn new(direction: Direction, level: u32) -> Option<MessageCompressor> {
+        direction.can_compress().then(|| MessageCompressor {
+            compressor: Compressor::new(direction.window_bits, level),
+            keep_context: !direction.no_context_takeover,
+            compressed: Vec::new(),
+        })
+    }
+
+    /// Whether each message may refer back to the ones before it.
+    pub fn keeps_context(&self) -> bool {
+        self.keep_context
+    }
+
+    /// The negotiated window bits it compresses within.
+    pub fn window_bits(&self) -> u8 {
+        self.compressor.window_bits
+    }
+
+    /// Compresses the next message and returns its compressed form, the payload of a
+    /// frame with RSV1 set; the bytes are valid until the next call. Every message
+    /// compressed must be sent, in order: with context kept, the next one may refer to
+    /// it.
+    pub fn compress(&mut self, payload: &[u8]) -> &[u8] {
+        self.compressed.clear();
+        if self.keep_context {
+            self.compressor
+                .compress_keeping_window(payload, &mut self.compressed);
+        } else {
+            self.compressor.compress(payload, &mut self.compressed);
+        }
+        &self.compressed
     }
 }
 

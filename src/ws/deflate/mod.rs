@@ -7,9 +7,16 @@
 //!   fragment against the message size limit.
 //!
 //! The server's handshake negotiates with [`negotiation`]; [`crate::ws::WebSocket`]
-//! inflates what arrives; the event loop compresses what it sends (once per shared
-//! frame). The client role (the terminal client, the load generator) does not offer it
-//! yet.
+//! inflates what arrives, in either role; the event loop compresses what it sends (once
+//! per shared frame, with one [`codec::Compressor`]).
+//!
+//! The client role offers it too: [`crate::http::ClientHandshake::with_deflate`] makes a
+//! browser's offer and checks the answer; the terminal client compresses what it sends
+//! with a [`codec::MessageCompressor`] (its own window, kept from message to message
+//! unless the server said `client_no_context_takeover`) and
+//! [`crate::ws::WebSocket::write_compressed`]; the load generator (`loopchat bench
+//! --deflate`) compresses each message afresh with a shared [`codec::Compressor`] and
+//! inflates with one [`codec::Inflater`] per connection.
 
 pub mod codec;
 pub mod negotiation;

@@ -674,4 +674,120 @@ mod deflate {
             Err(ProtocolError::InvalidUtf8)
         );
     }
+
+    /// Negotiated parameters with context takeover as given, full windows.
+    fn taking_context(server: bool, client: bool) -> Negotiated {
+        Negotiated {
+            server_no_context_takeover: !server,
+            client_no_context_takeover: !client,
+            ..negotiated()
+        }
+    }
+
+    /// A chat event whose text repeats nothing within itself, so that only an earlier
+    /// message can shorten it.
+    fn chat_event(n: usize) -> String {
+        let words: String = (0..40)
+            .map(|i| format!("w{}x{} ", i * 7919 % 1000, n))
+            .collect();
+        format!(r#"{{"type":"message","room":"lobby","from":"ada","text":"{words}"}}"#)
+    }
+
+    #[test]
+    fn a_client_compresses_what_it_sends_keeping_context_when_allowed() {
+        use crate::ws::deflate::codec::{DEFAULT_LEVEL, MessageCompressor};
+        for keep in [true, false] {
+            let agreed = taking_context(false, keep);
+            let mut client = WebSocket::new(Role::Client, 1 << 20).with_deflate(agreed);
+            let mut server = WebSocket::new(Role::Server, 1 << 20).with_deflate(agreed);
+            let mut compressor =
+                MessageCompressor::new(agreed.outgoing(Role::Client), DEFAULT_LEVEL).unwrap();
+            assert_eq!(compressor.keeps_context(), keep);
+            let text = chat_event(1);
+            let mut sizes = Vec::new();
+            for _ in 0..3 {
+                let mut wire = Vec::new();
+                client
+                    .write_compressed(Message::Text(&text), &mut compressor, &mut wire)
+                    .unwrap();
+                assert_eq!(wire[0], 0xc1, "FIN, RSV1, text");
+                assert_eq!(wire[1] & 0x80, 0x80, "masked");
+                sizes.push(wire.len());
+                assert_eq!(
+                    read_all(&mut server, &wire),
+                    Ok(vec![Event::Text(text.clone())])
+                );
+            }
+            assert!(sizes[0] < text.len(), "{sizes:?}");
+            if keep {
+                // The same message again is a reference to the one before.
+                assert!(sizes[1] < sizes[0] / 4, "{sizes:?}");
+            } else {
+                assert_eq!(sizes[1], sizes[0], "{sizes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_keeps_the_servers_window_unless_the_server_resets_its_own() {
+        use crate::ws::deflate::codec::MessageCompressor;
+        // A server that keeps its context, as Node's ws does by default.
+        let agreed = taking_context(true, false);
+        let mut sender = MessageCompressor::new(agreed.outgoing(Role::Server), 6).unwrap();
+        let text = chat_event(2);
+        let first = unmasked_compressed(sender.compress(text.as_bytes()));
+        let second = unmasked_compressed(sender.compress(text.as_bytes()));
+        assert!(second.len() < first.len() / 4);
+
+        let mut client = WebSocket::new(Role::Client, 1 << 20).with_deflate(agreed);
+        assert_eq!(
+            read_all(&mut client, &[first.clone(), second.clone()].concat()),
+            Ok(vec![Event::Text(text.clone()), Event::Text(text.clone())])
+        );
+        // The check can fail: a client that dropped its window would not understand the
+        // second message, which only refers back to the first.
+        let forgetful = taking_context(false, false);
+        let mut client = WebSocket::new(Role::Client, 1 << 20).with_deflate(forgetful);
+        assert_eq!(
+            read_all(&mut client, &first),
+            Ok(vec![Event::Text(text.clone())])
+        );
+        assert_eq!(
+            read_all(&mut client, &second),
+            Err(ProtocolError::BadCompressedData)
+        );
+    }
+
+    /// A compressed text frame as a server sends it.
+    fn unmasked_compressed(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_compressed_frame(&mut out, Opcode::Text, payload, None);
+        out
+    }
+
+    #[test]
+    fn compressed_writes_need_deflate_and_an_open_connection() {
+        use crate::ws::deflate::codec::{DEFAULT_LEVEL, MessageCompressor};
+        use crate::ws::deflate::negotiation::Direction;
+        let direction = negotiated().outgoing(Role::Client);
+        let mut compressor = MessageCompressor::new(direction, DEFAULT_LEVEL).unwrap();
+        let mut out = Vec::new();
+        let mut plain = WebSocket::new(Role::Client, 1 << 20);
+        assert_eq!(
+            plain.write_compressed(Message::Text("hi"), &mut compressor, &mut out),
+            Err(WriteError::DeflateNotNegotiated)
+        );
+        let mut ws = WebSocket::new(Role::Client, 1 << 20).with_deflate(negotiated());
+        ws.write_close(None, &mut out).unwrap();
+        assert_eq!(
+            ws.write_compressed(Message::Text("hi"), &mut compressor, &mut out),
+            Err(WriteError::Closed)
+        );
+        // A window zlib cannot keep to: no compressor, messages go uncompressed.
+        let eight = Direction {
+            window_bits: 8,
+            no_context_takeover: true,
+        };
+        assert!(MessageCompressor::new(eight, DEFAULT_LEVEL).is_none());
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::load::Pacing;
 use crate::client::parse_seconds;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,6 +66,28 @@ pub struct CommonArgs {
     /// A name for this run in the report (the server's, say).
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
+
+    /// Every client offers permessage-deflate (RFC 7692) as a browser does
+    /// (`permessage-deflate; client_max_window_bits`), inflates what arrives compressed
+    /// and compresses every message it sends. The run stops with an error if the server
+    /// declines on any connection: a compressed benchmark of uncompressed traffic would
+    /// mislead.
+    #[arg(long)]
+    pub deflate: bool,
+}
+
+/// What a message's bytes are, around its marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PayloadKind {
+    /// The marker, then the same letters and digits over and over: cheap to make, and
+    /// compresses about 20 times, unlike any real chat.
+    Filler,
+    /// A chat event as JSON, `{"type":"message","room":"lobby","from":...,"text":...}`,
+    /// whose text is the marker then English-like sentences drawn afresh for every
+    /// message from a built-in vocabulary of words and phrases: compresses about as
+    /// real chat does (about 2 times with deflate and no context). --size must be at
+    /// least 128.
+    ChatJson,
 }
 
 /// How broadcast senders send; shared by `broadcast` and `sweep`.
@@ -78,6 +100,10 @@ pub struct BroadcastLoad {
     /// Message size in bytes (at least 46, the marker's length).
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
     pub size: usize,
+
+    /// What the messages say: the marker padded with filler, or chat-like JSON.
+    #[arg(long, value_enum, default_value_t = PayloadKind::Filler)]
+    pub payload: PayloadKind,
 
     /// Each sender keeps at most W messages in flight: sent, and not yet received by its
     /// watcher (the next client after it, so on the next server when --url names
@@ -159,6 +185,10 @@ pub struct EchoArgs {
     /// Message size in bytes (at least 46).
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
     pub size: usize,
+
+    /// What the messages say: the marker padded with filler, or chat-like JSON.
+    #[arg(long, value_enum, default_value_t = PayloadKind::Filler)]
+    pub payload: PayloadKind,
 
     /// Seconds measured.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
@@ -284,6 +314,8 @@ mod tests {
         assert_eq!(b.load.drain, Duration::from_secs(3));
         assert_eq!(b.common.connect_concurrency, 256);
         assert!(!b.common.json && b.common.server_pids.is_empty());
+        assert!(!b.common.deflate);
+        assert_eq!(b.load.payload, PayloadKind::Filler);
 
         let Scenario::Sweep(s) = parse(&["sweep", "--rate", "50"]).unwrap().scenario else {
             panic!()
@@ -332,6 +364,9 @@ mod tests {
             "16",
             "--label",
             "node",
+            "--deflate",
+            "--payload",
+            "chat-json",
         ])
         .unwrap();
         let Scenario::Sweep(s) = &command.scenario else {
@@ -344,7 +379,16 @@ mod tests {
         let common = command.scenario.common();
         assert_eq!(common.server_pids, [42]);
         assert_eq!(common.label.as_deref(), Some("node"));
-        assert!(common.json);
+        assert!(common.json && common.deflate);
+        assert_eq!(s.load.payload, PayloadKind::ChatJson);
+        for scenario in ["broadcast", "echo", "connections"] {
+            let command = parse(&[scenario, "--deflate"]).unwrap();
+            assert!(command.scenario.common().deflate, "{scenario}");
+        }
+        let Scenario::Echo(e) = parse(&["echo", "--payload", "chat-json"]).unwrap().scenario else {
+            panic!()
+        };
+        assert_eq!(e.payload, PayloadKind::ChatJson);
     }
 
     #[test]

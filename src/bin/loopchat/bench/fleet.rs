@@ -22,11 +22,18 @@
 //!
 //! Every connection moves through [`ClientState`]; every way out of it is counted in
 //! [`FleetCounts`] with a reason, never a panic, and every wait has a deadline.
+//!
+//! With `--deflate` every handshake offers permessage-deflate as a browser does; a
+//! connection whose server agrees reads with an inflating [`FrameReader`], and its
+//! parameters are kept for the load, which compresses what it sends. The fleet counts
+//! the bytes it reads from and writes to its sockets ([`Fleet::wire_bytes`]): exactly
+//! what crossed them, handshakes and control frames included.
 
 use super::frames::{FrameReader, Incoming};
 use super::report::Progress;
 use crate::client::WsUrl;
 use loopchat::http::ClientHandshake;
+use loopchat::ws::deflate::negotiation::{DeflateOffer, Negotiated};
 use loopchat::ws::frame::{Opcode, encode_frame};
 use loopchat::ws::mask::MaskKeys;
 use mio::net::TcpStream;
@@ -105,6 +112,8 @@ struct Client {
     /// The masking key of every frame this connection sends (see
     /// [`FrameTemplate`](super::payload::FrameTemplate) for why one key is enough).
     mask: [u8; 4],
+    /// permessage-deflate as the server agreed to it, once open; `None` if not.
+    deflate: Option<Negotiated>,
 }
 
 /// What a load driver does with the fleet: reacts to messages and queues its own.
@@ -179,6 +188,8 @@ pub struct FleetCounts {
     pub closed_cleanly: usize,
     /// Connections we closed that did not end that way.
     pub close_failed: usize,
+    /// Connections whose server agreed to permessage-deflate.
+    pub deflate_negotiated: usize,
 }
 
 /// A server a fleet connects to.
@@ -214,18 +225,25 @@ pub struct Fleet {
     last_open: Option<Instant>,
     counts: FleetCounts,
     progress: Progress,
+    /// The offer every handshake makes, with `--deflate`.
+    deflate_offer: Option<DeflateOffer>,
+    /// Bytes read from every socket so far, and written to them.
+    bytes_read: u64,
+    bytes_written: u64,
 }
 
 impl Fleet {
     /// A fleet of `clients` connections spread over `targets` (client `i` connects to
     /// target `i mod n`), none started yet, at most `concurrency` attempts at once.
-    /// `progress` shows a status line on a terminal.
+    /// `progress` shows a status line on a terminal. With `deflate`, every handshake
+    /// offers permessage-deflate as a browser does.
     pub fn new(
         targets: Vec<Target>,
         clients: usize,
         concurrency: usize,
         epoch: Instant,
         progress: Progress,
+        deflate: bool,
     ) -> io::Result<Fleet> {
         let mut keys = MaskKeys::from_os_seed();
         let clients = (0..clients)
@@ -238,6 +256,7 @@ impl Fleet {
                 writable: false,
                 reader: FrameReader::new(MAX_MESSAGE),
                 mask: keys.next_key(),
+                deflate: None,
             })
             .collect();
         assert!(!targets.is_empty(), "a fleet needs a server");
@@ -256,7 +275,21 @@ impl Fleet {
             last_open: None,
             counts: FleetCounts::default(),
             progress,
+            deflate_offer: deflate.then(DeflateOffer::client_default),
+            bytes_read: 0,
+            bytes_written: 0,
         })
+    }
+
+    /// Bytes read from all the sockets so far, and written to them: what crossed the
+    /// wire (there is no TLS), handshakes, frame headers and control frames included.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        (self.bytes_read, self.bytes_written)
+    }
+
+    /// permessage-deflate as `client`'s server agreed to it, if it did.
+    pub fn deflate(&self, client: usize) -> Option<Negotiated> {
+        self.clients[client].deflate
     }
 
     /// Nanoseconds from the epoch to `at`.
@@ -503,7 +536,12 @@ impl Fleet {
         }
         let _ = stream.set_nodelay(true);
         let target = self.target(i);
-        let handshake = ClientHandshake::new(&target.ws.authority, &target.ws.path);
+        let handshake = match self.deflate_offer {
+            Some(offer) => {
+                ClientHandshake::with_deflate(&target.ws.authority, &target.ws.path, offer)
+            }
+            None => ClientHandshake::new(&target.ws.authority, &target.ws.path),
+        };
         let c = &mut self.clients[i];
         let since = match c.state {
             ClientState::Connecting(since) => since,
@@ -571,6 +609,7 @@ impl Fleet {
                     return self.on_eof(i, driver, "the server closed TCP without a Close frame");
                 }
                 Ok(n) => {
+                    self.bytes_read += n as u64;
                     let at_ns = self.ns(Instant::now());
                     let buf = std::mem::take(&mut self.read_buf);
                     self.receive(i, &buf[..n], at_ns, driver);
@@ -598,9 +637,14 @@ impl Fleet {
             response.extend_from_slice(bytes);
             match handshake.read_response(response) {
                 Ok(None) => {}
-                Ok(Some(head_len)) => {
-                    let rest = response.split_off(head_len);
+                Ok(Some(upgraded)) => {
+                    let rest = response.split_off(upgraded.head_len);
                     c.state = ClientState::Open;
+                    c.deflate = upgraded.deflate;
+                    if let Some(agreed) = upgraded.deflate {
+                        c.reader = FrameReader::new(MAX_MESSAGE).with_deflate(agreed);
+                        self.counts.deflate_negotiated += 1;
+                    }
                     self.counts.opened += 1;
                     self.last_open = Some(Instant::now());
                     self.frames(i, &rest, at_ns, driver);
@@ -755,7 +799,10 @@ impl Fleet {
         while c.written < c.out.len() {
             match stream.write(&c.out[c.written..]) {
                 Ok(0) => return self.on_eof(i, driver, "the socket accepts no more bytes"),
-                Ok(n) => c.written += n,
+                Ok(n) => {
+                    c.written += n;
+                    self.bytes_written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.on_eof(i, driver, &io_reason(&e)),

@@ -29,11 +29,26 @@
 //!
 //! Output for a connection the kernel will not take is capped at [`MAX_BACKLOG`]: a
 //! window sender waits; a fixed-rate sender skips the send and counts it.
+//!
+//! # What is sent
+//!
+//! The filler without permessage-deflate is the fast path: a pre-encoded frame restamped
+//! in place ([`FrameTemplate`]). Otherwise each message is written afresh ([`ChatJson`]
+//! draws new sentences every time) and, on a connection whose server agreed to
+//! permessage-deflate, compressed on its own: the marker changes with every message, so
+//! there is nothing to compress once. The load keeps one [`Compressor`] per window size,
+//! reset after every message (level 2, the server's own), for every sender: forgetting
+//! the window is always allowed (RFC 7692 §7.1.1.2 only lets a server *forbid* keeping
+//! it), and so the generator holds a few hundred KiB, not that much per sender.
 
+use super::args::PayloadKind;
 use super::fleet::{Driver, Fleet};
-use super::payload::{FrameTemplate, Marker, find_markers};
+use super::payload::{ChatJson, FrameTemplate, Marker, find_markers, write_filler_text};
 use super::stats::{Delivery, Latency, Recipients, Tracker, nanosecond_histogram};
 use hdrhistogram::Histogram;
+use loopchat::ws::Role;
+use loopchat::ws::deflate::codec::{Compressor, DEFAULT_LEVEL};
+use loopchat::ws::frame::{Opcode, encode_compressed_frame, encode_frame};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -65,8 +80,8 @@ struct Sender {
     client: usize,
     /// The client whose receipts free its window.
     watcher: usize,
-    /// Its message, pre-encoded.
-    template: FrameTemplate,
+    /// How its messages are made.
+    outgoing: Outgoing,
     /// Messages below this number are no longer in flight.
     acked: u32,
     /// When the window last moved (nanoseconds since the epoch).
@@ -78,6 +93,93 @@ struct Sender {
     /// Rate mode: when its schedule starts, and how many slots of it have passed.
     first_due_ns: u64,
     slots: u64,
+}
+
+/// How one sender makes each message's frame.
+#[derive(Debug)]
+enum Outgoing {
+    /// Encoded and masked once, restamped in place for each send: the filler without
+    /// deflate, the fast path.
+    Template(FrameTemplate),
+    /// Written afresh for each message, compressed if `deflate_bits` says so, then
+    /// framed and masked.
+    Composed {
+        /// The text of the next message.
+        text: Composer,
+        /// The run and the sender's slot, for the marker.
+        run: u32,
+        slot: u32,
+        /// The negotiated window to compress within; `None`: sent uncompressed (no
+        /// deflate, or a window zlib cannot keep to).
+        deflate_bits: Option<u8>,
+        /// The connection's masking key.
+        mask: [u8; 4],
+    },
+}
+
+/// The text of a composed message.
+#[derive(Debug)]
+enum Composer {
+    /// The marker and filler, of this size.
+    Filler(usize),
+    /// Chat-like JSON.
+    Chat(ChatJson),
+}
+
+/// The buffers composed messages are made in, and the compressors, shared by every
+/// sender.
+#[derive(Default)]
+struct Workshop {
+    text: Vec<u8>,
+    compressed: Vec<u8>,
+    /// One per window size in use, each reset after every message.
+    compressors: Vec<Compressor>,
+}
+
+impl Workshop {
+    /// Appends the next message of `outgoing` to `out`, as a masked frame.
+    fn push(&mut self, outgoing: &mut Outgoing, seq: u32, sent_ns: u64, out: &mut Vec<u8>) {
+        let Outgoing::Composed {
+            text,
+            run,
+            slot,
+            deflate_bits,
+            mask,
+        } = outgoing
+        else {
+            if let Outgoing::Template(template) = outgoing {
+                out.extend_from_slice(template.stamp(seq, sent_ns));
+            }
+            return;
+        };
+        let marker = Marker {
+            run: *run,
+            sender: *slot,
+            seq,
+            sent_ns,
+        };
+        match text {
+            Composer::Filler(size) => write_filler_text(&marker, *size, &mut self.text),
+            Composer::Chat(chat) => chat.write(&marker, &mut self.text),
+        }
+        let Some(bits) = *deflate_bits else {
+            return encode_frame(out, Opcode::Text, true, &self.text, Some(*mask));
+        };
+        let at = match self
+            .compressors
+            .iter()
+            .position(|c| c.window_bits() == bits)
+        {
+            Some(at) => at,
+            None => {
+                self.compressors.push(Compressor::new(bits, DEFAULT_LEVEL));
+                self.compressors.len() - 1
+            }
+        };
+        self.compressed.clear();
+        self.compressors[at].compress(&self.text, &mut self.compressed);
+        encode_compressed_frame(out, Opcode::Text, &self.compressed, Some(*mask));
+    }
 }
 
 /// Who sends and how, for [`Load::new`].
@@ -95,6 +197,8 @@ pub struct LoadPlan {
     pub pacing: Pacing,
     /// Message size in bytes.
     pub size: usize,
+    /// What the messages say.
+    pub payload: PayloadKind,
 }
 
 /// Extra counters of the load.
@@ -112,6 +216,8 @@ pub struct Load {
     /// The size of the messages sent.
     size: usize,
     senders: Vec<Sender>,
+    /// Where composed messages are made.
+    workshop: Workshop,
     tracker: Tracker,
     /// Which clients are still open.
     alive: Vec<bool>,
@@ -151,7 +257,7 @@ impl Load {
             .map(|(slot, (&client, &watcher))| Sender {
                 client,
                 watcher,
-                template: FrameTemplate::new(plan.run, slot as u32, plan.size, fleet.mask(client)),
+                outgoing: outgoing(&plan, slot as u32, client, fleet),
                 acked: 0,
                 last_ack_ns: 0,
                 queued: false,
@@ -174,6 +280,7 @@ impl Load {
             pacing: plan.pacing,
             size: plan.size,
             senders,
+            workshop: Workshop::default(),
             tracker,
             alive,
             sending: false,
@@ -283,7 +390,8 @@ impl Load {
                     s.live = false;
                     break;
                 };
-                out.extend_from_slice(s.template.stamp(self.tracker.next_seq(slot), now_ns));
+                let seq = self.tracker.next_seq(slot);
+                self.workshop.push(&mut s.outgoing, seq, now_ns, out);
                 self.tracker.on_sent(slot);
             }
         }
@@ -311,7 +419,8 @@ impl Load {
             if fleet.backlog(s.client) > MAX_BACKLOG {
                 self.counts.sends_skipped += 1;
             } else if let Some(out) = fleet.outbox(s.client) {
-                out.extend_from_slice(s.template.stamp(self.tracker.next_seq(slot), due));
+                let seq = self.tracker.next_seq(slot);
+                self.workshop.push(&mut s.outgoing, seq, due, out);
                 self.tracker.on_sent(slot);
                 self.send_lag.saturating_record((now_ns - due).max(1));
             } else {
@@ -430,6 +539,31 @@ impl Driver for Load {
             counts.expected.saturating_sub(counts.delivered),
             fleet.status()
         )
+    }
+}
+
+/// How `client`, sender `slot` of `plan`, makes its messages: the fast template for
+/// the filler without deflate, composed otherwise.
+fn outgoing(plan: &LoadPlan, slot: u32, client: usize, fleet: &Fleet) -> Outgoing {
+    let mask = fleet.mask(client);
+    let deflate_bits = fleet
+        .deflate(client)
+        .map(|agreed| agreed.outgoing(Role::Client))
+        .filter(|direction| direction.can_compress())
+        .map(|direction| direction.window_bits);
+    let text = match plan.payload {
+        PayloadKind::Filler if deflate_bits.is_none() => {
+            return Outgoing::Template(FrameTemplate::new(plan.run, slot, plan.size, mask));
+        }
+        PayloadKind::Filler => Composer::Filler(plan.size),
+        PayloadKind::ChatJson => Composer::Chat(ChatJson::new(plan.run, slot, plan.size)),
+    };
+    Outgoing::Composed {
+        text,
+        run: plan.run,
+        slot,
+        deflate_bits,
+        mask,
     }
 }
 

@@ -31,6 +31,18 @@
 //! - **Accounting** ([`stats`]): per (sender, receiver), the next sequence number
 //!   expected and any gaps: lost, duplicated and out-of-order deliveries, and latency in
 //!   an HDR histogram.
+//! - **permessage-deflate** (`--deflate`): every client offers it as a browser does; the
+//!   frame reader inflates what arrives with RSV1 (one inflater per connection, keeping
+//!   the server's window if it did not say `server_no_context_takeover`), and senders
+//!   compress each message on its own (see [`load`]). A server that declines on any
+//!   connection stops the run with an error: the report says `deflate negotiated: yes`
+//!   or the run did not happen.
+//! - **Payloads** (`--payload`): the marker padded with filler (the default, and the
+//!   zero-copy, pre-encoded fast path), or chat-like JSON with new sentences in every
+//!   message ([`payload::ChatJson`]), which compresses as chat does.
+//! - **Bytes on the wire**: the fleet counts what it reads from and writes to its
+//!   sockets; the report gives, for the measured window, the bytes received per delivery
+//!   and sent per message, to set beside the message size.
 //! - **Bounded phases**: connect (10 s per attempt; abandoned after 15 s without a
 //!   success), warm-up, measure, drain (ends early when everything has arrived), close
 //!   (10 s). Nothing waits without a deadline; a client that fails is counted with its
@@ -73,7 +85,7 @@ pub mod proc;
 pub mod report;
 pub mod stats;
 
-pub use args::{BenchCommand, Scenario};
+pub use args::{BenchCommand, PayloadKind, Scenario};
 pub use report::Report;
 
 use crate::client::{UrlError, WsUrl};
@@ -129,6 +141,17 @@ pub enum BenchError {
     /// The sweep's plot could not be written.
     #[error("{0}")]
     Plot(String),
+    /// `--deflate`, and the server declined permessage-deflate.
+    #[error(
+        "--deflate: the server declined permessage-deflate on {declined} of {opened} \
+         connections; not running a compressed benchmark over uncompressed traffic"
+    )]
+    DeflateDeclined {
+        /// Connections that opened without it.
+        declined: usize,
+        /// Connections that opened.
+        opened: usize,
+    },
 }
 
 /// Runs the command and prints its report: one JSON object with `--json`, a table
@@ -149,6 +172,7 @@ pub fn main(command: BenchCommand) -> ExitCode {
                     label: common.label,
                     url: urls.join(","),
                     urls: urls.to_vec(),
+                    deflate_offered: common.deflate,
                     error: Some(error.to_string()),
                     ..Report::default()
                 };
@@ -188,6 +212,7 @@ pub fn run(command: &BenchCommand) -> Result<Report, BenchError> {
                 recipients: Recipients::Sender,
                 pacing: Pacing::Window(a.window),
                 size: a.size,
+                payload: a.payload,
                 warmup: a.warmup,
                 duration: a.duration,
                 drain: a.drain,
@@ -198,6 +223,14 @@ pub fn run(command: &BenchCommand) -> Result<Report, BenchError> {
         ),
         Scenario::Connections(a) => connections(a, progress()),
         Scenario::Sweep(a) => sweep(a, progress),
+    }
+}
+
+/// `--payload`'s value as the command line writes it.
+fn payload_name(payload: PayloadKind) -> &'static str {
+    match payload {
+        PayloadKind::Filler => "filler",
+        PayloadKind::ChatJson => "chat-json",
     }
 }
 
@@ -221,6 +254,7 @@ struct LoadSpec<'a> {
     recipients: Recipients,
     pacing: Pacing,
     size: usize,
+    payload: PayloadKind,
     warmup: Duration,
     duration: Duration,
     drain: Duration,
@@ -243,6 +277,7 @@ impl<'a> LoadSpec<'a> {
             recipients: Recipients::Others,
             pacing: load.pacing(),
             size: load.size,
+            payload: load.payload,
             warmup: load.warmup,
             duration: load.duration,
             drain: load.drain,
@@ -394,6 +429,7 @@ fn connection_figures(fleet: &Fleet) -> ConnectionFigures {
         drops,
         closed_cleanly,
         close_failed,
+        deflate_negotiated,
     } = fleet.counts().clone();
     ConnectionFigures {
         opened,
@@ -404,8 +440,22 @@ fn connection_figures(fleet: &Fleet) -> ConnectionFigures {
         dropped,
         failures,
         drops,
+        deflate_negotiated,
         ..ConnectionFigures::default()
     }
+}
+
+/// With `--deflate`: every connection that opened must have agreed to permessage-deflate,
+/// or the run would measure uncompressed traffic under a compressed label.
+fn check_deflate(fleet: &Fleet, offered: bool) -> Result<(), BenchError> {
+    let counts = fleet.counts();
+    if offered && counts.deflate_negotiated < counts.opened {
+        return Err(BenchError::DeflateDeclined {
+            declined: counts.opened - counts.deflate_negotiated,
+            opened: counts.opened,
+        });
+    }
+    Ok(())
 }
 
 /// Connects every client of the fleet (each attempt bounded, see [`fleet`]).
@@ -443,6 +493,12 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
             payload::MARKER_LEN
         )));
     }
+    if spec.payload == PayloadKind::ChatJson && spec.size < payload::MIN_CHAT_JSON_SIZE {
+        return Err(BenchError::Invalid(format!(
+            "--payload chat-json needs --size of at least {} bytes",
+            payload::MIN_CHAT_JSON_SIZE
+        )));
+    }
     if spec.clients < needed {
         return Err(BenchError::Invalid(format!(
             "--clients must be at least {needed}"
@@ -460,8 +516,10 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     let pids = &spec.common.server_pids;
     let epoch = Instant::now();
     let concurrency = spec.common.connect_concurrency as usize;
-    let mut fleet = Fleet::new(targets, spec.clients, concurrency, epoch, progress)?;
+    let deflate = spec.common.deflate;
+    let mut fleet = Fleet::new(targets, spec.clients, concurrency, epoch, progress, deflate)?;
     connect(&mut fleet)?;
+    check_deflate(&fleet, deflate)?;
 
     let open: Vec<usize> = (0..fleet.len()).filter(|&i| fleet.is_open(i)).collect();
     if open.len() < needed {
@@ -493,6 +551,7 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
         watchers,
         pacing: spec.pacing,
         size: spec.size,
+        payload: spec.payload,
     };
     let mut load = Load::new(plan, &fleet, epoch, spec.self_delivery);
 
@@ -505,10 +564,15 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     fleet.run(measure_from, Until::Deadline, &mut load)?;
 
     let before = Clocks::read(pids, &mut notes);
+    let (wire_before, sent_before) = (fleet.wire_bytes(), load.tracker().counts().sent);
     load.set_phase("measure", measure_to);
     fleet.run(measure_to, Until::Deadline, &mut load)?;
     let after = Clocks::read(pids, &mut notes);
+    let (wire_after, sent_after) = (fleet.wire_bytes(), load.tracker().counts().sent);
     let measured = load.tracker().counts().measured;
+    let wire_received = wire_after.0 - wire_before.0;
+    let wire_sent = wire_after.1 - wire_before.1;
+    let per = |bytes: u64, count: u64| (count > 0).then(|| bytes as f64 / count as f64);
     let usage = usage(&before, &after, pids, Some(measured), &mut notes);
 
     load.drain();
@@ -536,6 +600,9 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
         clients: Some(spec.clients),
         senders: Some(sender_count),
         size: Some(spec.size),
+        payload: Some(payload_name(spec.payload).into()),
+        deflate_offered: deflate,
+        deflate_negotiated: deflate,
         window,
         rate,
         duration_s: Some(seconds),
@@ -551,6 +618,10 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
         self_deliveries: (!echo).then_some(counts.self_copies),
         latency_us: Some(load.tracker().latency()),
         send_lag_us: load.send_lag(),
+        wire_bytes_received: Some(wire_received),
+        wire_bytes_sent: Some(wire_sent),
+        wire_bytes_received_per_delivery: per(wire_received, measured),
+        wire_bytes_sent_per_message: per(wire_sent, sent_after - sent_before),
         bench_cpu_s: usage.bench_cpu_s,
         bench_cpu_pct: usage.bench_cpu_pct,
         server: usage.server,
@@ -626,11 +697,20 @@ fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, Ben
     raise_open_files(args.clients, &mut notes);
     let pids = &args.common.server_pids;
     let concurrency = args.common.connect_concurrency as usize;
-    let mut fleet = Fleet::new(targets, args.clients, concurrency, Instant::now(), progress)?;
+    let deflate = args.common.deflate;
+    let mut fleet = Fleet::new(
+        targets,
+        args.clients,
+        concurrency,
+        Instant::now(),
+        progress,
+        deflate,
+    )?;
 
     let rss_before = server_memory(pids, &mut notes).map(|m| m.rss_kib);
     let before = Clocks::read(pids, &mut notes);
     connect(&mut fleet)?;
+    check_deflate(&fleet, deflate)?;
     fleet.run(Instant::now() + args.hold, Until::Deadline, &mut Quiet)?;
     let after = Clocks::read(pids, &mut notes);
     let usage = usage(&before, &after, pids, None, &mut notes);
@@ -650,6 +730,8 @@ fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, Ben
         url: args.urls.join(","),
         urls: args.urls.clone(),
         clients: Some(args.clients),
+        deflate_offered: deflate,
+        deflate_negotiated: deflate,
         bench_cpu_s: usage.bench_cpu_s,
         bench_cpu_pct: usage.bench_cpu_pct,
         server: usage.server,
@@ -695,6 +777,8 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
                 }
                 points.push(report);
             }
+            // A server that declines deflate declines it at every client count.
+            Err(e @ BenchError::DeflateDeclined { .. }) => return Err(e),
             Err(e) => notes.push(format!("{clients} clients: {e}")),
         }
     }
@@ -722,6 +806,9 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
         urls: args.urls.clone(),
         senders: Some(args.load.senders as usize),
         size: Some(args.load.size),
+        payload: Some(payload_name(args.load.payload).into()),
+        deflate_offered: args.common.deflate,
+        deflate_negotiated: args.common.deflate && !points.is_empty(),
         window,
         rate,
         duration_s: Some(args.load.duration.as_secs_f64()),

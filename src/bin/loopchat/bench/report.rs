@@ -29,6 +29,13 @@ pub struct Report {
     pub senders: Option<usize>,
     /// Message size in bytes.
     pub size: Option<usize>,
+    /// What the messages say: `filler` or `chat-json` (`--payload`).
+    pub payload: Option<String>,
+    /// Whether every client offered permessage-deflate (`--deflate`).
+    pub deflate_offered: bool,
+    /// Whether the server agreed to it on every connection that opened (a run with
+    /// `--deflate` stops with an error otherwise); false when it was not offered.
+    pub deflate_negotiated: bool,
     /// Messages in flight per sender, in window mode.
     pub window: Option<u32>,
     /// Messages per second per sender, in rate mode.
@@ -63,6 +70,16 @@ pub struct Report {
     /// Rate mode: how late the generator queued each message after its scheduled time,
     /// in microseconds (included in `latency_us`).
     pub send_lag_us: Option<Latency>,
+    /// Bytes read from the clients' sockets during the measured window: exactly what
+    /// crossed the wire to them (frame headers, compressed payloads, control frames).
+    pub wire_bytes_received: Option<u64>,
+    /// Bytes written to the clients' sockets during the measured window.
+    pub wire_bytes_sent: Option<u64>,
+    /// `wire_bytes_received` divided by the deliveries in the window (echo: round trips):
+    /// what one delivery costs on the wire, to compare with `size`.
+    pub wire_bytes_received_per_delivery: Option<f64>,
+    /// `wire_bytes_sent` divided by the messages sent in the window.
+    pub wire_bytes_sent_per_message: Option<f64>,
     /// CPU time the generator's thread used during the measured window.
     pub bench_cpu_s: Option<f64>,
     /// The same, as a percentage of one core.
@@ -122,6 +139,8 @@ pub struct ConnectionFigures {
     pub close_failed: usize,
     /// Open connections lost before we closed them (reasons in `drops`).
     pub dropped: usize,
+    /// Connections whose server agreed to permessage-deflate.
+    pub deflate_negotiated: usize,
     /// Why attempts failed, with counts.
     pub failures: BTreeMap<String, usize>,
     /// Why open connections were lost, or did not close cleanly, with counts.
@@ -174,6 +193,7 @@ impl Report {
             self.clients.map(|v| format!("{v} clients")),
             self.senders.map(|v| format!("{v} senders")),
             self.size.map(|v| format!("{v} B messages")),
+            self.payload.as_ref().map(|v| format!("payload {v}")),
             self.window.map(|v| format!("window {v}")),
             self.rate.map(|v| format!("{v} msg/s per sender")),
             self.duration_s.map(|v| format!("{v} s measured")),
@@ -181,6 +201,21 @@ impl Report {
         let setup: Vec<String> = setup.into_iter().flatten().collect();
         if !setup.is_empty() {
             row("setup", setup.join(", "));
+        }
+        if self.error.is_none() {
+            let opened = self
+                .connections
+                .as_ref()
+                .map(|c| (c.deflate_negotiated, c.opened));
+            let deflate = match (self.deflate_offered, self.deflate_negotiated, opened) {
+                (false, _, _) => "no (not offered)".to_owned(),
+                (true, yes, Some((agreed, opened))) => {
+                    let word = if yes { "yes" } else { "no" };
+                    format!("{word} ({agreed} of {opened} connections)")
+                }
+                (true, yes, None) => (if yes { "yes" } else { "no" }).to_owned(),
+            };
+            row("deflate negotiated", deflate);
         }
         if let Some(v) = self.deliveries_per_s {
             row("deliveries/s", format!("{v:.0}"));
@@ -221,6 +256,22 @@ impl Report {
         if let (Some(on), Some(n)) = (self.self_delivery, self.self_deliveries) {
             let what = if on { "yes" } else { "no" };
             row("sender gets own copy", format!("{what} ({n} received)"));
+        }
+        if let (Some(received), Some(sent)) = (self.wire_bytes_received, self.wire_bytes_sent) {
+            let per = |v: Option<f64>, what: &str| {
+                v.map_or(String::new(), |v| format!(", {v:.0} B per {what}"))
+            };
+            row(
+                "wire bytes received",
+                format!(
+                    "{received}{}",
+                    per(self.wire_bytes_received_per_delivery, "delivery")
+                ),
+            );
+            row(
+                "wire bytes sent",
+                format!("{sent}{}", per(self.wire_bytes_sent_per_message, "message")),
+            );
         }
         if let (Some(cpu), Some(pct)) = (self.bench_cpu_s, self.bench_cpu_pct) {
             row(

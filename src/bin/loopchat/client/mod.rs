@@ -26,6 +26,14 @@
 //!   closed the connection with code X).
 //! - [`url`]: `ws://` URLs. `wss://` is refused with a clear error: there is no TLS here.
 //!
+//! permessage-deflate (`--deflate on`, the default): the handshake offers it as a browser
+//! does (`permessage-deflate; client_max_window_bits`) and fails on an answer RFC 7692
+//! does not allow. If the server agrees, the [`WebSocket`](loopchat::ws::WebSocket)
+//! inflates what arrives, and what we send from 128 bytes up is compressed by a
+//! [`MessageCompressor`](loopchat::ws::deflate::codec::MessageCompressor) that keeps its
+//! window from one message to the next unless the server said
+//! `client_no_context_takeover` (loopchat's server does; Node's `ws` does not).
+//!
 //! Connecting is the only blocking network step, bounded by a timeout, before the loop
 //! starts. Everything typed is sent in order, and the Close after it: with input from a
 //! pipe, `printf '/nick ada\nhello\n' | loopchat client URL` sends both lines, then closes
@@ -67,6 +75,10 @@ pub struct ClientConfig {
     pub nick: Option<String>,
     /// How long to keep receiving after standard input ends, before closing.
     pub linger: Duration,
+    /// Whether to offer permessage-deflate (RFC 7692) as a browser does. If the server
+    /// agrees, what arrives compressed is inflated and what we send from
+    /// [`session::COMPRESS_MIN_BYTES`] up goes compressed.
+    pub deflate: bool,
 }
 
 /// Why a session failed.

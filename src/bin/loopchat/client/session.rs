@@ -46,6 +46,8 @@ use loopchat::apps::chat::protocol::{
     ClientRequest, Command, ErrorCode, HELP, ServerEvent, parse_command,
 };
 use loopchat::http::ClientHandshake;
+use loopchat::ws::deflate::codec::{DEFAULT_LEVEL, MessageCompressor};
+use loopchat::ws::deflate::negotiation::DeflateOffer;
 use loopchat::ws::{CloseCode, CloseFrame, Event, Message, Role, State, WebSocket};
 
 /// The poll token of the connection's socket.
@@ -73,6 +75,10 @@ const OUTBOUND_HIGH_WATER: usize = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// The reason sent with our Close.
 const CLOSE_REASON: &str = "bye";
+/// With permessage-deflate, messages shorter than this go uncompressed: deflate's block
+/// header and the lost trailer eat most of what a short message could save. The
+/// server's default threshold (`--deflate-min-bytes`) is the same.
+pub const COMPRESS_MIN_BYTES: usize = 128;
 
 /// How a session ended, when it ended with a closing handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +197,11 @@ pub struct Session {
     disconnect_overdue: bool,
     /// The server's image size limit, from its `welcome`.
     max_image_bytes: Option<usize>,
+    /// Compresses what we send, once permessage-deflate is agreed (and zlib can keep to
+    /// the window the server asked for). Kept here rather than in the [`WebSocket`],
+    /// which the server holds per connection and keeps small: a compressor that keeps
+    /// its context is a few hundred KiB, right for one client connection.
+    compressor: Option<MessageCompressor>,
     console: Console,
     read_buf: Vec<u8>,
 }
@@ -243,7 +254,12 @@ impl Session {
             .register(&mut stream, SOCKET, Interest::READABLE)
             .map_err(ClientError::Setup)?;
 
-        let handshake = ClientHandshake::new(&url.authority, &url.path);
+        // The offer a browser makes, so the server answers as it would answer a browser.
+        let handshake = if config.deflate {
+            ClientHandshake::with_deflate(&url.authority, &url.path, DeflateOffer::client_default())
+        } else {
+            ClientHandshake::new(&url.authority, &url.path)
+        };
         let mut outbound = Outbound::default();
         outbound.buffer().extend_from_slice(handshake.request());
         Ok(Session {
@@ -267,6 +283,7 @@ impl Session {
             outcome: None,
             disconnect_overdue: false,
             max_image_bytes: None,
+            compressor: None,
             console: Console::default(),
             read_buf: vec![0; READ_CHUNK],
         })
@@ -408,12 +425,22 @@ impl Session {
             return Ok(());
         };
         response.extend_from_slice(bytes);
-        let Some(head_len) = handshake.read_response(response)? else {
+        let Some(upgraded) = handshake.read_response(response)? else {
             return Ok(());
         };
         // Frames may follow the response head in the same read.
-        let after_head = response.split_off(head_len);
-        self.phase = Phase::Open(WebSocket::new(Role::Client, MAX_MESSAGE_SIZE));
+        let after_head = response.split_off(upgraded.head_len);
+        let ws = WebSocket::new(Role::Client, MAX_MESSAGE_SIZE);
+        self.phase = Phase::Open(match upgraded.deflate {
+            // Inflates what arrives, keeping the server's window between messages unless
+            // it said server_no_context_takeover (Node's ws keeps it by default).
+            Some(agreed) => {
+                self.compressor =
+                    MessageCompressor::new(agreed.outgoing(Role::Client), DEFAULT_LEVEL);
+                ws.with_deflate(agreed)
+            }
+            None => ws,
+        });
         self.deadline = None;
         if let Some(nick) = self.nick.take() {
             self.awaiting_nick = Some(nick.trim().to_owned());
@@ -638,7 +665,15 @@ impl Session {
             Ok(json) => json,
             Err(e) => return self.console.notice(&format!("cannot encode request: {e}")),
         };
-        if let Err(e) = ws.write_message(Message::Text(&json), self.outbound.buffer()) {
+        let message = Message::Text(&json);
+        let out = self.outbound.buffer();
+        let written = match &mut self.compressor {
+            Some(compressor) if json.len() >= COMPRESS_MIN_BYTES => {
+                ws.write_compressed(message, compressor, out)
+            }
+            _ => ws.write_message(message, out),
+        };
+        if let Err(e) = written {
             self.console.notice(&format!("not sent: {e}"));
         }
     }
