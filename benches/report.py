@@ -160,7 +160,7 @@ def get(obj: Any, path: str) -> Any:
 
 # The load generator's count of the bytes it read from its sockets, per delivery: what
 # each delivery cost on the wire, frame headers and compression included.
-WIRE_PER_DELIVERY = "wire.received_bytes_per_delivery"
+WIRE_PER_DELIVERY = "wire_bytes_received_per_delivery"
 
 # The fields each scenario's report reads. A missing one is reported as a gap.
 BROADCAST_FIELDS = [
@@ -182,7 +182,7 @@ CONNECTION_FIELDS = [
 ]
 # What the deflate scenarios read beyond those: whether the extension was negotiated, and
 # the bytes that crossed the sockets per delivery.
-DEFLATE_FIELDS = ["deflate", WIRE_PER_DELIVERY]
+DEFLATE_FIELDS = ["deflate_negotiated", WIRE_PER_DELIVERY]
 SWEEP_POINT_FIELDS = [
     "clients", "deliveries_per_s", "latency_us.p99", "server.cpu_ns_per_delivery", "lost",
 ]
@@ -197,7 +197,7 @@ def check_fields(results: Results) -> None:
         "connections": CONNECTION_FIELDS,
         "deflate-plain": BROADCAST_FIELDS + DEFLATE_FIELDS,
         "deflate": BROADCAST_FIELDS + DEFLATE_FIELDS,
-        "deflate-connections": CONNECTION_FIELDS + ["deflate"],
+        "deflate-connections": CONNECTION_FIELDS + ["deflate_negotiated"],
     }
     for scenario, by_server in results.runs.items():
         for server, run in by_server.items():
@@ -340,7 +340,7 @@ BROADCAST_METRICS = [
 ]
 
 DEFLATE_METRICS = [
-    Metric("permessage-deflate negotiated", "deflate", lambda v: "—" if v is None
+    Metric("permessage-deflate negotiated", "deflate_negotiated", lambda v: "—" if v is None
            else "yes" if v else "no"),
     Metric("bytes on the wire per delivery ↓", WIRE_PER_DELIVERY, fmt_bytes, "lower"),
 ] + BROADCAST_METRICS
@@ -542,7 +542,7 @@ def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
     text = ("broadcast C=1,000, S=10, 1 KiB chat JSON, window 8, every client with "
             "permessage-deflate: server CPU per delivery ≤ 1.5× the same run without it")
     why = mismatch(lc, **params) or mismatch(plain, **params)
-    if not why and not get(lc, "deflate"):
+    if not why and not get(lc, "deflate_negotiated"):
         why = "permessage-deflate was not negotiated"
     ns, plain_ns = get(lc, "server.cpu_ns_per_delivery"), get(plain, "server.cpu_ns_per_delivery")
     r = ratio(ns, plain_ns)
@@ -553,7 +553,7 @@ def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
             text, f"{fmt_ns(ns)} against {fmt_ns(plain_ns)}: {fmt_ratio(r)}",
             met(r <= 1.5, f"{fmt_ratio(r)}, not 1.5×: needs {(1 - 1.5 / r) * 100:.0f} % less")))
     text = "same run: deliveries/s ≥ 2× Bun's with its perMessageDeflate on"
-    if bun is not None and not get(bun, "deflate"):
+    if bun is not None and not get(bun, "deflate_negotiated"):
         rows.append(Target(text, "—", "Bun did not negotiate permessage-deflate"))
     else:
         rows.append(ratio_target(text, lc, bun, "deliveries_per_s", fmt_rate, 2.0, params))
@@ -563,7 +563,7 @@ def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
     text = ("≤ 1 KiB of server RSS per idle connection with permessage-deflate negotiated, "
             "at C=10,000")
     why = mismatch(lc, clients=10000)
-    if not why and not get(lc, "deflate"):
+    if not why and not get(lc, "deflate_negotiated"):
         why = "permessage-deflate was not negotiated"
     per = get(lc, "connections.bytes_per_idle_connection")
     if why or per is None:

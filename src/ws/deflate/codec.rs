@@ -284,6 +284,11 @@ impl Inflater {
         }
     }
 
+    /// Whether the peer's messages share one window, so the state outlives each message.
+    pub fn keeps_context(&self) -> bool {
+        self.keep_context
+    }
+
     /// Whether zlib state is held now: between messages, only with context takeover.
     pub fn holds_state(&self) -> bool {
         self.stream.is_some()

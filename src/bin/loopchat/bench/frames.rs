@@ -19,13 +19,16 @@
 //! first frame has RSV1 set is inflated into the reader's own buffer (one
 //! [`Inflater`] per connection, keeping the server's window between messages unless the
 //! server said `server_no_context_takeover`, as Node's `ws` and Bun may not), and handed
-//! over from there; frames without RSV1 still take the zero-copy path.
+//! over from there; frames without RSV1 still take the zero-copy path. A whole
+//! compressed message from a server that resets its context is looked up in the
+//! thread's [`inflate_cache`] first, and inflated only if it is not there.
 //!
 //! It does not check that text is UTF-8: the generator reads markers, which are ASCII, and
 //! is not a conformance test. Everything else a server must not send (a masked frame,
 //! reserved bits, a fragmented or long control frame, a continuation out of place, a
 //! length not in its shortest form) is an error, as in the codec.
 
+use super::inflate_cache;
 use loopchat::ws::ProtocolError;
 use loopchat::ws::deflate::codec::{InflateError, Inflater};
 use loopchat::ws::deflate::negotiation::Negotiated;
@@ -42,6 +45,14 @@ pub enum Incoming<'a> {
     Pong,
     /// A Close frame's payload: empty, or a code and a reason.
     Close(&'a [u8]),
+}
+
+/// The protocol error of a message that does not inflate.
+fn inflate_error(e: InflateError) -> ProtocolError {
+    match e {
+        InflateError::TooBig { limit } => ProtocolError::InflatedTooBig { limit },
+        InflateError::Corrupt => ProtocolError::BadCompressedData,
+    }
 }
 
 /// The length of a frame header whose second byte is `b1`: 2, plus 2 or 8 bytes of
@@ -208,6 +219,15 @@ impl FrameReader {
             }
             // The fast path: a whole uncompressed message, handed over in place.
             Opcode::Text | Opcode::Binary if header.fin && !rsv1 => on(Incoming::Message(payload)),
+            // A whole compressed message from a server that resets its context: the
+            // same bytes inflate to the same message on every connection (see
+            // `inflate_cache`).
+            Opcode::Text | Opcode::Binary if header.fin && self.shares_inflation() => {
+                inflate_cache::with_inflated(payload, self.max_message, |message| {
+                    on(Incoming::Message(message))
+                })
+                .map_err(inflate_error)?;
+            }
             Opcode::Text | Opcode::Binary => {
                 self.in_message = true;
                 self.compressed = rsv1;
@@ -219,6 +239,12 @@ impl FrameReader {
             Opcode::Continuation => self.take_fragment(payload, header.fin, on)?,
         }
         Ok(())
+    }
+
+    /// Whether compressed messages may be looked up in the thread's [`inflate_cache`]:
+    /// with deflate negotiated and the server resetting its context.
+    fn shares_inflation(&self) -> bool {
+        self.inflater.as_ref().is_some_and(|i| !i.keeps_context())
     }
 
     /// Adds a fragment to the message being assembled (inflating it if the message is
@@ -235,10 +261,7 @@ impl FrameReader {
                 if fin && inflated.is_ok() {
                     inflated = inflater.finish(&mut self.message);
                 }
-                inflated.map_err(|e| match e {
-                    InflateError::TooBig { limit } => ProtocolError::InflatedTooBig { limit },
-                    InflateError::Corrupt => ProtocolError::BadCompressedData,
-                })?;
+                inflated.map_err(inflate_error)?;
             }
             None => self.message.extend_from_slice(payload),
         }

@@ -78,6 +78,7 @@
 pub mod args;
 pub mod fleet;
 pub mod frames;
+pub mod inflate_cache;
 pub mod load;
 pub mod payload;
 pub mod plot;
