@@ -44,7 +44,7 @@ pub const MESSAGE_SIZES: [(usize, usize); 18] = [
 
 /// What the sample sends per case: messages until this many bytes, so each case costs
 /// about the same whatever its message size.
-pub const SAMPLE_BYTES: usize = 64 * 1024;
+pub const SAMPLE_BYTES: usize = 128 * 1024;
 
 /// Sends at least this many messages per case in the sample, so that the second message
 /// of a connection (where context takeover would show) is always tested.
