@@ -142,8 +142,14 @@ impl RawClient {
 
     /// Connects and completes a WebSocket handshake on `/`, checking the 101.
     pub fn open(addr: SocketAddr) -> RawClient {
+        RawClient::open_with(addr, &[]).0
+    }
+
+    /// Like [`RawClient::open`], with `headers` added to the request (e.g. a
+    /// `Sec-WebSocket-Extensions` offer). Returns the response head too.
+    pub fn open_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (RawClient, String) {
         let mut client = RawClient::connect(addr);
-        client.send(&upgrade_request(&addr.to_string(), "/"));
+        client.send(&upgrade_request_with(&addr.to_string(), "/", headers));
         let head = client.read_http_head();
         assert!(
             head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
@@ -154,7 +160,7 @@ impl RawClient {
             head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
             "{head}"
         );
-        client
+        (client, head)
     }
 
     /// Writes bytes, all of them.
@@ -331,9 +337,29 @@ impl RawClient {
 
 /// A valid upgrade request for `path`, with RFC 6455's example key.
 pub fn upgrade_request(host: &str, path: &str) -> Vec<u8> {
-    format!(
+    upgrade_request_with(host, path, &[])
+}
+
+/// Like [`upgrade_request`], with `headers` (name, value) added after the standard ones.
+pub fn upgrade_request_with(host: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes()
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.into_bytes()
+}
+
+/// The values of every header named `name` (case-insensitive) in a response head, in
+/// order, trimmed.
+pub fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(field, _)| field.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim().to_owned())
+        .collect()
 }

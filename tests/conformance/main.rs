@@ -1,5 +1,6 @@
 //! A conformance suite for the echo server, organised like the Autobahn TestSuite's
-//! fuzzingclient (sections 1–7, 9 and 10) and written from RFC 6455.
+//! fuzzingclient (sections 1–7, 9, 10, and 12 and 13 for permessage-deflate) and written
+//! from RFC 6455 and RFC 7692.
 //!
 //! Every case is one row of a table: its Autobahn case id, a short description, and a
 //! script of [`Step`]s: what the client sends (frames, how the bytes are chopped into
@@ -9,10 +10,15 @@
 //! real server (started by `tests/common`), and reports every failing row by its case id.
 //!
 //! Frames are written and read by `tests/common`'s raw client, which is independent of the
-//! crate's own codec, so the server is checked against the RFC and not against itself.
+//! crate's own codec, so the server is checked against the RFC and not against itself. The
+//! same holds for permessage-deflate: a case that offers it ([`Case::offering`]) checks the
+//! server's answer and compresses and inflates with `permessage_deflate.rs`, the client's
+//! own, never `loopchat::ws::deflate`.
 //!
 //! To run a subset, set `CONFORMANCE_CASES` to a comma-separated list of case id
 //! prefixes: `CONFORMANCE_CASES=5.1,6.4 cargo test --test conformance -- --nocapture`.
+//! Sections 12 and 13 send a sample of Autobahn's messages by default, all of them with
+//! `CONFORMANCE_DEFLATE_FULL=1` (see `echo_runs.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -27,7 +33,12 @@ macro_rules! steps {
     }};
 }
 
+mod corpora;
+mod echo_runs;
+mod permessage_deflate;
 mod section10_autofragmentation;
+mod section12_deflate;
+mod section13_deflate_offers;
 mod section1_framing;
 mod section2_pings;
 mod section3_reserved_bits;
@@ -40,7 +51,11 @@ mod section9_limits;
 use common::process::ServerProcess;
 use common::{IO_TIMEOUT, MASK, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, RawClient, frame_bytes};
 pub use common::{OP_BINARY, OP_TEXT};
+pub use corpora::Corpus;
+pub use echo_runs::EchoRun;
 use loopchat::ServerConfig;
+use permessage_deflate::ClientDeflate;
+pub use permessage_deflate::{Offer, Offering};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -67,6 +82,9 @@ pub struct Case {
     pub server: Srv,
     /// What the client sends and what it must read back, in order.
     pub steps: Vec<Step>,
+    /// The permessage-deflate offers of the opening handshake; `None`: no
+    /// `Sec-WebSocket-Extensions` header, and the answer must have none either.
+    pub offering: Option<Offering>,
 }
 
 /// A row against the default echo server.
@@ -76,6 +94,7 @@ pub fn case(id: impl Into<String>, description: impl Into<String>, steps: Vec<St
         description: description.into(),
         server: Srv::Echo,
         steps,
+        offering: None,
     }
 }
 
@@ -83,6 +102,14 @@ impl Case {
     /// The same row against another server.
     pub fn on(self, server: Srv) -> Case {
         Case { server, ..self }
+    }
+
+    /// The same row with permessage-deflate offered in the handshake.
+    pub fn offering(self, offering: Offering) -> Case {
+        Case {
+            offering: Some(offering),
+            ..self
+        }
     }
 }
 
@@ -271,7 +298,8 @@ pub enum Chop {
 /// What the client must read next.
 #[derive(Clone, Debug)]
 pub enum Reply {
-    /// One frame: FIN set, RSV clear, unmasked, this opcode, exactly this payload.
+    /// One frame: FIN set, RSV clear, unmasked, this opcode, exactly this payload. With
+    /// deflate agreed, RSV1 may be set too, and the payload is then compared inflated.
     Frame(u8, Data),
     /// A Close (FIN, RSV clear, unmasked) with this code and a UTF-8 reason of any
     /// length that fits.
@@ -295,6 +323,9 @@ pub enum Step {
     Expect(Reply),
     /// Nothing at all may arrive for this long.
     ExpectSilence(Duration),
+    /// Sections 12 and 13: messages from a corpus, each sent (compressed if deflate was
+    /// agreed) and its echo read and checked before the next is sent.
+    Echo(EchoRun),
 }
 
 /// What `steps!` accepts: a step, or a list of steps.
@@ -580,6 +611,8 @@ fn all_sections() -> Vec<(&'static str, Vec<Case>)> {
         ("7", section7_close::cases()),
         ("9", section9_limits::cases()),
         ("10", section10_autofragmentation::cases()),
+        ("12", section12_deflate::cases()),
+        ("13", section13_deflate_offers::cases()),
     ]
 }
 
@@ -620,7 +653,7 @@ pub fn run_section(section: &str, cases: Vec<Case>) {
         })
         .collect();
     if selected.is_empty() {
-        // Only with a filter (a table is never empty: `the_tables_hold_306_cases`), and
+        // Only with a filter (a table is never empty: `the_tables_hold_553_cases`), and
         // the filter selects cases elsewhere (`check_filter`).
         println!("conformance section {section}: CONFORMANCE_CASES selects none of its cases");
         return;
@@ -683,7 +716,7 @@ fn run_case(case: &Case, addr: SocketAddr) -> Result<(), String> {
     let mut at = String::from("opening handshake");
     let mut write_error = None;
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut client = RawClient::open(addr);
+        let (mut client, mut deflate) = open(addr, case.offering.as_ref());
         for (i, step) in case.steps.iter().enumerate() {
             at = format!(
                 "step {} of {}: {}",
@@ -691,7 +724,7 @@ fn run_case(case: &Case, addr: SocketAddr) -> Result<(), String> {
                 case.steps.len(),
                 describe_step(step)
             );
-            play(&mut client, step, &mut write_error);
+            play(&mut client, &mut deflate, step, &mut write_error);
         }
     }));
     result.map_err(|payload| {
@@ -707,7 +740,36 @@ fn run_case(case: &Case, addr: SocketAddr) -> Result<(), String> {
     })
 }
 
-fn play(client: &mut RawClient, step: &Step, write_error: &mut Option<String>) {
+/// Opens a connection for a case: the upgrade request with the case's offers, if any,
+/// the 101 checked, and the server's `Sec-WebSocket-Extensions` checked against the
+/// offers (none at all when nothing was offered). Returns the client's deflate, set as
+/// agreed, if the server accepted an offer.
+fn open(addr: SocketAddr, offering: Option<&Offering>) -> (RawClient, Option<ClientDeflate>) {
+    let headers: Vec<String> = offering.map(Offering::headers).unwrap_or_default();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|value| ("Sec-WebSocket-Extensions", value.as_str()))
+        .collect();
+    let (client, head) = RawClient::open_with(addr, &headers);
+    let answer = common::header_values(&head, "Sec-WebSocket-Extensions");
+    let offers = offering.map_or(&[][..], |offering| &offering.offers[..]);
+    let agreement = permessage_deflate::check_response(offers, &answer)
+        .unwrap_or_else(|why| panic!("invalid Sec-WebSocket-Extensions answer: {why}; {head:?}"));
+    if let Some(offering) = offering {
+        assert!(
+            agreement.is_some() || !offering.must_accept,
+            "the server declined the {offering}"
+        );
+    }
+    (client, agreement.map(ClientDeflate::new))
+}
+
+fn play(
+    client: &mut RawClient,
+    deflate: &mut Option<ClientDeflate>,
+    step: &Step,
+    write_error: &mut Option<String>,
+) {
     match step {
         Step::Send(outs, chop) => {
             if write_error.is_some() {
@@ -736,7 +798,10 @@ fn play(client: &mut RawClient, step: &Step, write_error: &mut Option<String>) {
         Step::Pause(duration) => thread::sleep(*duration),
         Step::Expect(Reply::Eof) => client.expect_eof(),
         Step::Expect(reply) => {
-            let frame = client.read_frame();
+            let mut frame = client.read_frame();
+            if let (Reply::Frame(..), Some(deflate)) = (reply, deflate.as_mut()) {
+                inflate_if_compressed(deflate, &mut frame);
+            }
             if let Err(why) = check_frame(reply, &frame) {
                 panic!("got {}: {why}", describe_frame(&frame));
             }
@@ -757,6 +822,20 @@ fn play(client: &mut RawClient, step: &Step, write_error: &mut Option<String>) {
                 Err(e) => panic!("expected silence, got error {e}"),
             }
         }
+        Step::Echo(run) => run.play(client, deflate),
+    }
+}
+
+/// A whole data message in one frame with RSV1 set, with deflate agreed: its payload
+/// inflated and RSV1 cleared, so that `check_frame` compares what the server meant.
+/// Anything else is left as it is, for `check_frame` to judge.
+fn inflate_if_compressed(deflate: &mut ClientDeflate, frame: &mut common::Frame) {
+    if frame.rsv == 0b100 && frame.fin && matches!(frame.opcode, OP_TEXT | OP_BINARY) {
+        let compressed = frame.payload.len();
+        frame.payload = deflate
+            .inflate(&frame.payload, 64 * MIB)
+            .unwrap_or_else(|why| panic!("a compressed frame of {compressed} bytes {why}"));
+        frame.rsv = 0;
     }
 }
 
@@ -887,6 +966,7 @@ fn describe_step(step: &Step) -> String {
         Step::Pause(duration) => format!("pause {duration:?}"),
         Step::Expect(reply) => format!("expect {}", describe_reply(reply)),
         Step::ExpectSilence(duration) => format!("expect silence for {duration:?}"),
+        Step::Echo(run) => format!("echo {}", run.describe()),
     }
 }
 
@@ -924,10 +1004,10 @@ fn fragmenting_covers_the_payload_once_with_fin_on_the_last_frame() {
     assert_eq!(frames, [frame_bytes(0x80 | OP_BINARY, &[], Some(MASK))]);
 }
 
-/// The tables hold the 306 cases the README and docs/CONFORMANCE.md count, section by
+/// The tables hold the 553 cases the README and docs/CONFORMANCE.md count, section by
 /// section; `run_section` runs every one of them in process and against the binary.
 #[test]
-fn the_tables_hold_306_cases() {
+fn the_tables_hold_553_cases() {
     let counts: Vec<(&str, usize)> = all_sections()
         .iter()
         .map(|(section, cases)| (*section, cases.len()))
@@ -943,8 +1023,10 @@ fn the_tables_hold_306_cases() {
             ("6", 145),
             ("7", 37),
             ("9", 59),
-            ("10", 1)
+            ("10", 1),
+            ("12", 90 + 20),
+            ("13", 126 + 11)
         ]
     );
-    assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 306);
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 553);
 }
