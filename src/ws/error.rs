@@ -15,8 +15,10 @@ pub enum ProtocolError {
     /// A server sent a masked frame (§5.1: the client must close).
     #[error("server frame is masked")]
     MaskedFrame,
-    /// RSV1–3 set without an extension that defines them (§5.2).
-    #[error("reserved bits {0:#05b} set without a negotiated extension")]
+    /// RSV1–3 set where no negotiated extension defines them (§5.2): any of them
+    /// without permessage-deflate, and with it RSV2, RSV3, or RSV1 anywhere but the
+    /// first frame of a data message (RFC 7692 §6.1).
+    #[error("reserved bits {0:#05b} set where no negotiated extension allows them")]
     ReservedBits(u8),
     /// Opcodes 3–7 and 11–15 are reserved (§5.2).
     #[error("reserved opcode {0:#x}")]
