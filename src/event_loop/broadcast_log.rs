@@ -204,8 +204,8 @@ impl BroadcastLog {
         let layout = &mut self.layout.lanes[lane.index()];
         for index in layout.laid()..self.entries.len() {
             let entry = &mut self.entries[index];
-            if lane == Lane::Deflate && entry.frame.payload_len() >= self.deflate_min_bytes {
-                entry.deflated = entry.frame.deflated();
+            if lane == Lane::Deflate {
+                entry.deflated = entry.frame.deflated_from(self.deflate_min_bytes);
             }
             layout.add(index, entry.frame_for(lane));
         }
@@ -417,8 +417,8 @@ mod tests {
 
     /// The bytes a connection of `lane` is sent for `frame`.
     fn as_sent(frame: &SharedFrame, lane: Lane) -> Vec<u8> {
-        let deflated = (lane == Lane::Deflate && frame.payload_len() >= DEFLATE_MIN)
-            .then(|| frame.deflated())
+        let deflated = (lane == Lane::Deflate)
+            .then(|| frame.deflated_from(DEFLATE_MIN))
             .flatten();
         deflated.as_ref().unwrap_or(frame).as_bytes().to_vec()
     }

@@ -227,8 +227,9 @@ impl Connections {
         }
         // A recipient that negotiated permessage-deflate gets the compressed frame, made
         // once for all of them the first time one needs it.
-        let deflated = (frame.payload_len() >= self.deflate_min_bytes && conn.sends_compressed())
-            .then(|| frame.deflated())
+        let deflated = conn
+            .sends_compressed()
+            .then(|| frame.deflated_from(self.deflate_min_bytes))
             .flatten();
         let frame = deflated.as_ref().unwrap_or(frame);
         self.make_room(key, frame.len(), Room::Data)?;

@@ -5,7 +5,7 @@
 
 use crate::ws::Message;
 use crate::ws::deflate::codec::{Compressor, DEFAULT_LEVEL, MAX_WINDOW_BITS};
-use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
+use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN, Opcode, RSV1};
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
@@ -87,7 +87,7 @@ pub struct SharedFrame {
     /// The same message compressed with permessage-deflate, for the recipients that
     /// negotiated it: made the first time one of them needs it and then shared by all of
     /// them, like `bytes` (`None` inside when compressing does not make it smaller).
-    deflated: Rc<OnceCell<Option<Rc<[u8]>>>>,
+    deflated: Rc<OnceCell<Option<SharedFrame>>>,
     /// The payload's length (the bytes after the frame header).
     payload_len: usize,
     /// Whether compressing is worth trying: not for images in formats that are already
@@ -129,36 +129,32 @@ impl SharedFrame {
         if self.transport != Transport::WebSocket || !self.compressible {
             return None;
         }
-        let bytes = self
-            .deflated
-            .get_or_init(|| self.compress())
-            .as_ref()
-            .map(Rc::clone)?;
-        let header_len = match FrameHeader::parse(&bytes) {
-            Ok(Some((_, len))) => len,
-            _ => return None,
-        };
-        Some(SharedFrame {
-            payload_len: bytes.len() - header_len,
-            bytes,
-            transport: self.transport,
-            deflated: Rc::default(),
-            compressible: false,
-        })
+        self.deflated.get_or_init(|| self.compress()).clone()
+    }
+
+    /// What a recipient that negotiated permessage-deflate is sent instead of this frame,
+    /// if anything: the frame compressed, when its payload has `min_bytes` or more
+    /// (`ServerConfig::deflate_min_bytes`) and compressing makes it smaller. The one rule
+    /// for sends and broadcasts alike.
+    pub(crate) fn deflated_from(&self, min_bytes: usize) -> Option<SharedFrame> {
+        (self.payload_len >= min_bytes)
+            .then(|| self.deflated())
+            .flatten()
     }
 
     /// The payload's length.
+    #[cfg(test)]
     pub(crate) fn payload_len(&self) -> usize {
         self.payload_len
     }
 
-    fn compress(&self) -> Option<Rc<[u8]>> {
+    fn compress(&self) -> Option<SharedFrame> {
         let payload = &self.bytes[self.bytes.len() - self.payload_len..];
         let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
         COMPRESSOR.with_borrow_mut(|c| c.compress(payload, &mut compressed));
         let header = FrameHeader {
             fin: true,
-            rsv: 0b100,
+            rsv: RSV1,
             opcode: Opcode::from_bits(self.bytes[0] & 0x0f)?,
             mask: None,
             payload_len: compressed.len() as u64,
@@ -168,13 +164,17 @@ impl SharedFrame {
         if head_len + compressed.len() >= self.bytes.len() {
             return None;
         }
-        Some(
-            head[..head_len]
+        Some(SharedFrame {
+            bytes: head[..head_len]
                 .iter()
                 .chain(&compressed)
                 .copied()
                 .collect(),
-        )
+            transport: self.transport,
+            deflated: Rc::default(),
+            payload_len: compressed.len(),
+            compressible: false,
+        })
     }
 
     /// Encodes `text` as one line for the line port: the text and a `\n`.

@@ -117,6 +117,10 @@ struct FrameInProgress {
     received: u64,
 }
 
+/// Compressed payload is unmasked into a stack buffer of this size, a piece at a time, on
+/// its way to the inflater.
+const UNMASK_PIECE: usize = 1024;
+
 /// Buffers of this size or less are kept for the next message; bigger ones are freed so an
 /// idle connection does not hold on to the memory of its largest message.
 const RECYCLE_LIMIT: usize = 64 * 1024;
@@ -168,8 +172,6 @@ struct Deflate {
     /// Whether our messages may go compressed with a full window (what the shared
     /// compressor uses): not if the peer asked for a smaller one.
     send_compressed: bool,
-    /// One piece of compressed payload, unmasked, on its way to the inflater.
-    scratch: Vec<u8>,
 }
 
 impl WebSocket {
@@ -206,7 +208,6 @@ impl WebSocket {
             compressed: false,
             received: 0,
             send_compressed,
-            scratch: Vec::new(),
         }));
         self
     }
@@ -569,14 +570,22 @@ impl WebSocket {
 
         let start = self.message.len();
         if let Some(deflate) = self.deflate.as_deref_mut().filter(|d| d.compressed) {
-            // Unmask into the scratch buffer, inflate into the message, and check the text
-            // that came out below, as for an uncompressed message.
-            deflate.scratch.clear();
-            deflate.scratch.extend_from_slice(chunk);
-            if let Some(key) = header.mask {
-                apply_mask(&mut deflate.scratch, key, offset);
+            // Unmask a piece at a time on the stack (a connection keeps no buffer for
+            // this), inflate into the message, and check the text that came out below, as
+            // for an uncompressed message.
+            let mut piece = [0u8; UNMASK_PIECE];
+            let mut inflated = Ok(());
+            for (i, masked) in chunk.chunks(UNMASK_PIECE).enumerate() {
+                let piece = &mut piece[..masked.len()];
+                piece.copy_from_slice(masked);
+                if let Some(key) = header.mask {
+                    apply_mask(piece, key, offset + i * UNMASK_PIECE);
+                }
+                inflated = deflate.inflater.feed(piece, &mut self.message);
+                if inflated.is_err() {
+                    break;
+                }
             }
-            let mut inflated = deflate.inflater.feed(&deflate.scratch, &mut self.message);
             if inflated.is_ok() && header.fin && completes_frame {
                 deflate.compressed = false;
                 inflated = deflate.inflater.finish(&mut self.message);

@@ -120,6 +120,16 @@ impl Compressor {
     /// As [`compress`](Self::compress), but the window stays: the next message may refer
     /// back to this one (context takeover).
     fn compress_keeping_window(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        if payload.is_empty() {
+            // zlib will not flush twice with no input between (it returns Z_BUF_ERROR
+            // and writes nothing), so after a message with the window kept an empty one
+            // would come out as no bytes at all, which a zlib peer reads as the start of
+            // a stored block. After a sync flush the stream is at a byte boundary, so
+            // the empty stored block's header alone (§7.2.3.6) is right whatever came
+            // before, and the window is unchanged by it.
+            out.push(0x00);
+            return;
+        }
         let start = out.len();
         // Room for incompressible input (5 bytes per stored block) and the flush, so one
         // pass almost always suffices.
@@ -138,7 +148,7 @@ impl Compressor {
             out.reserve(out.len() - start + 64);
         }
         debug_assert!(out[start..].ends_with(&TRAILER));
-        out.truncate(out.len() - TRAILER.len());
+        out.truncate(out.len().saturating_sub(TRAILER.len()).max(start));
     }
 }
 

@@ -79,10 +79,13 @@ pub struct DeflateConfig {
     /// Whether to accept permessage-deflate at all. Default true. When false, the
     /// `Sec-WebSocket-Extensions` headers are not even read, as before deflate existed.
     pub enabled: bool,
-    /// The largest window the server compresses with, 9 to 15 (other values are taken
-    /// as the nearest). Default 15: the best ratio. Compression runs once per broadcast
-    /// (see `codec`), so the window's 2^bits bytes are held once, not per connection;
-    /// a client's `server_max_window_bits` can only lower it.
+    /// The largest window the server says it compresses with, 9 to 15 (other values are
+    /// taken as the nearest); a client's `server_max_window_bits` can only lower it.
+    /// Default 15, and best left there: the event loop compresses a message once for
+    /// every recipient, with one 32 KiB window (see its `SharedFrame`), so a connection
+    /// that agreed to any smaller window is sent plain messages. A lower setting here
+    /// therefore turns the server's compression off for everyone, while clients may
+    /// still compress what they send.
     pub server_max_window_bits: u8,
     /// Whether the server resets its compressor after every message, and says so with
     /// `server_no_context_takeover`. Default true: a broadcast is compressed once and
@@ -98,8 +101,9 @@ pub struct DeflateConfig {
     pub client_no_context_takeover: bool,
     /// The largest window the server asks clients to compress with, 8 to 15, sent as
     /// `client_max_window_bits` to the clients that offer that parameter (others are not
-    /// asked, and may use 15). Default 15: no request. Lowering it shrinks the inflate
-    /// window held while a compressed message is received.
+    /// asked, and may use 15). Default 15: no request. Lowering it saves the clients
+    /// memory; the server inflates with a 32 KiB window whatever was agreed (a window
+    /// bounds only how far back a match may reach, and zlib-rs allocates 32 KiB anyway).
     pub client_max_window_bits: u8,
 }
 

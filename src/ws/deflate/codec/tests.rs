@@ -249,6 +249,32 @@ fn messages_sharing_a_window_inflate_in_turn() {
     }
 }
 
+#[test]
+fn an_empty_message_between_others_with_the_window_kept_is_one_octet() {
+    use crate::ws::deflate::negotiation::Direction;
+    let direction = Direction {
+        window_bits: 15,
+        no_context_takeover: false,
+    };
+    let mut sender = MessageCompressor::new(direction, DEFAULT_LEVEL).unwrap();
+    // A plain zlib stream on the other side, as a peer that keeps the window reads it.
+    let mut inflate = Decompress::new_with_window_bits(false, 15);
+    for message in [b"abc abc abc".as_slice(), b"", b"", b"abc abc abc"] {
+        let compressed = sender.compress(message).to_vec();
+        if message.is_empty() {
+            assert_eq!(compressed, [0x00]);
+        }
+        let input = [compressed.as_slice(), &TRAILER].concat();
+        let mut out = Vec::with_capacity(100);
+        let before = inflate.total_in();
+        inflate
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(inflate.total_in() - before, input.len() as u64);
+        assert_eq!(out, message);
+    }
+}
+
 // Window bits 8: zlib's 9 stays within 256 bytes.
 
 /// Inflates with a window of 2^`bits` and one byte of output at a time, so a match
