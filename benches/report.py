@@ -516,20 +516,27 @@ def measured_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]
                              dict(clients=100, window=8)))
 
     # Idle connections, C=10,000.
-    lc = runs.get("connections", {}).get("loopchat")
-    bun = runs.get("connections", {}).get("bun")
-    text = "≤ 1 KiB of server RSS per idle connection at C=10,000"
-    why = mismatch(lc, clients=10000)
-    per = get(lc, "connections.bytes_per_idle_connection")
-    if why or per is None:
-        rows.append(Target(text, "—", why or "not measured"))
-    else:
-        bun_per = get(bun, "connections.bytes_per_idle_connection")
-        measured = fmt_bytes(per) + (f", Bun {fmt_bytes(bun_per)}" if bun_per is not None else "")
-        rows.append(Target(text, measured, met(per <= 1024, over(per, 1024, "B"))))
+    rows.append(idle_memory_target("≤ 1 KiB of server RSS per idle connection at C=10,000",
+                                   runs.get("connections", {}), deflate=False))
 
     rows += deflate_targets(runs)
     return rows
+
+
+def idle_memory_target(text: str, by_server: dict[str, dict[str, Any]],
+                       deflate: bool) -> Target:
+    """At most 1 KiB of server RSS per idle connection at C=10,000, Bun's beside it; with
+    `deflate`, only if every client negotiated permessage-deflate."""
+    lc, bun = by_server.get("loopchat"), by_server.get("bun")
+    why = mismatch(lc, clients=10000)
+    if not why and deflate and not get(lc, "deflate_negotiated"):
+        why = "permessage-deflate was not negotiated"
+    per = get(lc, "connections.bytes_per_idle_connection")
+    if why or per is None:
+        return Target(text, "—", why or "not measured")
+    bun_per = get(bun, "connections.bytes_per_idle_connection")
+    measured = fmt_bytes(per) + (f", Bun {fmt_bytes(bun_per)}" if bun_per is not None else "")
+    return Target(text, measured, met(per <= 1024, over(per, 1024, "B")))
 
 
 def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
@@ -558,20 +565,9 @@ def deflate_targets(runs: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
     else:
         rows.append(ratio_target(text, lc, bun, "deliveries_per_s", fmt_rate, 2.0, params))
 
-    lc = runs.get("deflate-connections", {}).get("loopchat")
-    bun = runs.get("deflate-connections", {}).get("bun")
-    text = ("≤ 1 KiB of server RSS per idle connection with permessage-deflate negotiated, "
-            "at C=10,000")
-    why = mismatch(lc, clients=10000)
-    if not why and not get(lc, "deflate_negotiated"):
-        why = "permessage-deflate was not negotiated"
-    per = get(lc, "connections.bytes_per_idle_connection")
-    if why or per is None:
-        rows.append(Target(text, "—", why or "not measured"))
-    else:
-        bun_per = get(bun, "connections.bytes_per_idle_connection")
-        measured = fmt_bytes(per) + (f", Bun {fmt_bytes(bun_per)}" if bun_per is not None else "")
-        rows.append(Target(text, measured, met(per <= 1024, over(per, 1024, "B"))))
+    rows.append(idle_memory_target(
+        "≤ 1 KiB of server RSS per idle connection with permessage-deflate negotiated, "
+        "at C=10,000", runs.get("deflate-connections", {}), deflate=True))
     return rows
 
 
