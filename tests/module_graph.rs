@@ -18,7 +18,14 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 /// The files of the loop from the bottom up, as `src/event_loop/mod.rs` and the README list
 /// them: a file may import only files of the groups before its own.
 const LAYERS: &[&[&str]] = &[
-    &["shared_frame", "stats", "timers", "config", "links"],
+    &[
+        "shared_frame",
+        "stats",
+        "metrics",
+        "timers",
+        "config",
+        "links",
+    ],
     &["broadcast_log"],
     &["outbound"],
     &["connection"],

@@ -119,6 +119,9 @@ struct LaneLayout {
     starts: Vec<usize>,
     /// The indices of the lane's frames too large to copy, in increasing order.
     large: Vec<usize>,
+    /// How many of the entries before entry `i` are for this lane, for every `i` that
+    /// `starts` has: a view counts its frames without walking them.
+    frames_before: Vec<usize>,
 }
 
 impl LaneLayout {
@@ -132,7 +135,11 @@ impl LaneLayout {
     fn add(&mut self, index: usize, frame: Option<&SharedFrame>) {
         if self.starts.is_empty() {
             self.starts.push(0);
+            self.frames_before.push(0);
         }
+        let frames = self.frames_before.last().copied().unwrap_or(0);
+        self.frames_before
+            .push(frames + usize::from(frame.is_some()));
         match frame {
             Some(frame) if frame.len() <= MAX_BATCHED_FRAME => {
                 self.buffer.extend_from_slice(frame.as_bytes())
@@ -148,6 +155,7 @@ impl LaneLayout {
         self.buffer.clear();
         self.starts.clear();
         self.large.clear();
+        self.frames_before.clear();
         if self.buffer.capacity() > MAX_KEPT_CAPACITY {
             self.buffer = Vec::new();
         }
@@ -314,6 +322,20 @@ impl<'a> Untaken<'a> {
     /// The frames, in order, one by one: what to queue by reference.
     pub fn frames(&self) -> impl Iterator<Item = &'a SharedFrame> + use<'a> {
         self.log.frames_after(self.cursor, self.lane, self.key)
+    }
+
+    /// How many frames [`Self::frames`] gives, counted without walking them: the lane's
+    /// frames from the cursor on, less the ones that skip this connection.
+    pub fn count(&self) -> usize {
+        let frames_before = &self.log.layout.lanes[self.lane.index()].frames_before;
+        let at = |index: usize| frames_before.get(index).copied().unwrap_or(0);
+        let all = at(frames_before.len().saturating_sub(1)) - at(self.start);
+        let skipped = self
+            .skips
+            .iter()
+            .filter(|&&(_, index)| at(index + 1) > at(index))
+            .count();
+        all - skipped
     }
 
     /// The bytes of [`Self::frames`], in as few slices as they lie in: the lane's buffer
@@ -642,7 +664,9 @@ mod tests {
                             })
                             .flat_map(|(f, _)| as_sent(f, lane))
                             .collect();
-                        let (_, sliced, framed) = read(log.untaken(cursor, lane, key));
+                        let view = log.untaken(cursor, lane, key);
+                        assert_eq!(view.count(), view.frames().count());
+                        let (_, sliced, framed) = read(view);
                         assert_eq!(sliced, expected, "round {round} key {key} cursor {cursor}");
                         assert_eq!(framed, expected, "round {round} key {key} cursor {cursor}");
                     }

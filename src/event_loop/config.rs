@@ -89,6 +89,10 @@ pub struct ServerConfig {
     /// negotiated permessage-deflate: compressing them saves little and costs CPU.
     /// Default 128.
     pub deflate_min_bytes: usize,
+    /// The trace (`RUST_LOG=loopchat::trace=trace`, or `loopchat serve --trace`) logs one
+    /// line for every this many turns: 1 logs them all; a busy server turns thousands of
+    /// times a second. Default 1.
+    pub trace_every: u64,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +116,7 @@ impl Default for ServerConfig {
             message_rate: None,
             deflate: DeflateConfig::default(),
             deflate_min_bytes: 128,
+            trace_every: 1,
         }
     }
 }

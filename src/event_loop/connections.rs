@@ -13,6 +13,7 @@ use super::broadcast_log::BroadcastLog;
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
 use super::links::Links;
+use super::metrics::LoopMetrics;
 use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
@@ -70,6 +71,8 @@ pub(crate) struct Connections {
     pub output_limit: OutputLimit,
     /// Counters.
     pub stats: Stats,
+    /// What the loop measures of its turns.
+    pub metrics: LoopMetrics,
     /// The time at the start of this loop turn.
     pub now: Instant,
     /// Messages shorter than this go uncompressed (`ServerConfig::deflate_min_bytes`).
@@ -97,6 +100,7 @@ impl Connections {
                 policy: config.slow_consumer,
             },
             stats: Stats::default(),
+            metrics: LoopMetrics::default(),
             now: Instant::now(),
             links,
             alarm: None,
@@ -202,7 +206,9 @@ impl Connections {
                 let len = encoded_len(message.payload().len(), false);
                 self.send_encoded(key, len, Room::Data, |ws, buffer| {
                     ws.write_message(message, buffer)
-                })
+                })?;
+                self.metrics.totals.deliveries += 1;
+                Ok(())
             }
             (Transport::Line, Message::Text(text)) => {
                 self.make_room(key, text.len() + 1, Room::Data)?;
@@ -212,6 +218,7 @@ impl Connections {
                     buffer.push(b'\n');
                 });
                 conn.schedule_flush(key, &mut self.to_flush);
+                self.metrics.totals.deliveries += 1;
                 Ok(())
             }
             // Lines carry text only.
@@ -236,6 +243,7 @@ impl Connections {
         let conn = self.slab.get_mut(key).ok_or(SendError::NotOpen)?;
         conn.out.push_shared(frame);
         conn.schedule_flush(key, &mut self.to_flush);
+        self.metrics.totals.deliveries += 1;
         Ok(())
     }
 
@@ -288,6 +296,7 @@ impl Connections {
     /// turn do not get it.
     pub fn broadcast(&mut self, frame: &SharedFrame, except: Option<usize>) {
         self.log.publish(frame, except);
+        self.metrics.totals.broadcasts += 1;
     }
 
     /// Whether a message of `len` bytes goes compressed to connection `key`.
@@ -345,6 +354,7 @@ impl Connections {
             let queued = conn.out.len();
             for frame in self.log.untaken_frames(conn.next_broadcast, lane, key) {
                 conn.out.push_shared(frame);
+                self.metrics.totals.deliveries += 1;
             }
             if conn.out.len() > queued {
                 conn.schedule_flush(key, &mut self.to_flush);

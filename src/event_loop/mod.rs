@@ -43,8 +43,9 @@
 //! From the bottom up; each imports only files above it in this list (`cargo test
 //! --test module_graph` checks that there is no cycle):
 //!
-//! - `shared_frame.rs`, `stats.rs`, `timers.rs`, `config.rs`, `links.rs`: leaves. What
-//!   every layer shares ([`Transport`], [`SharedFrame`]), the counts, the deadline heap,
+//! - `shared_frame.rs`, `stats.rs`, `metrics.rs`, `timers.rs`, `config.rs`, `links.rs`:
+//!   leaves. What every layer shares ([`Transport`], [`SharedFrame`]), the counts, what
+//!   the loop measures of each turn ([`LoopMetrics`]), the deadline heap,
 //!   the settings, and the application's own TCP links (to Redis, say), read and written
 //!   by the same turn as the clients.
 //! - `broadcast_log.rs`: the O(1) broadcast, whole: publish, what a connection has not
@@ -68,6 +69,7 @@ mod connections;
 mod handler;
 mod keepalive;
 mod links;
+mod metrics;
 mod outbound;
 mod session;
 mod shared_frame;
@@ -80,6 +82,7 @@ pub use config::{ServerConfig, SlowConsumer};
 pub use connections::SendError;
 pub use handler::{ConnectionId, Context, Handler};
 pub use links::{LinkEvent, LinkId};
+pub use metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Totals, Turn};
 pub use shared_frame::{SharedFrame, Transport};
 pub use stats::Stats;
 
@@ -91,7 +94,7 @@ use handler::deliver_closes;
 use links::{LinkRead, Links, Readiness};
 use log::debug;
 use mio::{Events, Interest, Poll, Token};
-use outbound::Drain;
+use outbound::{Counted, Drain};
 use session::Sessions;
 use shutdown::{SIGNALS, Shutdown, SignalAction};
 use slow_consumer::Verdict;
@@ -182,6 +185,11 @@ impl<H: Handler> Server<H> {
         self.conns.stats
     }
 
+    /// What the loop has measured of its turns: counters, histograms, the last turns.
+    pub fn metrics(&self) -> &LoopMetrics {
+        &self.conns.metrics
+    }
+
     /// How many connections exist, in any phase.
     pub fn connection_count(&self) -> usize {
         self.conns.slab.len()
@@ -239,6 +247,7 @@ impl<H: Handler> Server<H> {
     fn turn(&mut self, events: &mut Events) -> io::Result<()> {
         // 1. Sleep.
         let timeout = self.poll_timeout();
+        let slept_at = Instant::now();
         if let Err(error) = self.poll.poll(events, timeout) {
             // A signal interrupted the wait: not an error, just an early wake-up.
             return if error.kind() == io::ErrorKind::Interrupted {
@@ -248,9 +257,11 @@ impl<H: Handler> Server<H> {
             };
         }
         self.conns.now = Instant::now();
+        let woke_at = self.conns.now;
 
         // 2. Dispatch.
         for event in events.iter() {
+            self.conns.metrics.totals.events += 1;
             if self.dispatch(event) {
                 return Ok(());
             }
@@ -272,8 +283,20 @@ impl<H: Handler> Server<H> {
         }
 
         // 4. Run due timers; 5. flush.
+        let timers_at = Instant::now();
         self.run_due_timers();
+        let flush_at = Instant::now();
         self.flush_all();
+        let done_at = Instant::now();
+        let turn = self.conns.metrics.end_turn([
+            woke_at - slept_at,
+            timers_at - woke_at,
+            flush_at - timers_at,
+            done_at - flush_at,
+        ]);
+        if turn.seq % self.config.trace_every.max(1) == 0 {
+            log::trace!(target: "loopchat::trace", "{}", turn.trace_line());
+        }
         Ok(())
     }
 
@@ -384,6 +407,9 @@ impl<H: Handler> Server<H> {
             let admitted = self
                 .conns
                 .admit(stream, peer, transport, &self.config, registry);
+            if admitted.is_some() {
+                self.conns.metrics.totals.accepts += 1;
+            }
             if let Some(key) = admitted
                 && transport == Transport::Line
             {
@@ -415,6 +441,9 @@ impl<H: Handler> Server<H> {
                     if let Some(keepalive) = &mut conn.keepalive {
                         keepalive.heard(self.conns.now);
                     }
+                    let totals = &mut self.conns.metrics.totals;
+                    totals.reads += 1;
+                    totals.bytes_in += n as u64;
                     self.sessions().receive(key, &buf[..n]);
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -573,6 +602,7 @@ impl<H: Handler> Server<H> {
         if self.poll.poll(&mut events, Some(Duration::ZERO)).is_ok() && !events.is_empty() {
             self.conns.now = Instant::now();
             for event in events.iter() {
+                self.conns.metrics.totals.events += 1;
                 self.dispatch(event);
             }
         }
@@ -588,6 +618,7 @@ impl<H: Handler> Server<H> {
             log,
             to_flush,
             stats,
+            metrics,
             output_limit,
             ..
         } = &mut self.conns;
@@ -596,15 +627,20 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.flush_scheduled = false;
-        let drained = match conn.lane() {
+        let lane = conn.lane();
+        let mut socket = Counted::new(&mut conn.stream);
+        let drained = match lane {
             Some(lane) => {
                 let untaken = log.untaken(conn.next_broadcast, lane, key);
+                metrics.totals.deliveries += untaken.count() as u64;
                 conn.next_broadcast = end;
                 conn.out
-                    .write_with_broadcasts(&mut conn.stream, untaken, WRITE_BUDGET)
+                    .write_with_broadcasts(&mut socket, untaken, WRITE_BUDGET)
             }
-            None => conn.out.write_until_blocked(&mut conn.stream, WRITE_BUDGET),
+            None => conn.out.write_until_blocked(&mut socket, WRITE_BUDGET),
         };
+        metrics.totals.writes += socket.calls;
+        metrics.totals.bytes_out += socket.bytes;
         match drained {
             Ok(Drain::Empty | Drain::Blocked) => {}
             // Still writable: come back next turn, after the others have had theirs.

@@ -281,6 +281,51 @@ impl OutboundQueue {
     }
 }
 
+/// A writer that counts what reaches the one it wraps: the calls (each a system call on
+/// a socket, `WouldBlock` included) and the bytes taken. For the loop's metrics.
+pub(crate) struct Counted<'a, W> {
+    inner: &'a mut W,
+    /// `write` and `write_vectored` calls made.
+    pub calls: u64,
+    /// Bytes the inner writer took.
+    pub bytes: u64,
+}
+
+impl<'a, W: Write> Counted<'a, W> {
+    /// Counts what goes to `inner`.
+    pub fn new(inner: &'a mut W) -> Counted<'a, W> {
+        Counted {
+            inner,
+            calls: 0,
+            bytes: 0,
+        }
+    }
+
+    fn count(&mut self, result: io::Result<usize>) -> io::Result<usize> {
+        self.calls += 1;
+        if let Ok(n) = result {
+            self.bytes += n as u64;
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.count(result)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let result = self.inner.write_vectored(bufs);
+        self.count(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,6 +252,7 @@ impl<H: Handler> Sessions<'_, H> {
                 if !self.within_message_rate(key) {
                     return;
                 }
+                self.conns.metrics.totals.messages_in += 1;
                 self.handler.on_message(
                     &mut Context::new(self.conns),
                     ConnectionId(key),
@@ -341,6 +342,7 @@ impl<H: Handler> Sessions<'_, H> {
                         && self.within_message_rate(key)
                         && let Some(message) = event.as_message()
                     {
+                        self.conns.metrics.totals.messages_in += 1;
                         self.handler.on_message(
                             &mut Context::new(self.conns),
                             ConnectionId(key),

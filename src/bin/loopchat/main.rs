@@ -99,6 +99,16 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_redis_timeout)]
     redis_timeout: std::time::Duration,
 
+    /// Log one line per loop turn (what it did, and the time in each phase) on standard
+    /// error: the same as RUST_LOG=loopchat::trace=trace added to the other logging.
+    #[arg(long)]
+    trace: bool,
+
+    /// With --trace (or RUST_LOG=loopchat::trace=trace): log every Nth turn only, for a
+    /// busy server.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    trace_every: u64,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -220,8 +230,14 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Command::Serve(ServeArgs { trace: true, .. }) = &cli.command {
+        logger.filter_module("loopchat::trace", log::LevelFilter::Trace);
+    }
+    logger.init();
+    match cli.command {
         Command::Serve(args) => serve_mode(args),
         Command::Client(args) => client::run(&client::ClientConfig {
             url: args.url,
@@ -262,6 +278,7 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             ..Default::default()
         },
         deflate_min_bytes: args.deflate_min_bytes,
+        trace_every: args.trace_every,
         ..ServerConfig::default()
     };
     let chat_only = |what: &str| {
