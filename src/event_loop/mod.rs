@@ -294,7 +294,7 @@ impl<H: Handler> Server<H> {
             flush_at - timers_at,
             done_at - flush_at,
         ]);
-        if turn.seq % self.config.trace_every.max(1) == 0 {
+        if turn.seq.is_multiple_of(self.config.trace_every.max(1)) {
             log::trace!(target: "loopchat::trace", "{}", turn.trace_line());
         }
         Ok(())
