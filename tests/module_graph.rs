@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["connection"],
     &["slow_consumer"],
     &["connections"],
-    &["accept", "keepalive", "shutdown"],
+    &["accept", "keepalive", "shutdown", "admin"],
     &["handler"],
     &["session"],
     &["mod"],

@@ -33,6 +33,47 @@ const LISTENER: Token = Token(usize::MAX);
 /// The line port's listener's token.
 const LINE_LISTENER: Token = Token(usize::MAX - 1);
 
+/// The admin port's listener's token.
+const ADMIN_LISTENER: Token = Token(usize::MAX - 2);
+
+/// Which listener a client came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// The public port: HTTP and WebSocket, for the application.
+    WebSocket,
+    /// The line port (`ServerConfig::line_addr`).
+    Line,
+    /// The admin port (`ServerConfig::admin`): metrics and the live view, never the
+    /// application.
+    Admin,
+}
+
+impl Listener {
+    /// How its clients talk: the admin port speaks HTTP and WebSocket too.
+    pub fn transport(self) -> Transport {
+        match self {
+            Listener::WebSocket | Listener::Admin => Transport::WebSocket,
+            Listener::Line => Transport::Line,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Listener::WebSocket => 0,
+            Listener::Line => 1,
+            Listener::Admin => 2,
+        }
+    }
+
+    fn token(self) -> Token {
+        match self {
+            Listener::WebSocket => LISTENER,
+            Listener::Line => LINE_LISTENER,
+            Listener::Admin => ADMIN_LISTENER,
+        }
+    }
+}
+
 /// How many connections the kernel may hold for us, handshake done, before we accept
 /// them (capped by `net.core.somaxconn`, 4096 on current Linux).
 const LISTEN_BACKLOG: i32 = 4096;
@@ -47,15 +88,17 @@ pub(crate) struct Acceptor {
     websocket: TcpListener,
     /// The line port's listener, if `ServerConfig::line_addr` asked for one.
     line: Option<TcpListener>,
+    /// The admin port's listener, if `ServerConfig::admin` asked for one.
+    admin: Option<TcpListener>,
     /// The descriptor kept in reserve for refusing clients when the process has no other
     /// (see [`spare_descriptor`]).
     spare_fd: Option<File>,
     /// Whether clients are being refused for want of descriptors: logged once when it
     /// starts, cleared by the next successful accept.
     out_of_fds: bool,
-    /// For each listener (WebSocket, line), whether a retry after an accept error is
-    /// already scheduled: readiness events in the meantime must not add more timers.
-    retry_scheduled: [bool; 2],
+    /// For each listener (WebSocket, line, admin), whether a retry after an accept error
+    /// is already scheduled: readiness events in the meantime must not add more timers.
+    retry_scheduled: [bool; 3],
     /// Set once the server stops accepting, for good (a graceful shutdown).
     stopped: bool,
     /// The most connections at once.
@@ -75,12 +118,21 @@ impl Acceptor {
             }
             None => None,
         };
+        let admin = match &config.admin {
+            Some(admin) => {
+                let mut listener = listen(admin.addr)?;
+                registry.register(&mut listener, ADMIN_LISTENER, Interest::READABLE)?;
+                Some(listener)
+            }
+            None => None,
+        };
         Ok(Acceptor {
             websocket,
             line,
+            admin,
             spare_fd: spare_descriptor(),
             out_of_fds: false,
-            retry_scheduled: [false; 2],
+            retry_scheduled: [false; 3],
             stopped: false,
             max_connections: config.max_connections,
         })
@@ -96,12 +148,27 @@ impl Acceptor {
         self.line.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The admin port's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The listener a token stands for, if it is a listener's.
-    pub fn transport_of(token: Token) -> Option<Transport> {
+    pub fn listener_of(token: Token) -> Option<Listener> {
         match token {
-            LISTENER => Some(Transport::WebSocket),
-            LINE_LISTENER => Some(Transport::Line),
+            LISTENER => Some(Listener::WebSocket),
+            LINE_LISTENER => Some(Listener::Line),
+            ADMIN_LISTENER => Some(Listener::Admin),
             _ => None,
+        }
+    }
+
+    /// The socket of `listener`, if it is open.
+    fn socket(&self, listener: Listener) -> Option<&TcpListener> {
+        match listener {
+            Listener::WebSocket => Some(&self.websocket),
+            Listener::Line => self.line.as_ref(),
+            Listener::Admin => self.admin.as_ref(),
         }
     }
 
@@ -111,23 +178,23 @@ impl Acceptor {
     pub fn stop(&mut self, registry: &Registry) {
         self.stopped = true;
         let _ = registry.deregister(&mut self.websocket);
-        if let Some(listener) = &mut self.line {
+        for listener in [&mut self.line, &mut self.admin].into_iter().flatten() {
             let _ = registry.deregister(listener);
         }
     }
 
-    /// The retry timer of `transport`'s listener fired: it may be accepted from again.
-    pub fn retry_due(&mut self, transport: Transport) {
-        self.retry_scheduled[transport.index()] = false;
+    /// The retry timer of `listener` fired: it may be accepted from again.
+    pub fn retry_due(&mut self, listener: Listener) {
+        self.retry_scheduled[listener.index()] = false;
     }
 
-    /// The next client on `transport`'s listener to take on, or `None` once it would
+    /// The next client on `listener` to take on, or `None` once it would
     /// block, or after an error that pauses accepting. Clients the server cannot take
     /// (it is full, or out of descriptors) are answered 503 and let go on the way, and
     /// counted in `conns.stats`.
     pub fn accept(
         &mut self,
-        transport: Transport,
+        transport: Listener,
         conns: &mut Connections,
     ) -> Option<(TcpStream, SocketAddr)> {
         if self.stopped {
@@ -139,10 +206,7 @@ impl Acceptor {
             self.spare_fd = spare_descriptor();
         }
         loop {
-            let listener = match transport {
-                Transport::WebSocket => &self.websocket,
-                Transport::Line => self.line.as_ref()?,
-            };
+            let listener = self.socket(transport)?;
             match listener.accept() {
                 Ok((mut stream, peer)) => {
                     self.out_of_fds = false;
@@ -173,14 +237,11 @@ impl Acceptor {
     /// the backlog, so there may be no client; that is fine.)
     fn refuse_with_spare(
         &mut self,
-        transport: Transport,
+        transport: Listener,
         conns: &mut Connections,
     ) -> io::Result<()> {
         self.spare_fd = None;
-        let listener = match transport {
-            Transport::WebSocket => &self.websocket,
-            Transport::Line => self.line.as_ref().ok_or(io::ErrorKind::NotFound)?,
-        };
+        let listener = self.socket(transport).ok_or(io::ErrorKind::NotFound)?;
         let result = match listener.accept() {
             Ok((mut stream, peer)) => {
                 if !std::mem::replace(&mut self.out_of_fds, true) {
@@ -208,7 +269,7 @@ impl Acceptor {
     /// after a pause instead of spinning. Returns `None`, for [`Self::accept`].
     fn accept_later(
         &mut self,
-        transport: Transport,
+        transport: Listener,
         conns: &mut Connections,
         error: &io::Error,
     ) -> Option<(TcpStream, SocketAddr)> {
@@ -219,12 +280,8 @@ impl Acceptor {
             return None; // one retry is enough
         }
         warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
-        let token = match transport {
-            Transport::WebSocket => LISTENER,
-            Transport::Line => LINE_LISTENER,
-        };
         let target = TimerTarget {
-            key: token.0,
+            key: transport.token().0,
             serial: 0,
         };
         conns.timers.schedule(conns.now + ACCEPT_BACKOFF, target);

@@ -93,6 +93,22 @@ pub struct ServerConfig {
     /// line for every this many turns: 1 logs them all; a busy server turns thousands of
     /// times a second. Default 1.
     pub trace_every: u64,
+    /// The admin port: metrics, statistics and the live view of the loop, on an address
+    /// of its own, served by the same loop (see `crate::admin`). Default: none.
+    pub admin: Option<AdminConfig>,
+}
+
+/// Where the admin port listens, and the bearer token it requires, if any. An address
+/// other than loopback requires a token: [`Server::bind`](super::Server::bind) refuses it
+/// without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The bearer token every request must carry, if any.
+    pub token: Option<String>,
+    /// What the server calls itself on the live page (`chat`, `echo`, ...).
+    pub label: String,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +133,7 @@ impl Default for ServerConfig {
             deflate: DeflateConfig::default(),
             deflate_min_bytes: 128,
             trace_every: 1,
+            admin: None,
         }
     }
 }

@@ -76,6 +76,9 @@ pub(crate) struct Connection {
     /// Whether the application has been told the connection opened and not yet told it
     /// closed. Guarantees exactly one `on_close` for each `on_open`.
     pub in_app: bool,
+    /// Whether it came in on the admin port: never the application's, never given
+    /// broadcasts (see `admin.rs`).
+    pub admin: bool,
     /// The number of the first broadcast in the [broadcast log](super::broadcast_log)
     /// this connection has not taken: every earlier broadcast meant for it (of its
     /// transport, and not made with it as the exception) is in `out` or written.
@@ -112,6 +115,7 @@ impl Connection {
             read_closed: false,
             kept_alive: false,
             in_app: false,
+            admin: false,
             next_broadcast: 0,
             keepalive: None,
             rate: None,
@@ -138,6 +142,9 @@ impl Connection {
     /// How messages to it are encoded, while it is open for application messages: which
     /// lane of the broadcast log it reads.
     pub fn lane(&self) -> Option<Lane> {
+        if self.admin {
+            return None;
+        }
         match &self.phase {
             Phase::WebSocket(ws) if ws.state() == State::Open => Some(if ws.sends_compressed() {
                 Lane::Deflate

@@ -348,6 +348,9 @@ impl Connections {
         let Some(conn) = self.slab.get_mut(key) else {
             return;
         };
+        if conn.admin {
+            return; // takes no broadcasts
+        }
         if conn.next_broadcast < end
             && let Some(lane) = conn.lane()
         {

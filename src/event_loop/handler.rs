@@ -110,6 +110,12 @@ pub trait Handler {
     fn on_http(&mut self, request: &Request) -> Response {
         crate::http::landing::respond(request, "loopchat")
     }
+
+    /// The application's rooms (or groups) and how many members each has, for the admin
+    /// port's live page and `/stats`. The default has none.
+    fn rooms(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
 }
 
 /// What a handler can do: send, broadcast, close, and look at connections.

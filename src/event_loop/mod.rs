@@ -55,13 +55,15 @@
 //! - `slow_consumer.rs`: what happens when a queue is full.
 //! - `connections.rs`: every connection and the loop's bookkeeping; send, broadcast,
 //!   close, linger.
-//! - `accept.rs`, `keepalive.rs`, `shutdown.rs`: policies: the listeners, the spare
-//!   descriptor and its 503, accept backoff; pinging quiet peers; graceful shutdown.
+//! - `accept.rs`, `keepalive.rs`, `shutdown.rs`, `admin.rs`: policies: the listeners, the
+//!   spare descriptor and its 503, accept backoff; pinging quiet peers; graceful
+//!   shutdown; the admin port's answers and the live page's feed.
 //! - `handler.rs`: the application API, [`Handler`] and [`Context`].
 //! - `session.rs`: what the bytes read mean in each phase, and the handler's calls.
 //! - `mod.rs`: the turn.
 
 mod accept;
+mod admin;
 mod broadcast_log;
 mod config;
 mod connection;
@@ -78,7 +80,7 @@ mod slow_consumer;
 mod stats;
 mod timers;
 
-pub use config::{ServerConfig, SlowConsumer};
+pub use config::{AdminConfig, ServerConfig, SlowConsumer};
 pub use connections::SendError;
 pub use handler::{ConnectionId, Context, Handler};
 pub use links::{LinkEvent, LinkId};
@@ -87,7 +89,8 @@ pub use shared_frame::{SharedFrame, Transport};
 pub use stats::Stats;
 
 use crate::http::Response;
-use accept::Acceptor;
+use accept::{Acceptor, Listener};
+use admin::AdminState;
 use connection::Phase;
 use connections::Connections;
 use handler::deliver_closes;
@@ -141,12 +144,22 @@ pub struct Server<H: Handler> {
     flush_events: Events,
     /// Signals, and the graceful shutdown once it has begun.
     shutdown: Shutdown,
+    /// The admin port's state, if it has one.
+    admin: Option<AdminState>,
 }
 
 impl<H: Handler> Server<H> {
     /// Binds the listening sockets and prepares the loop. Nothing is accepted until
     /// [`Server::run`].
     pub fn bind(config: ServerConfig, handler: H) -> io::Result<Server<H>> {
+        if let Some(admin) = &config.admin {
+            crate::admin::check_exposure(admin.addr, admin.token.as_deref())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        let admin = config
+            .admin
+            .as_ref()
+            .map(|admin| AdminState::new(admin, Instant::now()));
         let poll = Poll::new()?;
         let acceptor = Acceptor::bind(&config, poll.registry())?;
         let links = Links::new(poll.registry().try_clone()?);
@@ -162,12 +175,18 @@ impl<H: Handler> Server<H> {
             scratch: Vec::new(),
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
             shutdown: Shutdown::default(),
+            admin,
         })
     }
 
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.acceptor.local_addr()
+    }
+
+    /// The address of the admin port, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.acceptor.admin_addr()
     }
 
     /// The address of the line port, if there is one.
@@ -285,6 +304,10 @@ impl<H: Handler> Server<H> {
         // 4. Run due timers; 5. flush.
         let timers_at = Instant::now();
         self.run_due_timers();
+        if let Some(state) = &mut self.admin {
+            let handler = &self.handler;
+            admin::feed(state, &mut self.conns, || handler.rooms());
+        }
         let flush_at = Instant::now();
         self.flush_all();
         let done_at = Instant::now();
@@ -314,6 +337,7 @@ impl<H: Handler> Server<H> {
             self.conns.timers.next_deadline(),
             self.shutdown.deadline(),
             self.conns.alarm,
+            self.admin.as_ref().and_then(AdminState::deadline),
         ]
         .into_iter()
         .flatten()
@@ -323,8 +347,8 @@ impl<H: Handler> Server<H> {
 
     /// Acts on one readiness event. Returns true if a second signal asks to stop now.
     fn dispatch(&mut self, event: &mio::event::Event) -> bool {
-        if let Some(transport) = Acceptor::transport_of(event.token()) {
-            self.accept_all(transport);
+        if let Some(listener) = Acceptor::listener_of(event.token()) {
+            self.accept_all(listener);
             return false;
         }
         if let Some(link) = Links::of_token(event.token()) {
@@ -401,19 +425,25 @@ impl<H: Handler> Server<H> {
     /// Takes on every client waiting on `transport`'s listener (see `accept.rs`): a
     /// WebSocket client starts reading its request head, a line client's session starts
     /// at once.
-    fn accept_all(&mut self, transport: Transport) {
-        while let Some((stream, peer)) = self.acceptor.accept(transport, &mut self.conns) {
+    fn accept_all(&mut self, listener: Listener) {
+        while let Some((stream, peer)) = self.acceptor.accept(listener, &mut self.conns) {
             let registry = self.poll.registry();
+            let transport = listener.transport();
             let admitted = self
                 .conns
                 .admit(stream, peer, transport, &self.config, registry);
-            if admitted.is_some() {
-                self.conns.metrics.totals.accepts += 1;
-            }
-            if let Some(key) = admitted
-                && transport == Transport::Line
-            {
-                self.sessions().open_line(key);
+            let Some(key) = admitted else {
+                continue;
+            };
+            self.conns.metrics.totals.accepts += 1;
+            match listener {
+                Listener::Line => self.sessions().open_line(key),
+                Listener::Admin => {
+                    if let Some(conn) = self.conns.slab.get_mut(key) {
+                        conn.admin = true;
+                    }
+                }
+                Listener::WebSocket => {}
             }
         }
     }
@@ -424,6 +454,7 @@ impl<H: Handler> Server<H> {
             conns: &mut self.conns,
             handler: &mut self.handler,
             config: &self.config,
+            admin: self.admin.as_mut(),
         }
     }
 
@@ -496,9 +527,9 @@ impl<H: Handler> Server<H> {
             self.deliver_closes();
         }
         while let Some(target) = self.conns.timers.pop_due(now) {
-            if let Some(transport) = Acceptor::transport_of(Token(target.key)) {
-                self.acceptor.retry_due(transport);
-                self.accept_all(transport);
+            if let Some(listener) = Acceptor::listener_of(Token(target.key)) {
+                self.acceptor.retry_due(listener);
+                self.accept_all(listener);
                 continue;
             }
             let key = target.key;

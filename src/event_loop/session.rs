@@ -4,6 +4,7 @@
 //! a session, call the handler, queue the replies the protocol owes the peer, complete a
 //! closing handshake.
 
+use super::admin::{self, AdminState, Answer};
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
 use super::connections::Connections;
@@ -25,6 +26,8 @@ pub(crate) struct Sessions<'a, H> {
     pub conns: &'a mut Connections,
     pub handler: &'a mut H,
     pub config: &'a ServerConfig,
+    /// The admin port, if there is one: its connections' requests go there.
+    pub admin: Option<&'a mut AdminState>,
 }
 
 impl<H: Handler> Sessions<'_, H> {
@@ -93,6 +96,9 @@ impl<H: Handler> Sessions<'_, H> {
             }
         };
         let after_head = &input[head_len.saturating_sub(old_len).min(input.len())..];
+        if self.conns.slab.get(key).is_some_and(|c| c.admin) {
+            return self.receive_admin_head(key, &request, after_head);
+        }
         match classify(&request) {
             Ok(RequestKind::Upgrade(_)) if let Err(why) = self.config.origins.check(&request) => {
                 debug!("#{key}: upgrade refused: {why}");
@@ -133,6 +139,43 @@ impl<H: Handler> Sessions<'_, H> {
             Err(error) => {
                 self.refuse(key, &error);
                 &[]
+            }
+        }
+    }
+
+    /// Answers a request on the admin port (see `admin.rs`): never the application's.
+    fn receive_admin_head<'a>(
+        &mut self,
+        key: usize,
+        request: &Request,
+        after_head: &'a [u8],
+    ) -> &'a [u8] {
+        let Some(state) = self.admin.as_deref_mut() else {
+            self.conns.linger(key);
+            return &[];
+        };
+        let upgrade = match classify(request) {
+            Ok(RequestKind::Upgrade(upgrade)) => Some(upgrade),
+            _ => None,
+        };
+        match admin::answer(state, self.conns, request, upgrade, self.handler.rooms()) {
+            Answer::OpenFeed(upgrade) => {
+                admin::open_feed(
+                    state,
+                    self.conns,
+                    key,
+                    &upgrade,
+                    self.config.max_message_size,
+                );
+                after_head
+            }
+            Answer::Respond(response) => {
+                let keep_alive = request.wants_keep_alive() && !request.has_body();
+                if self.respond_plain(key, &response, request.method == "HEAD", keep_alive) {
+                    after_head
+                } else {
+                    &[]
+                }
             }
         }
     }
@@ -338,7 +381,9 @@ impl<H: Handler> Sessions<'_, H> {
                 Event::Text(_) | Event::Binary(_) => {
                     // Once we have sent our Close, the application is done with this
                     // connection; messages still in flight are dropped.
+                    let admin = self.conns.slab.get(key).is_some_and(|c| c.admin);
                     if open
+                        && !admin
                         && self.within_message_rate(key)
                         && let Some(message) = event.as_message()
                     {

@@ -27,17 +27,6 @@ pub enum Transport {
     Line,
 }
 
-impl Transport {
-    /// The transport as an index, for what the loop keeps per transport: 0 for WebSocket,
-    /// 1 for the line port.
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Transport::WebSocket => 0,
-            Transport::Line => 1,
-        }
-    }
-}
-
 /// How the messages to one connection are encoded: what the broadcast log lays out once
 /// and shares among every connection of the same lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

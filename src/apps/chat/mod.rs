@@ -508,6 +508,15 @@ fn resume_list(request: Option<&Request>) -> HashMap<String, u64> {
 }
 
 impl Handler for Chat {
+    /// The rooms this instance holds, and how many of its own connections are in each
+    /// (with Redis, members on other instances are theirs to count).
+    fn rooms(&self) -> Vec<(String, usize)> {
+        self.rooms
+            .iter()
+            .map(|(name, room)| (name.clone(), room.members.len()))
+            .collect()
+    }
+
     fn accept_upgrade(&mut self, request: &Request) -> Result<(), Response> {
         match request.path() {
             "/" | "/ws" => Ok(()),

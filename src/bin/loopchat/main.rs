@@ -99,6 +99,22 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_redis_timeout)]
     redis_timeout: std::time::Duration,
 
+    /// Serve metrics (/metrics, Prometheus), statistics (/stats, JSON) and a live view of
+    /// the loop (/inspect) on this address, never on the public port. An address other
+    /// than loopback needs --admin-token.
+    #[arg(long, value_name = "ADDR")]
+    admin_addr: Option<SocketAddr>,
+
+    /// The bearer token the admin port requires (Authorization: Bearer TOKEN, or
+    /// ?token=TOKEN for the live page). May come from LOOPCHAT_ADMIN_TOKEN instead.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LOOPCHAT_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+
     /// Log one line per loop turn (what it did, and the time in each phase) on standard
     /// error: the same as RUST_LOG=loopchat::trace=trace added to the other logging.
     #[arg(long)]
@@ -191,7 +207,7 @@ enum SlowConsumerArg {
     Drop,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
     /// The chat: nicknames, rooms, private messages, images, history, and a web page.
     Chat,
@@ -279,8 +295,21 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
         },
         deflate_min_bytes: args.deflate_min_bytes,
         trace_every: args.trace_every,
+        admin: args
+            .admin_addr
+            .map(|addr| loopchat::event_loop::AdminConfig {
+                addr,
+                token: args.admin_token.clone(),
+                label: format!("{:?}", args.mode).to_lowercase(),
+            }),
         ..ServerConfig::default()
     };
+    if let Some(admin) = &config.admin
+        && let Err(why) = loopchat::admin::check_exposure(admin.addr, admin.token.as_deref())
+    {
+        eprintln!("loopchat: will not start: {why}");
+        return ExitCode::FAILURE;
+    }
     let chat_only = |what: &str| {
         eprintln!("loopchat: {what} is for chat mode");
         ExitCode::FAILURE
@@ -354,6 +383,11 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
     info!("loopchat {mode} server: open http://{local}/ (WebSocket at ws://{local}/ws)");
     if let Some(line) = server.line_addr() {
         info!("line port for nc/telnet on {line}");
+    }
+    if let Some(admin) = server.admin_addr() {
+        info!(
+            "admin port: http://{admin}/metrics, /stats, and the live view at http://{admin}/inspect"
+        );
     }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,256 @@
+//! `/metrics`: a [`Snapshot`] in the Prometheus text exposition (OpenMetrics), written by
+//! the `prometheus-client` crate. The loop counts in plain fields of its own (one thread,
+//! no atomics); at each scrape those figures are handed to the crate as constant
+//! metrics through a [`Collector`], and the crate writes names, types, help and
+//! escaping as the format wants them. Names follow Prometheus's conventions: a
+//! `loopchat_` prefix, `_total` on counters, units (`_seconds`, `_bytes`) in the name.
+
+use super::snapshot::{HistogramSnapshot, Snapshot};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::fmt::Error;
+
+/// The exposition's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The whole exposition of `snapshot`.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut registry = Registry::with_prefix("loopchat");
+    registry.register_collector(Box::new(Figures(snapshot.clone())));
+    let mut text = String::new();
+    // Writing to a String cannot fail; an error would be the crate's.
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        text = "# EOF\n".to_owned();
+    }
+    text
+}
+
+/// One scrape's figures, as a collector.
+#[derive(Debug)]
+struct Figures(Snapshot);
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The buckets as the crate takes them: each upper bound with its own count (the crate
+/// makes them cumulative), the open one last, bounded by `f64::MAX`, which it writes as
+/// `+Inf`.
+fn buckets(h: &HistogramSnapshot) -> Vec<(f64, u64)> {
+    h.counts
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| (h.bounds.get(i).copied().unwrap_or(f64::MAX), count))
+        .collect()
+}
+
+fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: &HistogramSnapshot,
+) -> Result<(), Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets(h), None)
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
+        let s = &self.0;
+        let t = &s.totals;
+        let e = &mut e;
+        gauge(
+            e,
+            "uptime_seconds",
+            "Seconds since the server started.",
+            s.server.uptime_seconds as i64,
+        )?;
+        {
+            let mut metric = e.encode_descriptor(
+                "connections",
+                "Open connections, by phase: handshake (reading an HTTP request), websocket, line, closing, admin.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (phase, count) in &s.connections.by_phase {
+                let labels = [("phase", *phase)];
+                ConstGauge::new(*count as i64).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            e,
+            "accepted_connections",
+            "Connections accepted.",
+            t.accepted,
+        )?;
+        counter(
+            e,
+            "refused_connections",
+            "Connections refused with 503: the server was full or out of file descriptors.",
+            t.refused,
+        )?;
+        counter(
+            e,
+            "received_messages",
+            "Data messages and lines received from clients.",
+            t.messages_in,
+        )?;
+        counter(e, "received_bytes", "Bytes read from clients.", t.bytes_in)?;
+        counter(e, "sent_bytes", "Bytes written to clients.", t.bytes_out)?;
+        counter(
+            e,
+            "broadcasts",
+            "Broadcasts published to the broadcast log.",
+            t.broadcasts,
+        )?;
+        counter(
+            e,
+            "deliveries",
+            "Messages handed to clients, a broadcast counting once per recipient.",
+            t.deliveries,
+        )?;
+        counter(
+            e,
+            "writes",
+            "write and writev calls of the flush.",
+            t.writes,
+        )?;
+        counter(
+            e,
+            "slow_consumers_closed",
+            "Clients closed with 1008 for letting their output queue fill.",
+            t.slow_closed,
+        )?;
+        counter(
+            e,
+            "dropped_messages",
+            "Messages dropped for full clients (--slow-consumer drop).",
+            t.dropped_messages,
+        )?;
+        counter(
+            e,
+            "rate_limited_connections",
+            "Connections closed with 1008 for exceeding the message rate.",
+            t.rate_limited,
+        )?;
+        counter(
+            e,
+            "idle_dropped_connections",
+            "Clients dropped after the idle timeout.",
+            t.idle_dropped,
+        )?;
+        counter(
+            e,
+            "close_timeouts",
+            "Connections dropped when the closing handshake timed out.",
+            t.close_timed_out,
+        )?;
+        counter(e, "loop_turns", "Turns of the event loop.", t.turns)?;
+        counter(
+            e,
+            "loop_events",
+            "Readiness events taken from poll.",
+            t.events,
+        )?;
+        gauge(
+            e,
+            "queued_outbound_bytes",
+            "Bytes queued for clients, all connections together.",
+            s.queued_outbound_bytes as i64,
+        )?;
+        let h = &s.histograms;
+        histogram(
+            e,
+            "loop_events_per_wakeup",
+            "Readiness events per wake-up of the loop.",
+            &h.events_per_wakeup,
+        )?;
+        histogram(
+            e,
+            "loop_writes_per_turn",
+            "write calls per turn, for the turns that wrote.",
+            &h.writes_per_turn,
+        )?;
+        histogram(
+            e,
+            "loop_frames_per_write",
+            "Messages handed to clients per write call, per turn: corking.",
+            &h.frames_per_write,
+        )?;
+        let mut metric = e.encode_descriptor(
+            "loop_phase_seconds",
+            "Time per turn in each phase: poll_wait, dispatch, timers, flush.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (phase, h) in &h.phase_seconds {
+            let labels = [("phase", *phase)];
+            metric
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets(h), None)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_exposition_has_each_metric_named_by_the_conventions() {
+        let mut snapshot = Snapshot::default();
+        snapshot.totals.deliveries = 1234;
+        snapshot.connections.by_phase = BTreeMap::from([("websocket", 7), ("line", 1)]);
+        snapshot.histograms.events_per_wakeup = HistogramSnapshot {
+            bounds: vec![1.0, 2.0],
+            counts: vec![3, 4, 5],
+            sum: 30.0,
+            count: 12,
+        };
+        snapshot.histograms.phase_seconds.insert(
+            "flush",
+            HistogramSnapshot {
+                bounds: vec![0.001],
+                counts: vec![2, 1],
+                sum: 0.5,
+                count: 3,
+            },
+        );
+        let text = render(&snapshot);
+        for line in [
+            "# TYPE loopchat_deliveries counter",
+            "loopchat_deliveries_total 1234",
+            "loopchat_connections{phase=\"websocket\"} 7",
+            "loopchat_loop_events_per_wakeup_bucket{le=\"1.0\"} 3",
+            "loopchat_loop_events_per_wakeup_bucket{le=\"2.0\"} 7",
+            "loopchat_loop_events_per_wakeup_bucket{le=\"+Inf\"} 12",
+            "loopchat_loop_events_per_wakeup_count 12",
+            "loopchat_loop_phase_seconds_bucket{le=\"0.001\",phase=\"flush\"} 2",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+}

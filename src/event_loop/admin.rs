@@ -1,0 +1,317 @@
+//! The admin port, in the loop: its requests answered from what the loop knows, and the
+//! live page's WebSockets fed a snapshot several times a second.
+//!
+//! Admin connections are accepted on their own listener and marked
+//! ([`Connection::admin`]); from then on they share everything with clients (the slab,
+//! the read and write paths, the deadlines) but two things: the application never hears
+//! of them, and they take no broadcasts (they read no lane of the broadcast log). A
+//! request is answered by `crate::admin::route`; `/metrics` and `/stats` are made from a
+//! [`Snapshot`] taken on the spot. The page's WebSocket (`/inspect/ws`) is a feed: at
+//! each [`PUSH_INTERVAL`], at the end of a turn, every feed is sent a snapshot with the
+//! turns since its previous one.
+
+use super::config::AdminConfig;
+use super::connection::{Connection, Phase};
+use super::connections::Connections;
+use super::metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Turn};
+use crate::admin::snapshot::{
+    ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo, Totals,
+    TurnSnapshot,
+};
+use crate::admin::{Route, Snapshot, prometheus, route};
+use crate::http::{Request, Response, Upgrade};
+use crate::ws::{Message, Role, State, WebSocket};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How often the live page's WebSockets are sent a snapshot.
+pub const PUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The most connections `slowest_consumers` lists.
+const SLOWEST: usize = 10;
+
+/// The admin port's state in the loop.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    /// The bearer token required, if any.
+    token: Option<String>,
+    /// What the server calls itself (`chat`, `echo`, ...), for the page.
+    mode: String,
+    /// When the server started.
+    started: Instant,
+    /// The live page's WebSockets: connection key, its serial (a key is reused once its
+    /// connection is gone), and the last turn it was sent.
+    feeds: Vec<(usize, u64, u64)>,
+    /// When the feeds are next sent a snapshot.
+    next_push: Instant,
+}
+
+/// What an admin request is answered with.
+pub(crate) enum Answer {
+    /// A plain HTTP response.
+    Respond(Response),
+    /// The upgrade to the live page's WebSocket.
+    OpenFeed(Upgrade),
+}
+
+impl AdminState {
+    /// The state for an admin port as `config` says, started now.
+    pub fn new(config: &AdminConfig, now: Instant) -> AdminState {
+        AdminState {
+            token: config.token.clone(),
+            mode: config.label.clone(),
+            started: now,
+            feeds: Vec::new(),
+            next_push: now,
+        }
+    }
+
+    /// When the loop must wake to feed the live pages, if any is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.feeds.is_empty()).then_some(self.next_push)
+    }
+}
+
+/// Answers a request on the admin port. `upgrade` is the request's WebSocket upgrade, if
+/// it is one; `rooms` the application's rooms.
+pub(crate) fn answer(
+    state: &AdminState,
+    conns: &Connections,
+    request: &Request,
+    upgrade: Option<Upgrade>,
+    rooms: Vec<(String, usize)>,
+) -> Answer {
+    let decided = route(
+        &request.method,
+        &request.target,
+        request.header("authorization"),
+        state.token.as_deref(),
+    );
+    let mut response = match decided {
+        Route::Metrics => Response::new(
+            200,
+            prometheus::CONTENT_TYPE,
+            prometheus::render(&snapshot(state, conns, rooms, None)),
+        ),
+        Route::Stats => Response::new(
+            200,
+            "application/json",
+            snapshot(state, conns, rooms, None).to_json() + "\n",
+        ),
+        Route::Page(file) => {
+            let (content_type, body) = file.content();
+            let mut response = Response::new(200, content_type, body);
+            response.header("Content-Security-Policy", crate::admin::PAGE_POLICY);
+            response.header("X-Content-Type-Options", "nosniff");
+            response
+        }
+        Route::Feed => match upgrade {
+            Some(upgrade) => return Answer::OpenFeed(upgrade),
+            None => Response::text(426, "this is a WebSocket: /inspect/ws\n"),
+        },
+        Route::NotFound => Response::text(
+            404,
+            "the admin port serves /metrics, /stats, /inspect and /inspect/ws\n",
+        ),
+        Route::MethodNotAllowed => {
+            let mut response = Response::text(405, "GET or HEAD only\n");
+            response.header("Allow", "GET, HEAD");
+            response
+        }
+        Route::Unauthorized => {
+            let mut response = Response::text(
+                401,
+                "a bearer token is required: Authorization: Bearer TOKEN, or ?token=TOKEN\n",
+            );
+            response.header("WWW-Authenticate", "Bearer");
+            response
+        }
+    };
+    response.header("Cache-Control", "no-store");
+    Answer::Respond(response)
+}
+
+/// Makes connection `key` a live page's WebSocket: queues the 101 and adds it to the
+/// feeds, which are sent their first snapshot at the end of this turn.
+pub(crate) fn open_feed(
+    state: &mut AdminState,
+    conns: &mut Connections,
+    key: usize,
+    upgrade: &Upgrade,
+    max_message_size: usize,
+) {
+    let turns = conns.metrics.totals.turns;
+    let Some(conn) = conns.slab.get_mut(key) else {
+        return;
+    };
+    conn.out.push_bytes(&upgrade.response());
+    conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, max_message_size));
+    // It takes no broadcasts: its cursor is past any there will be.
+    conn.next_broadcast = u64::MAX;
+    let serial = conn.serial;
+    conns.set_deadline(key, None);
+    conns.schedule_flush(key);
+    state.feeds.push((key, serial, turns.saturating_sub(64)));
+    state.next_push = conns.now;
+}
+
+/// Sends each live page its snapshot, if it is time; forgets the pages gone.
+pub(crate) fn feed(
+    state: &mut AdminState,
+    conns: &mut Connections,
+    rooms: impl FnOnce() -> Vec<(String, usize)>,
+) {
+    if state.feeds.is_empty() || conns.now < state.next_push {
+        return;
+    }
+    state.next_push = conns.now + PUSH_INTERVAL;
+    let mut feeds = std::mem::take(&mut state.feeds);
+    feeds.retain(|&(key, serial, _)| {
+        conns.slab.get(key).is_some_and(|c: &Connection| {
+            c.serial == serial
+                && matches!(&c.phase, Phase::WebSocket(ws) if ws.state() == State::Open)
+        })
+    });
+    let rooms = rooms();
+    let last = conns.metrics.totals.turns;
+    for (key, _, sent) in &mut feeds {
+        let json = snapshot(state, conns, rooms.clone(), Some(*sent)).to_json();
+        *sent = last;
+        // A page too slow to take its snapshots is closed like any slow client.
+        let _ = conns.send(*key, Message::Text(&json));
+    }
+    state.feeds = feeds;
+}
+
+/// The server's figures now; with the turns after `since_turn`, for a feed.
+pub(crate) fn snapshot(
+    state: &AdminState,
+    conns: &Connections,
+    rooms: Vec<(String, usize)>,
+    since_turn: Option<u64>,
+) -> Snapshot {
+    let mode = state.mode.clone();
+    let uptime = conns
+        .now
+        .saturating_duration_since(state.started)
+        .as_secs_f64();
+    let metrics = &conns.metrics;
+    let stats = &conns.stats;
+    let t = &metrics.totals;
+    let mut by_phase: BTreeMap<&'static str, u64> =
+        ["handshake", "websocket", "line", "closing", "admin"]
+            .map(|p| (p, 0))
+            .into();
+    let mut queued = 0;
+    let mut consumers = Vec::new();
+    for (key, conn) in &conns.slab {
+        let phase = match &conn.phase {
+            _ if conn.admin => "admin",
+            Phase::Http(_) => "handshake",
+            Phase::WebSocket(ws) if ws.state() == State::Open => "websocket",
+            Phase::Line(_) => "line",
+            _ => "closing",
+        };
+        *by_phase.entry(phase).or_default() += 1;
+        let len = conn.out.len() as u64;
+        queued += len;
+        if len > 0 && !conn.admin {
+            consumers.push(Consumer {
+                id: key,
+                peer: conn.peer.to_string(),
+                queued_bytes: len,
+            });
+        }
+    }
+    consumers.sort_by_key(|c| std::cmp::Reverse(c.queued_bytes));
+    consumers.truncate(SLOWEST);
+    let mut rooms: Vec<RoomCount> = rooms
+        .into_iter()
+        .map(|(name, members)| RoomCount {
+            name,
+            members: members as u64,
+        })
+        .collect();
+    rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.name.cmp(&b.name)));
+    Snapshot {
+        kind: "snapshot",
+        server: ServerInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            mode,
+            uptime_seconds: uptime,
+            pid: std::process::id(),
+        },
+        totals: Totals {
+            turns: t.turns,
+            events: t.events,
+            accepted: t.accepts,
+            refused: stats.refused_full,
+            messages_in: t.messages_in,
+            messages_out: t.deliveries,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            broadcasts: t.broadcasts,
+            deliveries: t.deliveries,
+            writes: t.writes,
+            slow_closed: stats.slow_closed,
+            dropped_messages: stats.dropped_messages,
+            rate_limited: stats.rate_closed,
+            idle_dropped: stats.idle_dropped,
+            close_timed_out: stats.close_timed_out,
+        },
+        connections: ConnectionCounts {
+            open: conns.slab.len() as u64,
+            by_phase,
+        },
+        queued_outbound_bytes: queued,
+        histograms: histograms(metrics),
+        recent_turns: since_turn
+            .map(|after| metrics.turns_after(after).map(turn_snapshot).collect())
+            .unwrap_or_default(),
+        slowest_consumers: consumers,
+        rooms,
+    }
+}
+
+fn histogram(h: &Histogram) -> HistogramSnapshot {
+    HistogramSnapshot {
+        bounds: h.bounds().to_vec(),
+        counts: h.counts().to_vec(),
+        sum: h.sum(),
+        count: h.count(),
+    }
+}
+
+fn histograms(metrics: &LoopMetrics) -> Histograms {
+    Histograms {
+        events_per_wakeup: histogram(&metrics.events_per_wakeup),
+        frames_per_write: histogram(&metrics.frames_per_write),
+        writes_per_turn: histogram(&metrics.writes_per_turn),
+        phase_seconds: TurnPhase::ALL
+            .iter()
+            .zip(&metrics.phase_seconds)
+            .map(|(phase, h)| (phase.name(), histogram(h)))
+            .collect(),
+    }
+}
+
+fn turn_snapshot(turn: &Turn) -> TurnSnapshot {
+    let c = &turn.counts;
+    let micros = |phase| turn.time_in(phase).as_secs_f64() * 1e6;
+    TurnSnapshot {
+        seq: turn.seq,
+        events: c.events,
+        accepts: c.accepts,
+        reads: c.reads,
+        bytes_in: c.bytes_in,
+        messages_in: c.messages_in,
+        broadcasts: c.broadcasts,
+        frames: c.deliveries,
+        writes: c.writes,
+        bytes_out: c.bytes_out,
+        poll_wait_us: micros(TurnPhase::PollWait),
+        dispatch_us: micros(TurnPhase::Dispatch),
+        timers_us: micros(TurnPhase::Timers),
+        flush_us: micros(TurnPhase::Flush),
+    }
+}

@@ -1,0 +1,212 @@
+//! The admin port (`loopchat serve --admin-addr`) of a real server: `/metrics` in the
+//! Prometheus text format, `/stats` as JSON, both counting what real clients just did;
+//! the live page's WebSocket pushing snapshots; the bearer token; the refusal to expose
+//! it beyond loopback without one; and that neither port serves the other's paths.
+
+mod common;
+
+use common::process::ServerProcess;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, connect};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The admin port's address, from the server's `admin port: http://ADDR/metrics` line.
+fn admin_addr(server: &ServerProcess) -> SocketAddr {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let log = server.log_text();
+        if let Some(addr) = log.lines().find_map(|line| {
+            let rest = &line[line.find("admin port: http://")? + "admin port: http://".len()..];
+            rest.split('/').next()?.parse().ok()
+        }) {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "no admin port line in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request, `Connection: close`; the status, the head and the body.
+fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let status = head[9..12].parse().expect("a status");
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The value of metric line `name` (exactly, labels included) in an exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn metrics_and_stats_count_what_clients_did() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
+    let admin = admin_addr(&server);
+    let url = format!("ws://{}/ws", server.addr);
+    let mut clients: Vec<_> = (0..3).map(|_| connect(&url).expect("connect").0).collect();
+    clients[0].send(Message::text("hello, everyone")).unwrap();
+    for client in &mut clients[1..] {
+        assert_eq!(client.read().unwrap(), Message::text("hello, everyone"));
+    }
+
+    let (status, head, text) = get(admin, "/metrics", "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(metric(&text, "loopchat_accepted_connections_total") >= 3.0);
+    assert!(metric(&text, "loopchat_received_messages_total") >= 1.0);
+    assert!(metric(&text, "loopchat_broadcasts_total") >= 1.0);
+    assert!(metric(&text, "loopchat_deliveries_total") >= 2.0);
+    assert!(metric(&text, "loopchat_loop_turns_total") >= 1.0);
+    assert_eq!(
+        metric(&text, "loopchat_connections{phase=\"websocket\"}"),
+        3.0
+    );
+    for name in [
+        "loopchat_loop_events_per_wakeup_count",
+        "loopchat_loop_frames_per_write_count",
+        "loopchat_loop_phase_seconds_count{phase=\"flush\"}",
+        "loopchat_queued_outbound_bytes",
+        "loopchat_sent_bytes_total",
+    ] {
+        metric(&text, name);
+    }
+
+    let (status, head, body) = get(admin, "/stats", "");
+    assert_eq!(status, 200, "{head}");
+    let stats: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(stats["server"]["mode"], "broadcast");
+    assert_eq!(stats["connections"]["by_phase"]["websocket"], 3);
+    assert!(
+        stats["totals"]["deliveries"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    assert!(
+        stats["totals"]["bytes_out"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert!(
+        stats["histograms"]["phase_seconds"]["poll_wait"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // Each port serves its own paths only.
+    assert_eq!(get(admin, "/ws", "").0, 404);
+    let (_, _, public) = get(server.addr, "/metrics", "");
+    assert!(!public.contains("loopchat_loop_turns"), "{public}");
+}
+
+#[test]
+fn the_live_page_is_fed_snapshots_and_no_broadcasts() {
+    let server = ServerProcess::start(&["--mode", "chat", "--admin-addr", "127.0.0.1:0"]);
+    let admin = admin_addr(&server);
+    let (status, head, page) = get(admin, "/inspect", "");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("Content-Security-Policy: default-src 'self'"),
+        "{head}"
+    );
+    assert!(page.contains("inspect.js"), "{page}");
+
+    let (mut feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
+    let (mut chat, _) = connect(format!("ws://{}/ws", server.addr)).expect("a chat client");
+    chat.send(Message::text(
+        r#"{"type":"message","text":"hi from the chat"}"#,
+    ))
+    .unwrap();
+    // Snapshots keep coming, several a second; the chat's rooms are in them, and nothing
+    // of the chat itself is.
+    let started = Instant::now();
+    let mut seen = 0;
+    let mut lobby = false;
+    while seen < 4 || !lobby {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{seen} snapshots, lobby {lobby}"
+        );
+        let Message::Text(text) = feed.read().expect("a snapshot") else {
+            continue;
+        };
+        let snapshot: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        seen += 1;
+        lobby |= snapshot["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|room| room["name"] == "lobby" && room["members"] == 1);
+        assert!(snapshot["recent_turns"].is_array());
+        assert_eq!(
+            snapshot["connections"]["by_phase"]["admin"], 1,
+            "{snapshot}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{seen} snapshots took long"
+    );
+}
+
+#[test]
+fn a_token_is_required_when_set() {
+    let server = ServerProcess::start_with(
+        &[],
+        &["--mode", "echo", "--admin-addr", "127.0.0.1:0"],
+        &[("LOOPCHAT_ADMIN_TOKEN", "s3cret")],
+    );
+    let admin = admin_addr(&server);
+    let (status, head, _) = get(admin, "/metrics", "");
+    assert_eq!(status, 401, "{head}");
+    assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+    assert_eq!(
+        get(admin, "/metrics", "Authorization: Bearer wrong\r\n").0,
+        401
+    );
+    assert_eq!(
+        get(admin, "/metrics", "Authorization: Bearer s3cret\r\n").0,
+        200
+    );
+    assert_eq!(get(admin, "/stats?token=s3cret", "").0, 200);
+    assert!(connect(format!("ws://{admin}/inspect/ws")).is_err());
+    assert!(connect(format!("ws://{admin}/inspect/ws?token=s3cret")).is_ok());
+    assert!(
+        !server.log_text().contains("s3cret"),
+        "the token was logged"
+    );
+}
+
+#[test]
+fn an_admin_port_beyond_loopback_needs_a_token() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "0.0.0.0:0",
+        ])
+        .env_remove("LOOPCHAT_ADMIN_TOKEN")
+        .output()
+        .expect("run loopchat");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--admin-token"), "{stderr}");
+}
