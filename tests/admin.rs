@@ -137,7 +137,8 @@ fn the_live_page_is_fed_snapshots_and_no_broadcasts() {
     let started = Instant::now();
     let mut seen = 0;
     let mut lobby = false;
-    while seen < 4 || !lobby {
+    let mut uptimes = Vec::new();
+    while seen < 8 || !lobby {
         assert!(
             started.elapsed() < DEADLINE,
             "{seen} snapshots, lobby {lobby}"
@@ -148,6 +149,7 @@ fn the_live_page_is_fed_snapshots_and_no_broadcasts() {
         let snapshot: Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
         seen += 1;
+        uptimes.push(snapshot["server"]["uptime_seconds"].as_f64().unwrap());
         lobby |= snapshot["rooms"]
             .as_array()
             .unwrap()
@@ -159,10 +161,11 @@ fn the_live_page_is_fed_snapshots_and_no_broadcasts() {
             "{snapshot}"
         );
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{seen} snapshots took long"
-    );
+    // Every 250 ms by the server's clock (the loop may be late on a loaded machine, never
+    // early); the first comes at once.
+    for pair in uptimes.windows(2).skip(1) {
+        assert!(pair[1] - pair[0] >= 0.249, "{uptimes:?}");
+    }
 }
 
 #[test]
@@ -185,6 +188,12 @@ fn a_token_is_required_when_set() {
         200
     );
     assert_eq!(get(admin, "/stats?token=s3cret", "").0, 200);
+    assert_eq!(get(admin, "/stats", "").0, 401);
+    assert_eq!(
+        get(admin, "/inspect.js", "").0,
+        200,
+        "the page's files hold no data"
+    );
     assert!(connect(format!("ws://{admin}/inspect/ws")).is_err());
     assert!(connect(format!("ws://{admin}/inspect/ws?token=s3cret")).is_ok());
     assert!(

@@ -12,10 +12,12 @@
 //! - `/inspect` (and `/`): a live page that shows the loop working, fed by a WebSocket at
 //!   `/inspect/ws` that pushes a [`Snapshot`] several times a second.
 //!
-//! Where a token is set, every request must carry it, as `Authorization: Bearer TOKEN` or,
-//! for the page and its WebSocket (a browser cannot set headers on a WebSocket), as
-//! `?token=TOKEN`. A server bound to an address other than loopback must have one
-//! ([`check_exposure`]).
+//! Where a token is set, every request for figures (`/metrics`, `/stats`, `/inspect/ws`)
+//! must carry it, as `Authorization: Bearer TOKEN` or as `?token=TOKEN` (a browser cannot
+//! set headers on a WebSocket: the page passes on the token of its own address). The
+//! page's three files hold no data and are served without it, since a browser fetches a
+//! page's script and style without the page's query. A server bound to an address other
+//! than loopback must have a token ([`check_exposure`]).
 
 pub mod prometheus;
 pub mod snapshot;
@@ -83,7 +85,13 @@ pub fn route(
     token: Option<&str>,
 ) -> Route {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if let Some(token) = token {
+    let page = match path {
+        "/" | "/inspect" => Some(PageFile::Html),
+        "/inspect.js" => Some(PageFile::Script),
+        "/inspect.css" => Some(PageFile::Style),
+        _ => None,
+    };
+    if let Some(token) = token.filter(|_| page.is_none()) {
         let bearer = authorization
             .and_then(|value| value.strip_prefix(b"Bearer "))
             .is_some_and(|given| same_secret(given, token.as_bytes()));
@@ -98,12 +106,12 @@ pub fn route(
     if method != "GET" && method != "HEAD" {
         return Route::MethodNotAllowed;
     }
+    if let Some(file) = page {
+        return Route::Page(file);
+    }
     match path {
         "/metrics" => Route::Metrics,
         "/stats" => Route::Stats,
-        "/" | "/inspect" => Route::Page(PageFile::Html),
-        "/inspect.js" => Route::Page(PageFile::Script),
-        "/inspect.css" => Route::Page(PageFile::Style),
         "/inspect/ws" => Route::Feed,
         _ => Route::NotFound,
     }
@@ -189,6 +197,15 @@ mod tests {
         );
         // Unauthorized before anything else is said about the request.
         assert_eq!(route("POST", "/nowhere", None, token), Route::Unauthorized);
+        // The page's files hold no data: a browser fetches them without the query.
+        assert_eq!(
+            route("GET", "/inspect.js", None, token),
+            Route::Page(PageFile::Script)
+        );
+        assert_eq!(
+            route("GET", "/inspect", None, token),
+            Route::Page(PageFile::Html)
+        );
     }
 
     #[test]

@@ -174,11 +174,23 @@ pub(crate) fn feed(
     });
     let rooms = rooms();
     let last = conns.metrics.totals.turns;
+    // Pages fed at the same pushes have seen the same turns: one snapshot serves them.
+    let mut made: Vec<(u64, String)> = Vec::new();
     for (key, _, sent) in &mut feeds {
-        let json = snapshot(state, conns, rooms.clone(), Some(*sent)).to_json();
+        let json = match made.iter().find(|(since, _)| since == sent) {
+            Some((_, json)) => json.clone(),
+            None => {
+                let json = snapshot(state, conns, rooms.clone(), Some(*sent)).to_json();
+                made.push((*sent, json.clone()));
+                json
+            }
+        };
         *sent = last;
         // A page too slow to take its snapshots is closed like any slow client.
-        let _ = conns.send(*key, Message::Text(&json));
+        if conns.send(*key, Message::Text(&json)).is_ok() {
+            // Deliveries count the application's messages, not the loop's reports.
+            conns.metrics.totals.deliveries -= 1;
+        }
     }
     state.feeds = feeds;
 }

@@ -1,0 +1,72 @@
+//! The admin port's live page (`/inspect`) in a real browser: Debian's Chromium, driven
+//! by playwright-core from `tests/browser/inspect.mjs`, opens the page of a real
+//! `loopchat serve --admin-addr` (with a bearer token) while chat clients are connected,
+//! and checks what it shows against the snapshots the server sent: live status, turns per
+//! second, the strip of recent turns, connections by phase, the rooms, the histograms;
+//! pause and resume; the phone layout (no sideways scroll); a reconnect. Screenshots go
+//! to `target/browser/inspect.png` and `inspect-phone.png`.
+//!
+//! Needs, and fails (never skips) without: `/usr/bin/chromium`, Node.js 20 or newer, and
+//! `npm ci --prefix tests/browser`.
+
+mod common;
+
+use common::browser::{
+    assert_screenshots, finish_script, one_browser_at_a_time, prepare, start_script,
+};
+use common::process::ServerProcess;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, connect};
+
+/// The admin port's address, from the server's `admin port: http://ADDR/metrics` line.
+fn admin_addr(server: &ServerProcess) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = server.log_text();
+        if let Some(addr) = log.lines().find_map(|line| {
+            let rest = &line[line.find("admin port: http://")? + "admin port: http://".len()..];
+            rest.split('/').next()?.parse().ok()
+        }) {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "no admin port line in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn chromium_watches_the_loop_on_the_live_page() {
+    let _browser = one_browser_at_a_time();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let screenshots = ["inspect.png", "inspect-phone.png"];
+    let out_dir = prepare(root, &screenshots);
+    let server = ServerProcess::start_with(
+        &[],
+        &["--mode", "chat", "--admin-addr", "127.0.0.1:0"],
+        &[("LOOPCHAT_ADMIN_TOKEN", "watch-it")],
+    );
+    let admin = admin_addr(&server);
+    // Two chat clients, in #lobby and #design, talking while the page watches.
+    let url = format!("ws://{}/ws", server.addr);
+    let mut clients: Vec<_> = (0..2).map(|_| connect(&url).expect("connect").0).collect();
+    clients[1]
+        .send(Message::text(r#"{"type":"join","room":"design"}"#))
+        .unwrap();
+    clients[0]
+        .send(Message::text(
+            r#"{"type":"message","text":"the page is watching"}"#,
+        ))
+        .unwrap();
+    let page = format!("http://{admin}/inspect?token=watch-it");
+    let (child, log) = start_script(
+        root,
+        "inspect",
+        &[&page, "--expect-rooms", "lobby,design"],
+        &out_dir,
+    );
+    finish_script(child, &log);
+    assert_screenshots(&out_dir, &screenshots);
+    drop(clients);
+}
