@@ -58,18 +58,32 @@ fn metric(text: &str, name: &str) -> f64 {
 fn metrics_and_stats_count_what_clients_did() {
     let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
     let admin = admin_addr(&server);
+    let (mut feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
     let url = format!("ws://{}/ws", server.addr);
     let mut clients: Vec<_> = (0..3).map(|_| connect(&url).expect("connect").0).collect();
     clients[0].send(Message::text("hello, everyone")).unwrap();
     for client in &mut clients[1..] {
         assert_eq!(client.read().unwrap(), Message::text("hello, everyone"));
     }
+    // The broadcast went to the clients only: the feed gets snapshots, and snapshots
+    // count clients, not itself.
+    for _ in 0..3 {
+        let Message::Text(text) = feed.read().expect("a snapshot") else {
+            panic!("not text")
+        };
+        let snapshot: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    }
 
     let (status, head, text) = get(admin, "/metrics", "");
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(text.ends_with("# EOF\n"), "{text}");
-    assert!(metric(&text, "loopchat_accepted_connections_total") >= 3.0);
+    assert_eq!(
+        metric(&text, "loopchat_accepted_connections_total"),
+        3.0,
+        "clients only"
+    );
     assert!(metric(&text, "loopchat_received_messages_total") >= 1.0);
     assert!(metric(&text, "loopchat_broadcasts_total") >= 1.0);
     assert!(metric(&text, "loopchat_deliveries_total") >= 2.0);
@@ -218,4 +232,18 @@ fn an_admin_port_beyond_loopback_needs_a_token() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--admin-token"), "{stderr}");
+}
+
+#[test]
+fn sigterm_still_stops_a_server_with_an_admin_port() {
+    // The admin listener once shared the signals' token, and SIGTERM went unheard.
+    let mut server = ServerProcess::start(&["--mode", "echo", "--admin-addr", "127.0.0.1:0"]);
+    let admin = admin_addr(&server);
+    let (_feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(DEADLINE).success(),
+        "{}",
+        server.log_text()
+    );
 }

@@ -43,6 +43,8 @@ pub enum Route {
     MethodNotAllowed,
     /// A token is required and the request did not carry the right one: 401.
     Unauthorized,
+    /// Refused whatever the token: 403, with the reason.
+    Forbidden(&'static str),
 }
 
 /// The files of the live page, embedded in the binary.
@@ -76,14 +78,30 @@ impl PageFile {
 /// The Content-Security-Policy of the page: its own files and its WebSocket only.
 pub const PAGE_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:";
 
-/// Decides what a request gets. `target` is the request target (path and query);
-/// `authorization` the `Authorization` header, if any; `token` the one required, if any.
-pub fn route(
-    method: &str,
-    target: &str,
-    authorization: Option<&[u8]>,
-    token: Option<&str>,
-) -> Route {
+/// What of a request decides its answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The request target: path and query.
+    pub target: &'a str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a [u8]>,
+    /// The `Host` header, if any.
+    pub host: Option<&'a [u8]>,
+    /// The `Origin` header, if any (browsers send it with every WebSocket).
+    pub origin: Option<&'a [u8]>,
+}
+
+/// Decides what a request gets, given the token required, if any.
+///
+/// Beyond the token, two rules keep web pages the operator visits from reading the
+/// port through the operator's browser: without a token, the `Host` must name loopback
+/// (`127.0.0.1`, `[::1]`, `localhost`), which defeats DNS rebinding; and the live page's
+/// WebSocket must come from a page of this port itself (`Origin` absent, or the same
+/// host), since browsers let any page open a WebSocket anywhere.
+pub fn route(request: &AdminRequest<'_>, token: Option<&str>) -> Route {
+    let target = request.target;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let page = match path {
         "/" | "/inspect" => Some(PageFile::Html),
@@ -92,18 +110,29 @@ pub fn route(
         _ => None,
     };
     if let Some(token) = token.filter(|_| page.is_none()) {
-        let bearer = authorization
-            .and_then(|value| value.strip_prefix(b"Bearer "))
+        let bearer = request
+            .authorization
+            .and_then(|value| {
+                value
+                    .get(..7)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+                    .map(|_| &value[7..])
+            })
             .is_some_and(|given| same_secret(given, token.as_bytes()));
         let in_query = query
             .split('&')
             .filter_map(|pair| pair.strip_prefix("token="))
-            .any(|given| same_secret(given.as_bytes(), token.as_bytes()));
+            .any(|given| same_secret(&form_decode(given), token.as_bytes()));
         if !bearer && !in_query {
             return Route::Unauthorized;
         }
     }
-    if method != "GET" && method != "HEAD" {
+    if token.is_none() && !request.host.is_some_and(names_loopback) {
+        return Route::Forbidden(
+            "without a token this admin port answers only to Host: 127.0.0.1, [::1] or localhost",
+        );
+    }
+    if request.method != "GET" && request.method != "HEAD" {
         return Route::MethodNotAllowed;
     }
     if let Some(file) = page {
@@ -112,9 +141,48 @@ pub fn route(
     match path {
         "/metrics" => Route::Metrics,
         "/stats" => Route::Stats,
+        "/inspect/ws" if !same_origin(request.origin, request.host) => {
+            Route::Forbidden("the live page's WebSocket is for the page of this port only")
+        }
         "/inspect/ws" => Route::Feed,
         _ => Route::NotFound,
     }
+}
+
+/// A query value decoded as a form does it: `+` is a space, `%XX` a byte.
+fn form_decode(value: &str) -> Vec<u8> {
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).collect()
+}
+
+/// Whether a `Host` header names a loopback address (any port).
+fn names_loopback(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether an `Origin` is absent (not a browser) or is this port's own page.
+fn same_origin(origin: Option<&[u8]>, host: Option<&[u8]>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    [b"http://".as_slice(), b"https://"].iter().any(|scheme| {
+        origin.len() == scheme.len() + host.len()
+            && origin[..scheme.len()].eq_ignore_ascii_case(scheme)
+            && origin[scheme.len()..].eq_ignore_ascii_case(host)
+    })
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
@@ -167,45 +235,112 @@ mod tests {
             ("/inspect/ws", Route::Feed),
             ("/chat", Route::NotFound),
         ] {
-            assert_eq!(route("GET", target, None, None), wanted, "{target}");
+            assert_eq!(route(&get(target), None), wanted, "{target}");
         }
-        assert_eq!(
-            route("POST", "/metrics", None, None),
-            Route::MethodNotAllowed
-        );
+        let post = AdminRequest {
+            method: "POST",
+            ..get("/metrics")
+        };
+        assert_eq!(route(&post, None), Route::MethodNotAllowed);
+    }
+
+    /// A GET of `target` from a command-line tool on this machine.
+    fn get(target: &str) -> AdminRequest<'_> {
+        AdminRequest {
+            method: "GET",
+            target,
+            host: Some(b"127.0.0.1:9090"),
+            ..AdminRequest::default()
+        }
     }
 
     #[test]
     fn a_token_is_required_in_the_header_or_the_query() {
         let token = Some("s3cret");
-        assert_eq!(route("GET", "/metrics", None, token), Route::Unauthorized);
+        let with = |authorization: &'static [u8]| AdminRequest {
+            authorization: Some(authorization),
+            ..get("/metrics")
+        };
+        assert_eq!(route(&get("/metrics"), token), Route::Unauthorized);
+        assert_eq!(route(&with(b"Bearer wrong!"), token), Route::Unauthorized);
+        assert_eq!(route(&with(b"Bearer s3cret"), token), Route::Metrics);
         assert_eq!(
-            route("GET", "/metrics", Some(b"Bearer wrong!"), token),
-            Route::Unauthorized
+            route(&with(b"bearer s3cret"), token),
+            Route::Metrics,
+            "any case"
         );
+        assert_eq!(route(&get("/inspect/ws?token=s3cret"), token), Route::Feed);
         assert_eq!(
-            route("GET", "/metrics", Some(b"Bearer s3cret"), token),
-            Route::Metrics
-        );
-        assert_eq!(
-            route("GET", "/inspect/ws?token=s3cret", None, token),
-            Route::Feed
-        );
-        assert_eq!(
-            route("GET", "/inspect/ws?token=s3cre", None, token),
+            route(&get("/inspect/ws?token=s3cre"), token),
             Route::Unauthorized
         );
         // Unauthorized before anything else is said about the request.
-        assert_eq!(route("POST", "/nowhere", None, token), Route::Unauthorized);
+        let post = AdminRequest {
+            method: "POST",
+            ..get("/nowhere")
+        };
+        assert_eq!(route(&post, token), Route::Unauthorized);
         // The page's files hold no data: a browser fetches them without the query.
         assert_eq!(
-            route("GET", "/inspect.js", None, token),
+            route(&get("/inspect.js"), token),
             Route::Page(PageFile::Script)
         );
+        assert_eq!(route(&get("/inspect"), token), Route::Page(PageFile::Html));
+        // A token in the query is read as the page writes it: percent-encoded.
+        let awkward = Some("ab+c/d=%&x");
         assert_eq!(
-            route("GET", "/inspect", None, token),
-            Route::Page(PageFile::Html)
+            route(&get("/stats?token=ab%2Bc%2Fd%3D%25%26x"), awkward),
+            Route::Stats
         );
+        // With a token, any Host: the operator chose to expose it.
+        let remote = AdminRequest {
+            host: Some(b"metrics.example:9090"),
+            ..get("/stats?token=s3cret")
+        };
+        assert_eq!(route(&remote, token), Route::Stats);
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_hosts_and_only_the_page_itself_may_ask() {
+        for host in [
+            &b"localhost:9090"[..],
+            b"127.0.0.1",
+            b"[::1]:9090",
+            b"LOCALHOST",
+        ] {
+            let request = AdminRequest {
+                host: Some(host),
+                ..get("/stats")
+            };
+            assert_eq!(route(&request, None), Route::Stats);
+        }
+        for host in [
+            None,
+            Some(&b"evil.example:9090"[..]),
+            Some(b"127.0.0.1.evil.example"),
+        ] {
+            let request = AdminRequest {
+                host,
+                ..get("/stats")
+            };
+            assert!(
+                matches!(route(&request, None), Route::Forbidden(_)),
+                "{host:?}"
+            );
+        }
+        let from = |origin: &'static [u8]| AdminRequest {
+            origin: Some(origin),
+            ..get("/inspect/ws")
+        };
+        assert_eq!(route(&from(b"http://127.0.0.1:9090"), None), Route::Feed);
+        assert!(matches!(
+            route(&from(b"https://evil.example"), None),
+            Route::Forbidden(_)
+        ));
+        assert!(matches!(
+            route(&from(b"http://127.0.0.1:8080"), None),
+            Route::Forbidden(_)
+        ));
     }
 
     #[test]

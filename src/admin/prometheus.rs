@@ -126,13 +126,13 @@ impl Collector for Figures {
         counter(
             e,
             "deliveries",
-            "Messages handed to clients, a broadcast counting once per recipient.",
+            "Messages handed to clients (queued for one, or taken from the broadcast log by one; a broadcast counts once per recipient), whether or not the kernel has taken them yet.",
             t.deliveries,
         )?;
         counter(
             e,
             "writes",
-            "write and writev calls of the flush.",
+            "write and writev calls to clients.",
             t.writes,
         )?;
         counter(
@@ -182,7 +182,7 @@ impl Collector for Figures {
         histogram(
             e,
             "loop_events_per_wakeup",
-            "Readiness events per wake-up of the loop.",
+            "Readiness events per turn of the loop (those of the polls made during a long flush included).",
             &h.events_per_wakeup,
         )?;
         histogram(
@@ -194,7 +194,7 @@ impl Collector for Figures {
         histogram(
             e,
             "loop_frames_per_write",
-            "Messages handed to clients per write call, per turn: corking.",
+            "Per turn that wrote: messages handed to clients over write calls, the frames one write carries on average (corking).",
             &h.frames_per_write,
         )?;
         let mut metric = e.encode_descriptor(

@@ -33,8 +33,9 @@ const LISTENER: Token = Token(usize::MAX);
 /// The line port's listener's token.
 const LINE_LISTENER: Token = Token(usize::MAX - 1);
 
-/// The admin port's listener's token.
-const ADMIN_LISTENER: Token = Token(usize::MAX - 2);
+/// The admin port's listener's token. (`usize::MAX - 2` is the signals', in
+/// `shutdown.rs`; links count up from `usize::MAX / 2`.)
+const ADMIN_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Which listener a client came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,9 @@ impl Listener {
         }
     }
 }
+
+/// The most connections the admin port holds at once, on top of `max_connections`.
+const MAX_ADMIN_CONNECTIONS: usize = 16;
 
 /// How many connections the kernel may hold for us, handshake done, before we accept
 /// them (capped by `net.core.somaxconn`, 4096 on current Linux).
@@ -153,6 +157,12 @@ impl Acceptor {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// Every listener's token, for the check that no two of the loop's tokens are alike.
+    #[cfg(test)]
+    pub fn tokens() -> [Token; 3] {
+        [LISTENER, LINE_LISTENER, ADMIN_LISTENER]
+    }
+
     /// The listener a token stands for, if it is a listener's.
     pub fn listener_of(token: Token) -> Option<Listener> {
         match token {
@@ -210,6 +220,21 @@ impl Acceptor {
             match listener.accept() {
                 Ok((mut stream, peer)) => {
                     self.out_of_fds = false;
+                    if transport == Listener::Admin {
+                        // The admin port has its own small allowance, so that a full
+                        // server still answers its operator, and the operator's tools
+                        // never take the clients' places.
+                        if conns.slab.iter().filter(|(_, c)| c.admin).count()
+                            < MAX_ADMIN_CONNECTIONS
+                        {
+                            return Some((stream, peer));
+                        }
+                        refuse_now(
+                            &mut stream,
+                            &Response::text(503, "too many admin connections\n"),
+                        );
+                        continue;
+                    }
                     if conns.slab.len() < self.max_connections {
                         return Some((stream, peer));
                     }

@@ -10,7 +10,7 @@
 //! each [`PUSH_INTERVAL`], at the end of a turn, every feed is sent a snapshot with the
 //! turns since its previous one.
 
-use super::config::AdminConfig;
+use super::config::{AdminConfig, ServerConfig};
 use super::connection::{Connection, Phase};
 use super::connections::Connections;
 use super::metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Turn};
@@ -18,14 +18,17 @@ use crate::admin::snapshot::{
     ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo, Totals,
     TurnSnapshot,
 };
-use crate::admin::{Route, Snapshot, prometheus, route};
+use crate::admin::{AdminRequest, Route, Snapshot, prometheus, route};
 use crate::http::{Request, Response, Upgrade};
-use crate::ws::{Message, Role, State, WebSocket};
+use crate::ws::{Keepalive, Message, Role, State, WebSocket};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How often the live page's WebSockets are sent a snapshot.
 pub const PUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The most turns a snapshot of the feed carries: the newest.
+const FEED_TURNS: usize = 128;
 
 /// The most connections `slowest_consumers` lists.
 const SLOWEST: usize = 10;
@@ -79,24 +82,28 @@ pub(crate) fn answer(
     conns: &Connections,
     request: &Request,
     upgrade: Option<Upgrade>,
-    rooms: Vec<(String, usize)>,
+    rooms: impl FnOnce() -> Vec<(String, usize)>,
 ) -> Answer {
     let decided = route(
-        &request.method,
-        &request.target,
-        request.header("authorization"),
+        &AdminRequest {
+            method: &request.method,
+            target: &request.target,
+            authorization: request.header("authorization"),
+            host: request.header("host"),
+            origin: request.header("origin"),
+        },
         state.token.as_deref(),
     );
     let mut response = match decided {
         Route::Metrics => Response::new(
             200,
             prometheus::CONTENT_TYPE,
-            prometheus::render(&snapshot(state, conns, rooms, None)),
+            prometheus::render(&snapshot(state, conns, rooms(), None)),
         ),
         Route::Stats => Response::new(
             200,
             "application/json",
-            snapshot(state, conns, rooms, None).to_json() + "\n",
+            snapshot(state, conns, rooms(), None).to_json() + "\n",
         ),
         Route::Page(file) => {
             let (content_type, body) = file.content();
@@ -107,8 +114,13 @@ pub(crate) fn answer(
         }
         Route::Feed => match upgrade {
             Some(upgrade) => return Answer::OpenFeed(upgrade),
-            None => Response::text(426, "this is a WebSocket: /inspect/ws\n"),
+            None => {
+                let mut response = Response::text(426, "this is a WebSocket: /inspect/ws\n");
+                response.header("Upgrade", "websocket");
+                response
+            }
         },
+        Route::Forbidden(why) => Response::text(403, format!("{why}\n")),
         Route::NotFound => Response::text(
             404,
             "the admin port serves /metrics, /stats, /inspect and /inspect/ws\n",
@@ -138,18 +150,22 @@ pub(crate) fn open_feed(
     conns: &mut Connections,
     key: usize,
     upgrade: &Upgrade,
-    max_message_size: usize,
+    config: &ServerConfig,
 ) {
     let turns = conns.metrics.totals.turns;
+    let now = conns.now;
     let Some(conn) = conns.slab.get_mut(key) else {
         return;
     };
     conn.out.push_bytes(&upgrade.response());
-    conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, max_message_size));
+    conn.phase = Phase::WebSocket(WebSocket::new(Role::Server, config.max_message_size));
     // It takes no broadcasts: its cursor is past any there will be.
     conn.next_broadcast = u64::MAX;
+    // Pinged when quiet and dropped when gone, like any client: a page that vanished
+    // without a word must not keep its snapshots piling up.
+    conn.keepalive = config.keepalive.map(|_| Keepalive::new(now));
     let serial = conn.serial;
-    conns.set_deadline(key, None);
+    conns.set_deadline(key, config.keepalive.map(|k| now + k.ping_interval));
     conns.schedule_flush(key);
     state.feeds.push((key, serial, turns.saturating_sub(64)));
     state.next_push = conns.now;
@@ -278,7 +294,13 @@ pub(crate) fn snapshot(
         queued_outbound_bytes: queued,
         histograms: histograms(metrics),
         recent_turns: since_turn
-            .map(|after| metrics.turns_after(after).map(turn_snapshot).collect())
+            .map(|after| {
+                let turns: Vec<TurnSnapshot> =
+                    metrics.turns_after(after).map(turn_snapshot).collect();
+                // The page draws the last 120; a busy loop turns thousands of times
+                // between two snapshots.
+                turns[turns.len().saturating_sub(FEED_TURNS)..].to_vec()
+            })
             .unwrap_or_default(),
         slowest_consumers: consumers,
         rooms,

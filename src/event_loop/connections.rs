@@ -14,6 +14,7 @@ use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
 use super::links::Links;
 use super::metrics::LoopMetrics;
+use super::outbound::Counted;
 use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
@@ -118,6 +119,7 @@ impl Connections {
         mut stream: TcpStream,
         peer: SocketAddr,
         transport: Transport,
+        admin: bool,
         config: &ServerConfig,
         registry: &Registry,
     ) -> Option<usize> {
@@ -134,13 +136,21 @@ impl Connections {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        self.stats.accepted += 1;
-        debug!("{peer}: accepted as #{key} ({transport:?})");
+        if !admin {
+            self.stats.accepted += 1;
+            self.metrics.totals.accepts += 1;
+        }
+        debug!(
+            "{peer}: accepted as #{key} ({transport:?}{})",
+            if admin { ", admin" } else { "" }
+        );
         match transport {
             Transport::WebSocket => {
                 let deadline = self.now + config.handshake_timeout;
                 let phase = Phase::Http(Vec::new());
-                entry.insert(Connection::new(stream, peer, serial, phase, Some(deadline)));
+                let conn =
+                    entry.insert(Connection::new(stream, peer, serial, phase, Some(deadline)));
+                conn.admin = admin;
                 self.timers.schedule(deadline, TimerTarget { key, serial });
             }
             Transport::Line => {
@@ -374,13 +384,14 @@ impl Connections {
         if !conn.is_open() {
             return Err(SendError::NotOpen);
         }
-        let verdict = self.output_limit.make_room(
-            &mut conn.out,
-            &mut conn.stream,
-            len,
-            room,
-            &mut self.stats,
-        );
+        let mut socket = Counted::new(&mut conn.stream);
+        let verdict =
+            self.output_limit
+                .make_room(&mut conn.out, &mut socket, len, room, &mut self.stats);
+        if !conn.admin {
+            self.metrics.totals.writes += socket.calls;
+            self.metrics.totals.bytes_out += socket.bytes;
+        }
         match verdict {
             Verdict::Fits => Ok(()),
             Verdict::Dropped => Err(SendError::Dropped),

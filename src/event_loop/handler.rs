@@ -136,12 +136,20 @@ impl<'a> Context<'a> {
     /// [`SlowConsumer::Drop`](super::SlowConsumer::Drop), the message is dropped and
     /// counted ([`SendError::Dropped`]).
     pub fn send(&mut self, to: ConnectionId, message: Message<'_>) -> Result<(), SendError> {
+        self.app_connection(to).ok_or(SendError::NotOpen)?;
         self.conns.send(to.0, message)
+    }
+
+    /// The connection, if it is the application's: the admin port's connections are
+    /// not, and the application can neither see nor reach them.
+    fn app_connection(&self, conn: ConnectionId) -> Option<&Connection> {
+        self.conns.slab.get(conn.0).filter(|c| !c.admin)
     }
 
     /// Sends an already encoded frame; see [`SharedFrame`]. Same rules as [`Self::send`];
     /// [`SendError::WrongTransport`] if the frame was encoded for the other transport.
     pub fn send_shared(&mut self, to: ConnectionId, frame: &SharedFrame) -> Result<(), SendError> {
+        self.app_connection(to).ok_or(SendError::NotOpen)?;
         self.conns.send_shared(to.0, frame)
     }
 
@@ -166,22 +174,24 @@ impl<'a> Context<'a> {
     /// longer is cut). The peer has until the close timeout to answer. `on_close` follows
     /// once the current callback returns.
     pub fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: &str) {
-        self.conns.close(conn.0, code, reason);
+        if self.app_connection(conn).is_some() {
+            self.conns.close(conn.0, code, reason);
+        }
     }
 
     /// How the connection talks, while it is open for messages.
     pub fn transport(&self, conn: ConnectionId) -> Option<Transport> {
-        self.conns.slab.get(conn.0).and_then(Connection::transport)
+        self.app_connection(conn).and_then(Connection::transport)
     }
 
     /// Whether the connection is open for messages.
     pub fn is_open(&self, conn: ConnectionId) -> bool {
-        self.conns.slab.get(conn.0).is_some_and(Connection::is_open)
+        self.app_connection(conn).is_some_and(Connection::is_open)
     }
 
     /// The peer's address, while the connection exists.
     pub fn peer_addr(&self, conn: ConnectionId) -> Option<SocketAddr> {
-        self.conns.slab.get(conn.0).map(|c| c.peer)
+        self.app_connection(conn).map(|c| c.peer)
     }
 
     /// Every connection open for messages.
@@ -189,7 +199,7 @@ impl<'a> Context<'a> {
         self.conns
             .slab
             .iter()
-            .filter(|(_, c)| c.is_open())
+            .filter(|(_, c)| c.is_open() && !c.admin)
             .map(|(key, _)| ConnectionId(key))
     }
 

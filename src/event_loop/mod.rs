@@ -304,10 +304,6 @@ impl<H: Handler> Server<H> {
         // 4. Run due timers; 5. flush.
         let timers_at = Instant::now();
         self.run_due_timers();
-        if let Some(state) = &mut self.admin {
-            let handler = &self.handler;
-            admin::feed(state, &mut self.conns, || handler.rooms());
-        }
         let flush_at = Instant::now();
         self.flush_all();
         let done_at = Instant::now();
@@ -319,6 +315,13 @@ impl<H: Handler> Server<H> {
         ]);
         if turn.seq.is_multiple_of(self.config.trace_every.max(1)) {
             log::trace!(target: "loopchat::trace", "{}", turn.trace_line());
+        }
+        // The live pages' snapshots are made after the turn is summed up, so that
+        // reporting is not counted as work; they are written in the next turn, which
+        // comes at once (see `poll_timeout`).
+        if let Some(state) = &mut self.admin {
+            let handler = &self.handler;
+            admin::feed(state, &mut self.conns, || handler.rooms());
         }
         Ok(())
     }
@@ -429,21 +432,14 @@ impl<H: Handler> Server<H> {
         while let Some((stream, peer)) = self.acceptor.accept(listener, &mut self.conns) {
             let registry = self.poll.registry();
             let transport = listener.transport();
+            let admin = listener == Listener::Admin;
             let admitted = self
                 .conns
-                .admit(stream, peer, transport, &self.config, registry);
-            let Some(key) = admitted else {
-                continue;
-            };
-            self.conns.metrics.totals.accepts += 1;
-            match listener {
-                Listener::Line => self.sessions().open_line(key),
-                Listener::Admin => {
-                    if let Some(conn) = self.conns.slab.get_mut(key) {
-                        conn.admin = true;
-                    }
-                }
-                Listener::WebSocket => {}
+                .admit(stream, peer, transport, admin, &self.config, registry);
+            if let Some(key) = admitted
+                && listener == Listener::Line
+            {
+                self.sessions().open_line(key);
             }
         }
     }
@@ -472,9 +468,13 @@ impl<H: Handler> Server<H> {
                     if let Some(keepalive) = &mut conn.keepalive {
                         keepalive.heard(self.conns.now);
                     }
-                    let totals = &mut self.conns.metrics.totals;
-                    totals.reads += 1;
-                    totals.bytes_in += n as u64;
+                    if !conn.admin {
+                        // The loop's figures are the clients'; the admin port's own
+                        // traffic would muddle what it reports.
+                        let totals = &mut self.conns.metrics.totals;
+                        totals.reads += 1;
+                        totals.bytes_in += n as u64;
+                    }
                     self.sessions().receive(key, &buf[..n]);
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -670,8 +670,10 @@ impl<H: Handler> Server<H> {
             }
             None => conn.out.write_until_blocked(&mut socket, WRITE_BUDGET),
         };
-        metrics.totals.writes += socket.calls;
-        metrics.totals.bytes_out += socket.bytes;
+        if !conn.admin {
+            metrics.totals.writes += socket.calls;
+            metrics.totals.bytes_out += socket.bytes;
+        }
         match drained {
             Ok(Drain::Empty | Drain::Blocked) => {}
             // Still writable: come back next turn, after the others have had theirs.
@@ -729,5 +731,27 @@ impl<H: Handler> Server<H> {
     /// Gives the handler the `on_close` of every session that ended since the last call.
     fn deliver_closes(&mut self) {
         deliver_closes(&mut self.handler, &mut self.conns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loop's own tokens (listeners, signals) are all different, and none is a slab
+    /// key or a link's: a shared token sends one source's events to another's handling
+    /// (the admin listener once had the signals' token, and SIGTERM went unheard).
+    #[test]
+    fn the_loops_tokens_are_all_different() {
+        let mut tokens: Vec<usize> = Acceptor::tokens().iter().map(|t| t.0).collect();
+        tokens.push(SIGNALS.0);
+        let count = tokens.len();
+        tokens.sort_unstable();
+        tokens.dedup();
+        assert_eq!(tokens.len(), count, "{tokens:?}");
+        assert!(tokens.iter().all(|&t| t > usize::MAX / 2 + (1 << 20)));
+        for token in tokens {
+            assert!(Links::of_token(Token(token)).is_none(), "{token}");
+        }
     }
 }

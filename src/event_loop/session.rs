@@ -158,15 +158,10 @@ impl<H: Handler> Sessions<'_, H> {
             Ok(RequestKind::Upgrade(upgrade)) => Some(upgrade),
             _ => None,
         };
-        match admin::answer(state, self.conns, request, upgrade, self.handler.rooms()) {
+        let handler = &*self.handler;
+        match admin::answer(state, self.conns, request, upgrade, || handler.rooms()) {
             Answer::OpenFeed(upgrade) => {
-                admin::open_feed(
-                    state,
-                    self.conns,
-                    key,
-                    &upgrade,
-                    self.config.max_message_size,
-                );
+                admin::open_feed(state, self.conns, key, &upgrade, self.config);
                 after_head
             }
             Answer::Respond(response) => {
