@@ -247,3 +247,36 @@ fn sigterm_still_stops_a_server_with_an_admin_port() {
         server.log_text()
     );
 }
+
+#[test]
+fn the_compression_ratio_is_counted_once_per_message() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
+    let admin = admin_addr(&server);
+    // Two clients that negotiated permessage-deflate, and a sender.
+    let offer = [("Sec-WebSocket-Extensions", "permessage-deflate")];
+    let mut receivers: Vec<_> = (0..2)
+        .map(|_| common::RawClient::open_with(server.addr, &offer))
+        .collect();
+    for (_, head) in &receivers {
+        assert!(head.contains("permessage-deflate"), "{head}");
+    }
+    let (mut sender, _) = connect(format!("ws://{}/ws", server.addr)).expect("connect");
+    let text =
+        r#"{"type":"message","room":"lobby","text":"compressed once, for everyone"}"#.repeat(6);
+    sender.send(Message::text(text.clone())).unwrap();
+    for (receiver, _) in &mut receivers {
+        let frame = receiver.read_frame();
+        assert_eq!(frame.rsv, 0b100, "compressed");
+    }
+    let (_, _, body) = get(admin, "/stats", "");
+    let stats: Value = serde_json::from_str(&body).expect("JSON");
+    let totals = &stats["totals"];
+    assert_eq!(totals["deflated_messages"], 1, "{totals}");
+    assert_eq!(totals["deflate_bytes_in"], text.len(), "{totals}");
+    assert!(
+        totals["deflate_bytes_out"].as_u64().unwrap() < text.len() as u64 / 2,
+        "{totals}"
+    );
+    let (_, _, metrics) = get(admin, "/metrics", "");
+    assert_eq!(metric(&metrics, "loopchat_deflated_messages_total"), 1.0);
+}

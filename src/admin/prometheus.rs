@@ -129,12 +129,7 @@ impl Collector for Figures {
             "Messages handed to clients (queued for one, or taken from the broadcast log by one; a broadcast counts once per recipient), whether or not the kernel has taken them yet.",
             t.deliveries,
         )?;
-        counter(
-            e,
-            "writes",
-            "write and writev calls to clients.",
-            t.writes,
-        )?;
+        counter(e, "writes", "write and writev calls to clients.", t.writes)?;
         counter(
             e,
             "slow_consumers_closed",
@@ -164,6 +159,24 @@ impl Collector for Figures {
             "close_timeouts",
             "Connections dropped when the closing handshake timed out.",
             t.close_timed_out,
+        )?;
+        counter(
+            e,
+            "deflated_messages",
+            "Messages compressed with permessage-deflate, each once however many received it.",
+            t.deflated_messages,
+        )?;
+        counter(
+            e,
+            "deflate_input_bytes",
+            "Bytes of the messages compressed, before compression.",
+            t.deflate_bytes_in,
+        )?;
+        counter(
+            e,
+            "deflate_output_bytes",
+            "Bytes of the messages compressed, after compression: over the input, the compression ratio.",
+            t.deflate_bytes_out,
         )?;
         counter(e, "loop_turns", "Turns of the event loop.", t.turns)?;
         counter(

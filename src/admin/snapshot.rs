@@ -77,6 +77,13 @@ pub struct Totals {
     pub rate_limited: u64,
     /// Clients dropped after the idle timeout.
     pub idle_dropped: u64,
+    /// Messages compressed for clients that negotiated permessage-deflate (each once,
+    /// however many received it).
+    pub deflated_messages: u64,
+    /// Their bytes before compression.
+    pub deflate_bytes_in: u64,
+    /// Their bytes after compression: over `deflate_bytes_in`, the compression ratio.
+    pub deflate_bytes_out: u64,
     /// Connections dropped when the closing handshake timed out.
     pub close_timed_out: u64,
 }

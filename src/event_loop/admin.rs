@@ -225,6 +225,7 @@ pub(crate) fn snapshot(
         .as_secs_f64();
     let metrics = &conns.metrics;
     let stats = &conns.stats;
+    let deflated = super::shared_frame::deflate_totals();
     let t = &metrics.totals;
     let mut by_phase: BTreeMap<&'static str, u64> =
         ["handshake", "websocket", "line", "closing", "admin"]
@@ -286,6 +287,9 @@ pub(crate) fn snapshot(
             rate_limited: stats.rate_closed,
             idle_dropped: stats.idle_dropped,
             close_timed_out: stats.close_timed_out,
+            deflated_messages: deflated.messages,
+            deflate_bytes_in: deflated.bytes_in,
+            deflate_bytes_out: deflated.bytes_out,
         },
         connections: ConnectionCounts {
             open: conns.slab.len() as u64,

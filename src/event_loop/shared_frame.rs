@@ -6,7 +6,7 @@
 use crate::ws::Message;
 use crate::ws::deflate::codec::{Compressor, DEFAULT_LEVEL, MAX_WINDOW_BITS};
 use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN, Opcode, RSV1};
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 thread_local! {
@@ -15,6 +15,27 @@ thread_local! {
     /// holds compression state (RFC 7692's `server_no_context_takeover`).
     static COMPRESSOR: RefCell<Compressor> =
         RefCell::new(Compressor::new(MAX_WINDOW_BITS, DEFAULT_LEVEL));
+
+    /// What the loop's compressor has done: messages compressed, payload bytes in,
+    /// compressed bytes out (frame headers not counted). For the admin port's ratio.
+    static DEFLATED: Cell<DeflateTotals> = const { Cell::new(DeflateTotals { messages: 0, bytes_in: 0, bytes_out: 0 }) };
+}
+
+/// What this thread's loop compressor has done since it started: each message once,
+/// however many recipients shared the result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeflateTotals {
+    /// Messages compressed.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes_in: u64,
+    /// The compressed payload bytes (including those found not worth sending).
+    pub bytes_out: u64,
+}
+
+/// What this thread's loop compressor has done so far.
+pub(crate) fn deflate_totals() -> DeflateTotals {
+    DEFLATED.get()
 }
 
 /// How a connection talks, which decides how messages to it are encoded.
@@ -141,6 +162,13 @@ impl SharedFrame {
         let payload = &self.bytes[self.bytes.len() - self.payload_len..];
         let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
         COMPRESSOR.with_borrow_mut(|c| c.compress(payload, &mut compressed));
+        DEFLATED.set({
+            let mut totals = DEFLATED.get();
+            totals.messages += 1;
+            totals.bytes_in += payload.len() as u64;
+            totals.bytes_out += compressed.len() as u64;
+            totals
+        });
         let header = FrameHeader {
             fin: true,
             rsv: RSV1,
