@@ -280,3 +280,35 @@ fn the_compression_ratio_is_counted_once_per_message() {
     let (_, _, metrics) = get(admin, "/metrics", "");
     assert_eq!(metric(&metrics, "loopchat_deflated_messages_total"), 1.0);
 }
+
+#[test]
+fn refusals_are_counted_by_reason_and_the_admin_port_still_answers_a_full_server() {
+    let server = ServerProcess::start(&[
+        "--mode",
+        "echo",
+        "--max-connections",
+        "2",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let admin = admin_addr(&server);
+    // The operator's page takes none of the clients' places.
+    let (_feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
+    let url = format!("ws://{}/ws", server.addr);
+    let _clients: Vec<_> = (0..2).map(|_| connect(&url).expect("connect").0).collect();
+    assert!(connect(&url).is_err(), "a third client is refused");
+    // The admin port has its own allowance: a full server still tells its operator why.
+    let (status, _, text) = get(admin, "/metrics", "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&text, "loopchat_refused_connections_total{reason=\"full\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "loopchat_refused_connections_total{reason=\"out_of_descriptors\"}"
+        ),
+        0.0
+    );
+}

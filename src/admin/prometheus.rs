@@ -103,12 +103,19 @@ impl Collector for Figures {
             "Connections accepted.",
             t.accepted,
         )?;
-        counter(
-            e,
-            "refused_connections",
-            "Connections refused with 503: the server was full or out of file descriptors.",
-            t.refused,
-        )?;
+        {
+            let mut metric = e.encode_descriptor(
+                "refused_connections",
+                "Connections refused with 503, by reason: full (--max-connections) or out of file descriptors.",
+                None,
+                MetricType::Counter,
+            )?;
+            let no_fds = t.refused_no_descriptors.min(t.refused);
+            for (reason, count) in [("full", t.refused - no_fds), ("out_of_descriptors", no_fds)] {
+                let labels = [("reason", reason)];
+                ConstCounter::new(count).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         counter(
             e,
             "received_messages",
@@ -255,6 +262,7 @@ mod tests {
         for line in [
             "# TYPE loopchat_deliveries counter",
             "loopchat_deliveries_total 1234",
+            "loopchat_refused_connections_total{reason=\"full\"} 0",
             "loopchat_connections{phase=\"websocket\"} 7",
             "loopchat_loop_events_per_wakeup_bucket{le=\"1.0\"} 3",
             "loopchat_loop_events_per_wakeup_bucket{le=\"2.0\"} 7",

@@ -55,6 +55,8 @@ pub struct Totals {
     pub accepted: u64,
     /// Connections refused with 503 (full, or out of descriptors).
     pub refused: u64,
+    /// Of `refused`, those for want of a file descriptor.
+    pub refused_no_descriptors: u64,
     /// Data messages and lines received from clients.
     pub messages_in: u64,
     /// Messages handed to clients, as `deliveries`.

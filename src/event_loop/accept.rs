@@ -224,9 +224,7 @@ impl Acceptor {
                         // The admin port has its own small allowance, so that a full
                         // server still answers its operator, and the operator's tools
                         // never take the clients' places.
-                        if conns.slab.iter().filter(|(_, c)| c.admin).count()
-                            < MAX_ADMIN_CONNECTIONS
-                        {
+                        if conns.admin_connections < MAX_ADMIN_CONNECTIONS {
                             return Some((stream, peer));
                         }
                         refuse_now(
@@ -235,7 +233,7 @@ impl Acceptor {
                         );
                         continue;
                     }
-                    if conns.slab.len() < self.max_connections {
+                    if conns.slab.len() - conns.admin_connections < self.max_connections {
                         return Some((stream, peer));
                     }
                     debug!("{peer}: refused, {} connections already", conns.slab.len());
@@ -278,6 +276,7 @@ impl Acceptor {
                     &Response::text(503, "server out of file descriptors, try again later\n"),
                 );
                 conns.stats.refused_full += 1;
+                conns.stats.refused_no_descriptors += 1;
                 Ok(())
             }
             Err(e) if retry_at_once(&e) => Ok(()),

@@ -275,6 +275,7 @@ pub(crate) fn snapshot(
             events: t.events,
             accepted: t.accepts,
             refused: stats.refused_full,
+            refused_no_descriptors: stats.refused_no_descriptors,
             messages_in: t.messages_in,
             messages_out: t.deliveries,
             bytes_in: t.bytes_in,

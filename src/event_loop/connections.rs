@@ -82,6 +82,9 @@ pub(crate) struct Connections {
     pub links: Links,
     /// When the application asked to be woken ([`Handler::on_alarm`](super::Handler::on_alarm)).
     pub alarm: Option<Instant>,
+    /// How many of the connections came in on the admin port, which has its own
+    /// allowance (see `accept.rs`).
+    pub admin_connections: usize,
     /// The serial number for the next connection.
     next_serial: u64,
 }
@@ -106,6 +109,7 @@ impl Connections {
             links,
             alarm: None,
             deflate_min_bytes: config.deflate_min_bytes,
+            admin_connections: 0,
             next_serial: 0,
         }
     }
@@ -136,7 +140,9 @@ impl Connections {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        if !admin {
+        if admin {
+            self.admin_connections += 1;
+        } else {
             self.stats.accepted += 1;
             self.metrics.totals.accepts += 1;
         }

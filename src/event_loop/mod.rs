@@ -720,6 +720,9 @@ impl<H: Handler> Server<H> {
         let Some(mut conn) = self.conns.slab.try_remove(key) else {
             return;
         };
+        if conn.admin {
+            self.conns.admin_connections -= 1;
+        }
         debug!("{}: #{key} removed: {why}", conn.peer);
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             debug!("{}: deregister failed: {e}", conn.peer);

@@ -5,8 +5,12 @@
 pub struct Stats {
     /// Connections accepted, on either port.
     pub accepted: u64,
-    /// Connections refused with 503: the server was full, or out of file descriptors.
+    /// Connections refused with 503: the server was full, or out of file descriptors
+    /// (those are also in `refused_no_descriptors`).
     pub refused_full: u64,
+    /// Of `refused_full`, those refused because the process had no file descriptor
+    /// left (the spare one was given up to answer them).
+    pub refused_no_descriptors: u64,
     /// Clients closed with 1008 for letting their output queue fill (under
     /// [`SlowConsumer::Drop`](super::SlowConsumer::Drop), only those whose own Pongs filled it).
     pub slow_closed: u64,
