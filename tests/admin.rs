@@ -15,22 +15,6 @@ use tungstenite::{Message, connect};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The admin port's address, from the server's `admin port: http://ADDR/metrics` line.
-fn admin_addr(server: &ServerProcess) -> SocketAddr {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let log = server.log_text();
-        if let Some(addr) = log.lines().find_map(|line| {
-            let rest = &line[line.find("admin port: http://")? + "admin port: http://".len()..];
-            rest.split('/').next()?.parse().ok()
-        }) {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "no admin port line in:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// One HTTP/1.1 request, `Connection: close`; the status, the head and the body.
 fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -57,7 +41,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[test]
 fn metrics_and_stats_count_what_clients_did() {
     let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     let (mut feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
     let url = format!("ws://{}/ws", server.addr);
     let mut clients: Vec<_> = (0..3).map(|_| connect(&url).expect("connect").0).collect();
@@ -131,7 +115,7 @@ fn metrics_and_stats_count_what_clients_did() {
 #[test]
 fn the_live_page_is_fed_snapshots_and_no_broadcasts() {
     let server = ServerProcess::start(&["--mode", "chat", "--admin-addr", "127.0.0.1:0"]);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     let (status, head, page) = get(admin, "/inspect", "");
     assert_eq!(status, 200, "{head}");
     assert!(
@@ -189,7 +173,7 @@ fn a_token_is_required_when_set() {
         &["--mode", "echo", "--admin-addr", "127.0.0.1:0"],
         &[("LOOPCHAT_ADMIN_TOKEN", "s3cret")],
     );
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     let (status, head, _) = get(admin, "/metrics", "");
     assert_eq!(status, 401, "{head}");
     assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
@@ -238,7 +222,7 @@ fn an_admin_port_beyond_loopback_needs_a_token() {
 fn sigterm_still_stops_a_server_with_an_admin_port() {
     // The admin listener once shared the signals' token, and SIGTERM went unheard.
     let mut server = ServerProcess::start(&["--mode", "echo", "--admin-addr", "127.0.0.1:0"]);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     let (_feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
     server.signal("TERM");
     assert!(
@@ -251,7 +235,7 @@ fn sigterm_still_stops_a_server_with_an_admin_port() {
 #[test]
 fn the_compression_ratio_is_counted_once_per_message() {
     let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     // Two clients that negotiated permessage-deflate, and a sender.
     let offer = [("Sec-WebSocket-Extensions", "permessage-deflate")];
     let mut receivers: Vec<_> = (0..2)
@@ -291,7 +275,7 @@ fn refusals_are_counted_by_reason_and_the_admin_port_still_answers_a_full_server
         "--admin-addr",
         "127.0.0.1:0",
     ]);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     // The operator's page takes none of the clients' places.
     let (_feed, _) = connect(format!("ws://{admin}/inspect/ws")).expect("the feed");
     let url = format!("ws://{}/ws", server.addr);

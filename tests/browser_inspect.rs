@@ -15,26 +15,9 @@ use common::browser::{
     assert_screenshots, finish_script, one_browser_at_a_time, prepare, start_script,
 };
 use common::process::ServerProcess;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
-use tungstenite::{Message, connect};
 
-/// The admin port's address, from the server's `admin port: http://ADDR/metrics` line.
-fn admin_addr(server: &ServerProcess) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = server.log_text();
-        if let Some(addr) = log.lines().find_map(|line| {
-            let rest = &line[line.find("admin port: http://")? + "admin port: http://".len()..];
-            rest.split('/').next()?.parse().ok()
-        }) {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "no admin port line in:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use tungstenite::{Message, connect};
 
 #[test]
 fn chromium_watches_the_loop_on_the_live_page() {
@@ -47,7 +30,7 @@ fn chromium_watches_the_loop_on_the_live_page() {
         &["--mode", "chat", "--admin-addr", "127.0.0.1:0"],
         &[("LOOPCHAT_ADMIN_TOKEN", "watch-it")],
     );
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     // Two chat clients, in #lobby and #design, talking while the page watches.
     let url = format!("ws://{}/ws", server.addr);
     let mut clients: Vec<_> = (0..2).map(|_| connect(&url).expect("connect").0).collect();

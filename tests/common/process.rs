@@ -131,6 +131,27 @@ impl ServerProcess {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// The admin port's address, from the `admin port: http://ADDR/metrics` line of a
+    /// server started with `--admin-addr`, waited for within the start timeout.
+    #[allow(dead_code)] // not every test program has an admin port
+    pub fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let log = self.log_text();
+            if let Some(addr) = log.lines().find_map(|line| {
+                let rest = &line[line.find("admin port: http://")? + "admin port: http://".len()..];
+                rest.split('/').next()?.parse().ok()
+            }) {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no admin port line in:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for ServerProcess {
