@@ -341,14 +341,16 @@ impl<H: Handler> Sessions<'_, H> {
             self.conns.catch_up(key);
             let Some(Connection {
                 phase: Phase::WebSocket(ws),
+                admin,
                 ..
             }) = self.conns.slab.get_mut(key)
             else {
                 return;
             };
             let result = ws.read(&mut input);
-            // Only a Text or Binary event finds the connection open and owes nothing.
-            let (open, owes) = (ws.state() == State::Open, ws.has_replies());
+            // Only a Text or Binary event finds the connection open and owes nothing. The
+            // admin port's connections are never the application's.
+            let (open, owes) = (ws.state() == State::Open && !*admin, ws.has_replies());
             if owes {
                 // A Pong, or the Close that answers the peer's Close or reports its error.
                 self.conns.queue_replies(key);
@@ -376,9 +378,7 @@ impl<H: Handler> Sessions<'_, H> {
                 Event::Text(_) | Event::Binary(_) => {
                     // Once we have sent our Close, the application is done with this
                     // connection; messages still in flight are dropped.
-                    let admin = self.conns.slab.get(key).is_some_and(|c| c.admin);
                     if open
-                        && !admin
                         && self.within_message_rate(key)
                         && let Some(message) = event.as_message()
                     {
