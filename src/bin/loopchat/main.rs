@@ -9,6 +9,7 @@
 
 mod bench;
 mod client;
+mod lab;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use client::parse_seconds;
@@ -48,6 +49,10 @@ enum Command {
     /// Load-test any WebSocket server from one thread: broadcast, echo, connections,
     /// sweep. Prints a table, or one JSON object with --json.
     Bench(bench::BenchCommand),
+    /// The experiments behind docs/REPORT.md: the floor of loopback writes, and the
+    /// report's figures drawn from the raw results in the repository.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 #[derive(Args)]
@@ -262,6 +267,7 @@ fn main() -> ExitCode {
             deflate: args.deflate == Switch::On,
         }),
         Command::Bench(command) => bench::main(command),
+        Command::Lab(command) => lab::main(command),
     }
 }
 

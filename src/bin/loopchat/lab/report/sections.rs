@@ -1,0 +1,781 @@
+//! The report's sections: each reads its raw results and gives the figure (SVG) and the
+//! table that go between its markers in docs/REPORT.md. Every number shown is read or
+//! computed here from the files named in the section's source line.
+
+use super::charts::{self, BUN, BarPanel, LOOPCHAT, LinePanel, OTHER, REFERENCE, Series, WS};
+use super::inputs::{Folders, json, json_lines, meta_in, num, provenance};
+use plotters::style::RGBColor;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+/// One section's generated part.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The name in its markers, `<!-- report:NAME:begin -->`.
+    pub name: &'static str,
+    /// The Markdown between the markers.
+    pub markdown: String,
+    /// Its figures: a file name under docs/report/ and the SVG text.
+    pub figures: Vec<(String, String)>,
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Every section, in the report's order.
+pub fn all(folders: &Folders) -> Result<Vec<Section>> {
+    Ok(vec![
+        corking(folders)?,
+        clients(folders)?,
+        memory(folders)?,
+        stalled(folders)?,
+        compression(folders)?,
+        redis_hop(folders)?,
+    ])
+}
+
+/// The peers of docs/BENCHMARKS.md, in its order: file name, name shown, colour.
+const SERVERS: [(&str, &str, RGBColor); 3] = [
+    ("loopchat", "loopchat", LOOPCHAT),
+    ("ws", "Node ws", WS),
+    ("bun", "Bun", BUN),
+];
+
+// ---------------------------------------------------------------------------------------
+
+fn corking(f: &Folders) -> Result<Section> {
+    let dir = &f.experiments;
+    let floor = json(&dir.join("write-floor.json"))?;
+    let floor_points: Vec<(f64, f64)> = array(&floor, "points")
+        .iter()
+        .filter_map(|p| Some((num(p, "frames_per_write")?, num(p, "cpu_ns_per_frame")?)))
+        .collect();
+
+    let mut rows = Vec::new();
+    for (window, name) in numbered_files(dir, "corking.w", ".json")? {
+        let stem = name.trim_end_matches(".json");
+        let bench = json(&dir.join(&name))?;
+        let before = json(&dir.join(format!("{stem}.stats-before.json")))?;
+        let after = json(&dir.join(format!("{stem}.stats-after.json")))?;
+        let delta = |key: &str| Some(num(&after, key)? - num(&before, key)?);
+        let frames_per_write = match (delta("totals.deliveries"), delta("totals.writes")) {
+            (Some(d), Some(w)) if w > 0.0 => Some(d / w),
+            _ => None,
+        };
+        let cpu = num(&bench, "server.cpu_ns_per_delivery");
+        rows.push(CorkingRow {
+            window,
+            frames_per_write,
+            cpu,
+            floor: frames_per_write.and_then(|k| log_interpolate(&floor_points, k)),
+            deliveries_per_s: num(&bench, "deliveries_per_s"),
+            p99_us: num(&bench, "latency_us.p99"),
+            lost: num(&bench, "lost"),
+        });
+    }
+    let measured: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.frames_per_write?, r.cpu?)))
+        .collect();
+    let svg = charts::lines(
+        "Corking: server CPU per delivery against frames per write",
+        &[LinePanel {
+            caption: "broadcast, C=1,000, 10 senders, 64 B; window 1 to 64".into(),
+            x_desc: "frames per write (log)".into(),
+            y_desc: "CPU per delivery, ns (log)".into(),
+            log_x: true,
+            log_y: true,
+            series: vec![
+                Series {
+                    name: "loopchat server".into(),
+                    color: LOOPCHAT,
+                    points: measured,
+                    reference: false,
+                },
+                Series {
+                    name: "floor: K frames a write, nothing else".into(),
+                    color: REFERENCE,
+                    points: floor_points.clone(),
+                    reference: true,
+                },
+            ],
+        }],
+    )?;
+
+    let mut md = figure(
+        "corking.svg",
+        "Server CPU per delivery against frames per write",
+    );
+    md.push_str(
+        "| window | frames per write | server CPU per delivery | floor at that many frames \
+         per write | × floor | deliveries/s | p99 latency | lost |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.window,
+            opt(r.frames_per_write, |v| format!("{v:.1}")),
+            opt(r.cpu, ns),
+            opt(r.floor, ns),
+            opt(ratio(r.cpu, r.floor), |v| format!("{v:.2}×")),
+            opt(r.deliveries_per_s, rate),
+            opt(r.p99_us, micros),
+            opt(r.lost, count),
+        );
+    }
+    md.push_str("\nThe floor, measured alone (`write-floor.json`):\n\n");
+    let _ = writeln!(
+        md,
+        "| frames per write | bytes per write | CPU per write | CPU per frame |\n|---:|---:|---:|---:|"
+    );
+    for p in array(&floor, "points") {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            opt(num(p, "frames_per_write"), count),
+            opt(num(p, "write_bytes"), count),
+            opt(num(p, "cpu_ns_per_write"), ns),
+            opt(num(p, "cpu_ns_per_frame"), ns),
+        );
+    }
+    let _ = write!(
+        md,
+        "\nSource: {}; {} connections written to in turn.\n",
+        provenance(dir, "docs/report/results/corking.w*.json, write-floor.json"),
+        opt(num(&floor, "connections"), count),
+    );
+    Ok(Section {
+        name: "corking",
+        markdown: md,
+        figures: vec![("corking.svg".into(), svg)],
+    })
+}
+
+struct CorkingRow {
+    window: u64,
+    frames_per_write: Option<f64>,
+    cpu: Option<f64>,
+    floor: Option<f64>,
+    deliveries_per_s: Option<f64>,
+    p99_us: Option<f64>,
+    lost: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn clients(f: &Folders) -> Result<Section> {
+    let dir = &f.compare;
+    let mut throughput = Vec::new();
+    let mut latency = Vec::new();
+    let mut table: Vec<(f64, Vec<String>)> = Vec::new();
+    for (i, (file, title, color)) in SERVERS.iter().enumerate() {
+        let sweep = json(&dir.join(format!("sweep.{file}.json")))?;
+        let points = array(&sweep, "points");
+        let series = |key: &str| -> Vec<(f64, f64)> {
+            points
+                .iter()
+                .filter_map(|p| Some((num(p, "clients")?, num(p, key)?)))
+                .collect()
+        };
+        throughput.push(line(title, *color, series("deliveries_per_s")));
+        latency.push(line(title, *color, series("latency_us.p99")));
+        for p in points {
+            let Some(c) = num(p, "clients") else { continue };
+            let row = match table.iter().position(|(k, _)| *k == c) {
+                Some(at) => at,
+                None => {
+                    table.push((c, vec!["—".into(); SERVERS.len() * 2]));
+                    table.len() - 1
+                }
+            };
+            let cells = &mut table[row].1;
+            cells[i] = opt(num(p, "deliveries_per_s"), rate);
+            cells[SERVERS.len() + i] = with_loss(opt(num(p, "latency_us.p99"), micros), p);
+        }
+    }
+    table.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let svg = charts::lines(
+        "Clients against deliveries/s and p99 latency",
+        &[
+            LinePanel {
+                caption: "deliveries per second (broadcast, 10 senders, window 8, 64 B)".into(),
+                x_desc: "clients (log)".into(),
+                y_desc: "deliveries/s (log)".into(),
+                log_x: true,
+                log_y: true,
+                series: throughput,
+            },
+            LinePanel {
+                caption: "p99 latency".into(),
+                x_desc: "clients (log)".into(),
+                y_desc: "p99 latency, µs (log)".into(),
+                log_x: true,
+                log_y: true,
+                series: latency,
+            },
+        ],
+    )?;
+    let mut md = figure(
+        "clients.svg",
+        "Deliveries/s and p99 latency against clients",
+    );
+    md.push_str("| clients |");
+    for (_, title, _) in SERVERS {
+        let _ = write!(md, " {title} deliveries/s |");
+    }
+    for (_, title, _) in SERVERS {
+        let _ = write!(md, " {title} p99 |");
+    }
+    md.push_str("\n|---:|");
+    md.push_str(&"---:|".repeat(SERVERS.len() * 2));
+    md.push('\n');
+    for (c, cells) in &table {
+        let _ = writeln!(md, "| {} | {} |", count(*c), cells.join(" | "));
+    }
+    let _ = write!(
+        md,
+        "\nA p99 marked \\* is of a run that lost messages. Source: {}.\n",
+        provenance(dir, "docs/bench/results/sweep.*.json")
+    );
+    Ok(Section {
+        name: "clients",
+        markdown: md,
+        figures: vec![("clients.svg".into(), svg)],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn memory(f: &Folders) -> Result<Section> {
+    let dir = &f.compare;
+    let scenarios = [
+        ("connections", "plain"),
+        ("deflate-connections", "permessage-deflate"),
+    ];
+    let mut series = Vec::new();
+    let mut md = figure("memory.svg", "Server memory per idle connection");
+    md.push_str(
+        "| server | connections | bytes per idle connection | with permessage-deflate | \
+         handshakes/s |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (file, title, color) in SERVERS {
+        let runs: Vec<Value> = scenarios
+            .iter()
+            .map(|(s, _)| json(&dir.join(format!("{s}.{file}.json"))))
+            .collect::<Result<_>>()?;
+        let per_connection: Vec<Option<f64>> = runs
+            .iter()
+            .map(|r| num(r, "connections.bytes_per_idle_connection"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {title} | {} | {} | {} | {} |",
+            opt(num(&runs[0], "connections.opened"), count),
+            opt(per_connection[0], bytes),
+            opt(per_connection[1], bytes),
+            opt(num(&runs[0], "connections.handshakes_per_s"), rate),
+        );
+        series.push((title.to_owned(), color, per_connection));
+    }
+    let svg = charts::bars(
+        "Server memory per idle WebSocket connection",
+        &[BarPanel {
+            caption: "resident memory grown ÷ connections held (C=10,000)".into(),
+            y_desc: "bytes per connection".into(),
+            log_y: false,
+            groups: scenarios.iter().map(|(_, g)| (*g).to_owned()).collect(),
+            series,
+        }],
+    )?;
+    let _ = write!(
+        md,
+        "\nSource: {}.\n",
+        provenance(
+            dir,
+            "docs/bench/results/connections.*.json, deflate-connections.*.json"
+        )
+    );
+    Ok(Section {
+        name: "memory",
+        markdown: md,
+        figures: vec![("memory.svg".into(), svg)],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn stalled(f: &Folders) -> Result<Section> {
+    let dir = &f.experiments;
+    let policies = [
+        ("none", "no stalled reader", REFERENCE),
+        ("close", "--slow-consumer close", LOOPCHAT),
+        ("drop", "--slow-consumer drop", OTHER),
+    ];
+    let (mut queue, mut rate_series, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let mut md = figure(
+        "stalled.svg",
+        "A stalled reader under each slow-consumer policy",
+    );
+    md.push_str(
+        "| policy | stalled reader closed after | messages dropped for it | largest queue, \
+         peak | server RSS, peak | others: deliveries/s | others: p99 | others: lost | \
+         what the stalled reader found at the end |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for (policy, title, color) in policies {
+        let samples = json_lines(&dir.join(format!("stalled.{policy}.samples.jsonl")))?;
+        let bench = json(&dir.join(format!("stalled.{policy}.json")))?;
+        let reader = json(&dir.join(format!("stalled.{policy}.reader.json"))).ok();
+        let at = |key: &str| -> Vec<(f64, f64)> {
+            samples
+                .iter()
+                .filter_map(|s| Some((num(s, "t")?, num(s, key)?)))
+                .collect()
+        };
+        queue.push(line(
+            title,
+            color,
+            at("largest_queue_bytes")
+                .into_iter()
+                .map(|(t, b)| (t, b / 1024.0))
+                .collect(),
+        ));
+        let deliveries = at("totals.deliveries");
+        rate_series.push(line(
+            title,
+            color,
+            deliveries
+                .windows(2)
+                .filter(|w| w[1].0 > w[0].0)
+                .map(|w| (w[1].0, (w[1].1 - w[0].1) / (w[1].0 - w[0].0)))
+                .collect(),
+        ));
+        let memory = at("rss_kib");
+        rss.push(line(
+            title,
+            color,
+            memory.iter().map(|&(t, k)| (t, k / 1024.0)).collect(),
+        ));
+
+        let first = |key: &str| samples.first().and_then(|s| num(s, key));
+        let closed_at = samples
+            .iter()
+            .find(|s| num(s, "totals.slow_closed") > first("totals.slow_closed"))
+            .and_then(|s| num(s, "t"));
+        let dropped = samples.last().and_then(|s| {
+            Some(num(s, "totals.dropped_messages")? - first("totals.dropped_messages")?)
+        });
+        let peak = |series: &[(f64, f64)]| series.iter().map(|p| p.1).reduce(f64::max);
+        let found = match &reader {
+            None => "—".to_owned(),
+            Some(r) => match num(r, "close_code") {
+                Some(code) => format!("Close {code:.0}"),
+                None => format!("{} messages, no Close", opt(num(r, "data_frames"), count)),
+            },
+        };
+        let _ = writeln!(
+            md,
+            "| {policy} | {} | {} | {} | {} | {} | {} | {} | {found} |",
+            match (policy, closed_at) {
+                ("none", _) => "—".to_owned(),
+                (_, Some(t)) => format!("{t:.2} s"),
+                (_, None) => "not closed".to_owned(),
+            },
+            if policy == "none" {
+                "—".into()
+            } else {
+                opt(dropped, count)
+            },
+            opt(peak(&at("largest_queue_bytes")), bytes),
+            opt(peak(&memory).map(|k| k * 1024.0), bytes),
+            opt(num(&bench, "deliveries_per_s"), rate),
+            opt(num(&bench, "latency_us.p99"), micros),
+            opt(num(&bench, "lost"), count),
+        );
+    }
+    let time = "seconds since the load began";
+    let svg = charts::lines(
+        "A stalled reader under each slow-consumer policy",
+        &[
+            LinePanel {
+                caption: "the largest output queue (the stalled reader's), limit 1 MiB".into(),
+                x_desc: time.into(),
+                y_desc: "KiB queued".into(),
+                log_x: false,
+                log_y: false,
+                series: queue,
+            },
+            LinePanel {
+                caption: "deliveries per second to every client".into(),
+                x_desc: time.into(),
+                y_desc: "deliveries/s".into(),
+                log_x: false,
+                log_y: false,
+                series: rate_series,
+            },
+            LinePanel {
+                caption: "server resident memory".into(),
+                x_desc: time.into(),
+                y_desc: "MiB".into(),
+                log_x: false,
+                log_y: false,
+                series: rss,
+            },
+        ],
+    )?;
+    let _ = write!(
+        md,
+        "\nA stalled reader's \"closed after\" is the first sample (every 100 ms) in which the \
+         server had closed a slow consumer, in seconds since the load began. \"Others\" are \
+         the load generator's clients. Source: {}.\n",
+        provenance(dir, "docs/report/results/stalled.*")
+    );
+    Ok(Section {
+        name: "stalled",
+        markdown: md,
+        figures: vec![("stalled.svg".into(), svg)],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn compression(f: &Folders) -> Result<Section> {
+    let dir = &f.compare;
+    let scenarios = [
+        ("deflate-plain", "no compression"),
+        ("deflate", "permessage-deflate"),
+    ];
+    let groups: Vec<String> = scenarios.iter().map(|(_, g)| (*g).to_owned()).collect();
+    let (mut cpu, mut wire, mut throughput) = (Vec::new(), Vec::new(), Vec::new());
+    let mut md = figure("compression.svg", "What permessage-deflate costs and saves");
+    md.push_str(
+        "| server | | deliveries/s | server CPU per delivery | bytes on the wire per \
+         delivery | lost |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for (file, title, color) in SERVERS {
+        let runs: Vec<Value> = scenarios
+            .iter()
+            .map(|(s, _)| json(&dir.join(format!("{s}.{file}.json"))))
+            .collect::<Result<_>>()?;
+        let each = |key: &str| runs.iter().map(|r| num(r, key)).collect::<Vec<_>>();
+        cpu.push((title.to_owned(), color, each("server.cpu_ns_per_delivery")));
+        wire.push((
+            title.to_owned(),
+            color,
+            each("wire_bytes_received_per_delivery"),
+        ));
+        throughput.push((title.to_owned(), color, each("deliveries_per_s")));
+        for (run, (_, group)) in runs.iter().zip(scenarios) {
+            let _ = writeln!(
+                md,
+                "| {title} | {group} | {} | {} | {} | {} |",
+                opt(num(run, "deliveries_per_s"), rate),
+                opt(num(run, "server.cpu_ns_per_delivery"), ns),
+                opt(num(run, "wire_bytes_received_per_delivery"), bytes),
+                opt(num(run, "lost"), count),
+            );
+        }
+    }
+    let svg = charts::bars(
+        "permessage-deflate: broadcast of 1 KiB chat JSON, C=1,000, 10 senders, window 8",
+        &[
+            BarPanel {
+                caption: "deliveries per second".into(),
+                y_desc: "deliveries/s (log)".into(),
+                log_y: true,
+                groups: groups.clone(),
+                series: throughput,
+            },
+            BarPanel {
+                caption: "server CPU per delivery".into(),
+                y_desc: "ns (log)".into(),
+                log_y: true,
+                groups: groups.clone(),
+                series: cpu,
+            },
+            BarPanel {
+                caption: "bytes on the wire per delivery".into(),
+                y_desc: "bytes".into(),
+                log_y: false,
+                groups,
+                series: wire,
+            },
+        ],
+    )?;
+    let _ = write!(
+        md,
+        "\nSource: {}.\n",
+        provenance(
+            dir,
+            "docs/bench/results/deflate-plain.*.json, deflate.*.json"
+        )
+    );
+    Ok(Section {
+        name: "compression",
+        markdown: md,
+        figures: vec![("compression.svg".into(), svg)],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn redis_hop(f: &Folders) -> Result<Section> {
+    let dir = &f.scaleout;
+    let prefix = latest_scaleout_prefix(dir)?;
+    let setups = [
+        ("loopchat-1", "one loopchat, no Redis", REFERENCE),
+        ("loopchat-2", "two loopchat + Redis", LOOPCHAT),
+        ("socketio", "two Socket.IO + Redis adapter", OTHER),
+    ];
+    let (mut p99, mut cpu) = (Vec::new(), Vec::new());
+    let mut md = figure("redis-hop.svg", "What the Redis hop costs");
+    md.push_str(
+        "| setup | messages/s | deliveries/s | p50 | p99 | lost | servers' CPU per delivery | \
+         Redis commands per message |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (setup, title, color) in setups {
+        let mut runs: Vec<Value> =
+            numbered_files(dir, &format!("{prefix}.{setup}.step-"), ".json")?
+                .into_iter()
+                .map(|(_, name)| json(&dir.join(name)))
+                .collect::<Result<_>>()?;
+        runs.sort_by(|a, b| {
+            num(a, "total_rate")
+                .unwrap_or(0.0)
+                .total_cmp(&num(b, "total_rate").unwrap_or(0.0))
+        });
+        let at = |key: &str| -> Vec<(f64, f64)> {
+            runs.iter()
+                .filter_map(|r| Some((num(r, "total_rate")?, num(r, key)?)))
+                .collect()
+        };
+        p99.push(line(title, color, at("latency_us.p99")));
+        cpu.push(line(title, color, at("servers_window.cpu_ns_per_delivery")));
+        for r in &runs {
+            let _ = writeln!(
+                md,
+                "| {setup} | {} | {} | {} | {} | {} | {} | {} |",
+                opt(num(r, "total_rate"), count),
+                opt(num(r, "deliveries_per_s"), rate),
+                opt(num(r, "latency_us.p50"), micros),
+                opt(num(r, "latency_us.p99"), micros),
+                opt(num(r, "lost"), count),
+                opt(num(r, "servers_window.cpu_ns_per_delivery"), ns),
+                opt(num(r, "redis.commands_per_message"), |v| format!("{v:.1}")),
+            );
+        }
+    }
+    let svg = charts::lines(
+        "The Redis hop: one chat on two instances, C=1,000 in one room",
+        &[
+            LinePanel {
+                caption: "p99 latency, send to receipt".into(),
+                x_desc: "chat messages per second, all senders (log)".into(),
+                y_desc: "p99 latency, µs (log)".into(),
+                log_x: true,
+                log_y: true,
+                series: p99,
+            },
+            LinePanel {
+                caption: "servers' CPU per delivery, all instances together".into(),
+                x_desc: "chat messages per second, all senders (log)".into(),
+                y_desc: "ns (log)".into(),
+                log_x: true,
+                log_y: true,
+                series: cpu,
+            },
+        ],
+    )?;
+    let _ = write!(
+        md,
+        "\nSource: `docs/bench/scaleout/{prefix}.*.step-*.json`, measured at commit {prefix} \
+         on {}.\n",
+        scaleout_date(dir, &prefix).unwrap_or_else(|| "?".into())
+    );
+    Ok(Section {
+        name: "redis-hop",
+        markdown: md,
+        figures: vec![("redis-hop.svg".into(), svg)],
+    })
+}
+
+/// The commit prefix of the newest run in docs/bench/scaleout/ (its files are named
+/// `<commit>.<file>`), by the date in its meta.tsv.
+fn latest_scaleout_prefix(dir: &Path) -> Result<String> {
+    let mut runs: Vec<(String, String)> = fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let prefix = name.strip_suffix(".meta.tsv")?.to_owned();
+            let date = scaleout_date(dir, &prefix).unwrap_or_default();
+            Some((date, prefix))
+        })
+        .collect();
+    runs.sort();
+    runs.pop()
+        .map(|(_, prefix)| prefix)
+        .ok_or_else(|| format!("no *.meta.tsv in {}", dir.display()))
+}
+
+fn scaleout_date(dir: &Path, prefix: &str) -> Option<String> {
+    let tsv = fs::read_to_string(dir.join(format!("{prefix}.meta.tsv"))).ok()?;
+    meta_in(&tsv, "date_utc")
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// The files `<before>N<after>` in `dir`, by N.
+fn numbered_files(dir: &Path, before: &str, after: &str) -> Result<Vec<(u64, String)>> {
+    let mut found: Vec<(u64, String)> = fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let n = name
+                .strip_prefix(before)?
+                .strip_suffix(after)?
+                .parse()
+                .ok()?;
+            Some((n, name))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(format!("no {before}N{after} in {}", dir.display()));
+    }
+    Ok(found)
+}
+
+fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn line(name: &str, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        name: name.to_owned(),
+        color,
+        points,
+        reference: false,
+    }
+}
+
+fn figure(file: &str, alt: &str) -> String {
+    format!("![{alt}](report/{file})\n\n")
+}
+
+/// `y` at `x` on the line through `points` (sorted by x), interpolated on log-log axes;
+/// none outside the points' range.
+pub fn log_interpolate(points: &[(f64, f64)], x: f64) -> Option<f64> {
+    if x <= 0.0 {
+        return None;
+    }
+    points.windows(2).find_map(|w| {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        if !(x0..=x1).contains(&x) || x0 <= 0.0 || y0 <= 0.0 || y1 <= 0.0 || x1 <= x0 {
+            return None;
+        }
+        let t = (x.ln() - x0.ln()) / (x1.ln() - x0.ln());
+        Some((y0.ln() + t * (y1.ln() - y0.ln())).exp())
+    })
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?).filter(|r| r.is_finite())
+}
+
+fn opt(value: Option<f64>, show: impl Fn(f64) -> String) -> String {
+    value
+        .filter(|v| v.is_finite())
+        .map_or_else(|| "—".into(), show)
+}
+
+/// A p99 cell, starred if the run lost messages.
+fn with_loss(cell: String, run: &Value) -> String {
+    match num(run, "lost") {
+        Some(lost) if lost > 0.0 => format!("{cell}\\*"),
+        _ => cell,
+    }
+}
+
+/// 1,234,567.
+pub fn count(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
+
+/// Nanoseconds: 245 ns, 21,919 ns.
+fn ns(v: f64) -> String {
+    format!("{} ns", count(v))
+}
+
+/// A rate: 2.89 M/s, 46.1 k/s, 950/s.
+fn rate(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.2} M/s", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k/s", v / 1e3),
+        v => format!("{v:.0}/s"),
+    }
+}
+
+/// Microseconds as µs or ms.
+fn micros(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} s", v / 1e6)
+    } else if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1e3)
+    } else {
+        format!("{} µs", count(v))
+    }
+}
+
+/// Bytes: 685 B, 1.0 MiB.
+fn bytes(v: f64) -> String {
+    match v {
+        v if v >= 1024.0 * 1024.0 => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
+        v if v >= 10.0 * 1024.0 => format!("{:.0} KiB", v / 1024.0),
+        v => format!("{} B", count(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_is_straight_on_log_axes() {
+        let points = [(1.0, 1000.0), (100.0, 10.0)];
+        let mid = log_interpolate(&points, 10.0).unwrap();
+        assert!((mid - 100.0).abs() < 1e-9, "{mid}");
+        assert_eq!(log_interpolate(&points, 1.0), Some(1000.0));
+        assert_eq!(log_interpolate(&points, 200.0), None);
+        assert_eq!(log_interpolate(&points, 0.5), None);
+    }
+
+    #[test]
+    fn numbers_are_shown_as_the_tables_want() {
+        assert_eq!(count(1_234_567.0), "1,234,567");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(ns(21_919.4), "21,919 ns");
+        assert_eq!(rate(2_887_821.6), "2.89 M/s");
+        assert_eq!(rate(46_123.0), "46.1 k/s");
+        assert_eq!(micros(37_552.1), "37.6 ms");
+        assert_eq!(micros(963.6), "964 µs");
+        assert_eq!(bytes(685.4), "685 B");
+        assert_eq!(bytes(1_048_576.0), "1.0 MiB");
+        assert_eq!(opt(None, ns), "—");
+        assert_eq!(opt(Some(f64::NAN), ns), "—");
+    }
+}
