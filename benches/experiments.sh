@@ -6,7 +6,7 @@
 #
 # Experiments (the server pinned to CPU 0, the load generator to CPU 1, as compare.sh):
 #   write-floor  `loopchat lab write-floor`: a writer thread's CPU per frame for loopback
-#                writes of K = 1 to 128 64-byte frames each, to 1,000 connections in
+#                writes of K = 1 to 512 64-byte frames each, to 1,000 connections in
 #                turn, nothing else done: the floor under CPU per delivery
 #   corking      `loopchat serve --mode broadcast` with its admin port, and `loopchat
 #                bench broadcast` at C=1,000, 10 senders, 64 bytes, window W = 1, 2, 4,
@@ -84,7 +84,7 @@ if ((quick)); then
     stalled_clients=50 stalled_duration=3
 else
     clients=1000 duration=5 floor_duration=2 windows="1 2 4 8 16 32 64"
-    floor_k="1,2,4,8,16,32,64,128" floor_connections=1000
+    floor_k="1,2,4,8,16,32,64,128,256,512" floor_connections=1000
     stalled_clients=200 stalled_duration=15
 fi
 

@@ -6,9 +6,10 @@
 Opens one WebSocket connection (with a small receive buffer, so that the kernel holds
 little on its behalf), reads the 101, then reads nothing for --hold seconds while the
 server keeps sending to it: the slow consumer of the experiment. Then it reads what the
-kernel kept and prints one JSON object: the bytes read, the data frames among them, and
-the close code of a Close frame if the server sent one (1008 when its slow-consumer
-policy closed it). Python 3.11 standard library only.
+kernel kept and prints one JSON object: the bytes read, the data frames among them, the
+close code of a Close frame if one arrived, and how the connection stood once everything
+kept for it was read (`ended`): "closed" (the server closed TCP), "reset", or "open"
+(nothing more came for a second). Python 3.11 standard library only.
 """
 
 from __future__ import annotations
@@ -80,12 +81,17 @@ def main() -> int:
     time.sleep(args.hold)
     sock.settimeout(1.0)
     data = b""
+    ended = "open"
     while True:
         try:
             chunk = sock.recv(1 << 20)
-        except (socket.timeout, ConnectionResetError):
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            ended = "reset"
             break
         if not chunk:
+            ended = "closed"
             break
         data += chunk
     close_code = None
@@ -95,7 +101,16 @@ def main() -> int:
             close_code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
         elif opcode in (0, 1, 2):
             data_frames += 1
-    print(json.dumps({"bytes_read": len(data), "data_frames": data_frames, "close_code": close_code}))
+    print(
+        json.dumps(
+            {
+                "bytes_read": len(data),
+                "data_frames": data_frames,
+                "close_code": close_code,
+                "ended": ended,
+            }
+        )
+    )
     return 0
 
 

@@ -320,10 +320,11 @@ fn stalled(f: &Folders) -> Result<Section> {
         "A stalled reader under each slow-consumer policy",
     );
     md.push_str(
-        "| policy | stalled reader closed after | messages dropped for it | largest queue, \
-         peak | server RSS, peak | others: deliveries/s | others: p99 | others: lost | \
-         what the stalled reader found at the end |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| policy | stalled reader closed (1008) after | its TCP connection dropped after | \
+         messages dropped for it | largest queue, peak | server RSS, peak | others: \
+         deliveries/s | others: p99 | others: lost | what the stalled reader found at the \
+         end |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for (policy, title, color) in policies {
         let samples = json_lines(&dir.join(format!("stalled.{policy}.samples.jsonl")))?;
@@ -361,29 +362,47 @@ fn stalled(f: &Folders) -> Result<Section> {
         ));
 
         let first = |key: &str| samples.first().and_then(|s| num(s, key));
-        let closed_at = samples
-            .iter()
-            .find(|s| num(s, "totals.slow_closed") > first("totals.slow_closed"))
-            .and_then(|s| num(s, "t"));
+        let first_change = |key: &str| {
+            samples
+                .iter()
+                .find(|s| num(s, key) > first(key))
+                .and_then(|s| num(s, "t"))
+        };
+        let closed_at = first_change("totals.slow_closed");
+        let dropped_at = first_change("totals.close_timed_out");
         let dropped = samples.last().and_then(|s| {
             Some(num(s, "totals.dropped_messages")? - first("totals.dropped_messages")?)
         });
         let peak = |series: &[(f64, f64)]| series.iter().map(|p| p.1).reduce(f64::max);
         let found = match &reader {
             None => "—".to_owned(),
-            Some(r) => match num(r, "close_code") {
-                Some(code) => format!("Close {code:.0}"),
-                None => format!("{} messages, no Close", opt(num(r, "data_frames"), count)),
-            },
+            Some(r) => {
+                let close = match num(r, "close_code") {
+                    Some(code) => format!("a Close {code:.0}"),
+                    None => "no Close".to_owned(),
+                };
+                let ended = match r.get("ended").and_then(Value::as_str) {
+                    Some("closed") => ", then the end of the connection",
+                    Some("reset") => ", then a reset",
+                    Some("open") => ", and the connection still open",
+                    _ => "",
+                };
+                format!(
+                    "{} messages, {close}{ended}",
+                    opt(num(r, "data_frames"), count)
+                )
+            }
+        };
+        let when = |at: Option<f64>| match (policy, at) {
+            ("none", _) => "—".to_owned(),
+            (_, Some(t)) => format!("{t:.1} s"),
+            (_, None) => "never".to_owned(),
         };
         let _ = writeln!(
             md,
-            "| {policy} | {} | {} | {} | {} | {} | {} | {} | {found} |",
-            match (policy, closed_at) {
-                ("none", _) => "—".to_owned(),
-                (_, Some(t)) => format!("{t:.2} s"),
-                (_, None) => "not closed".to_owned(),
-            },
+            "| {policy} | {} | {} | {} | {} | {} | {} | {} | {} | {found} |",
+            when(closed_at),
+            when(dropped_at),
             if policy == "none" {
                 "—".into()
             } else {
@@ -428,9 +447,9 @@ fn stalled(f: &Folders) -> Result<Section> {
     )?;
     let _ = write!(
         md,
-        "\nA stalled reader's \"closed after\" is the first sample (every 100 ms) in which the \
-         server had closed a slow consumer, in seconds since the load began. \"Others\" are \
-         the load generator's clients. Source: {}.\n",
+        "\nTimes are those of the first sample (every 100 ms) in which the server's counters \
+         had moved (`slow_closed`, then `close_timed_out`), in seconds since the load began. \
+         \"Others\" are the load generator's clients. Source: {}.\n",
         provenance(dir, "docs/report/results/stalled.*")
     );
     Ok(Section {
@@ -534,7 +553,8 @@ fn redis_hop(f: &Folders) -> Result<Section> {
     let mut md = figure("redis-hop.svg", "What the Redis hop costs");
     md.push_str(
         "| setup | messages/s | deliveries/s | p50 | p99 | lost | servers' CPU per delivery | \
-         Redis commands per message |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+         Redis commands per message | load generator CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (setup, title, color) in setups {
         let mut runs: Vec<Value> =
@@ -557,7 +577,7 @@ fn redis_hop(f: &Folders) -> Result<Section> {
         for r in &runs {
             let _ = writeln!(
                 md,
-                "| {setup} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {setup} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 opt(num(r, "total_rate"), count),
                 opt(num(r, "deliveries_per_s"), rate),
                 opt(num(r, "latency_us.p50"), micros),
@@ -565,6 +585,7 @@ fn redis_hop(f: &Folders) -> Result<Section> {
                 opt(num(r, "lost"), count),
                 opt(num(r, "servers_window.cpu_ns_per_delivery"), ns),
                 opt(num(r, "redis.commands_per_message"), |v| format!("{v:.1}")),
+                opt(num(r, "bench_cpu_pct"), |v| format!("{v:.0} %")),
             );
         }
     }
