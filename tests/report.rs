@@ -12,7 +12,13 @@ fn loopchat() -> Command {
 #[test]
 fn the_committed_report_is_what_its_raw_results_give() {
     let output = loopchat()
-        .args(["lab", "report", "--check", "--root", env!("CARGO_MANIFEST_DIR")])
+        .args([
+            "lab",
+            "report",
+            "--check",
+            "--root",
+            env!("CARGO_MANIFEST_DIR"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -42,7 +48,11 @@ fn the_check_notices_a_figure_edited_by_hand() {
             }
         }
     }
-    std::fs::copy(repo.join("docs/REPORT.md"), root.path().join("docs/REPORT.md")).unwrap();
+    std::fs::copy(
+        repo.join("docs/REPORT.md"),
+        root.path().join("docs/REPORT.md"),
+    )
+    .unwrap();
     let check = || {
         loopchat()
             .args(["lab", "report", "--check", "--root"])
@@ -102,7 +112,11 @@ fn write_floor_measures_every_frame_it_writes() {
         assert_eq!(point["frames_per_write"], k);
         let frames = point["frames"].as_u64().unwrap();
         assert!(frames >= k, "{point}");
-        assert_eq!(point["bytes_read"].as_u64().unwrap(), frames * 66, "{point}");
+        assert_eq!(
+            point["bytes_read"].as_u64().unwrap(),
+            frames * 66,
+            "{point}"
+        );
         assert!(point["cpu_ns_per_frame"].as_f64().unwrap() >= 0.0);
     }
 }

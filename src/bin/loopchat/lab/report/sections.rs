@@ -701,6 +701,9 @@ pub fn log_interpolate(points: &[(f64, f64)], x: f64) -> Option<f64> {
         if !(x0..=x1).contains(&x) || x0 <= 0.0 || y0 <= 0.0 || y1 <= 0.0 || x1 <= x0 {
             return None;
         }
+        if x == x0 {
+            return Some(y0);
+        }
         let t = (x.ln() - x0.ln()) / (x1.ln() - x0.ln());
         Some((y0.ln() + t * (y1.ln() - y0.ln())).exp())
     })
