@@ -13,7 +13,6 @@
 use super::config::{AdminConfig, ServerConfig};
 use super::connection::{Connection, Phase};
 use super::connections::Connections;
-use super::handler::Handler;
 use super::metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Turn};
 use crate::admin::snapshot::{
     ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo,
@@ -50,23 +49,14 @@ pub(crate) struct AdminState {
     next_push: Instant,
 }
 
-/// What the application says of itself, asked at each snapshot: its rooms and its links.
+/// What the application says of itself, asked at each snapshot: its rooms and its links
+/// (`Handler::rooms` and `Handler::links`, asked by the files above this one).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AppReport {
-    /// [`Handler::rooms`].
+    /// Each room's name and member count.
     pub rooms: Vec<(String, usize)>,
-    /// [`Handler::links`].
+    /// Where each of its links to other servers stands.
     pub links: Vec<LinkReport>,
-}
-
-impl AppReport {
-    /// What `handler` says now.
-    pub fn of<H: Handler + ?Sized>(handler: &H) -> AppReport {
-        AppReport {
-            rooms: handler.rooms(),
-            links: handler.links(),
-        }
-    }
 }
 
 /// What an admin request is answered with.

@@ -321,7 +321,11 @@ impl<H: Handler> Server<H> {
         // comes at once (see `poll_timeout`).
         if let Some(state) = &mut self.admin {
             let handler = &self.handler;
-            admin::feed(state, &mut self.conns, || admin::AppReport::of(handler));
+            let app = || admin::AppReport {
+                rooms: handler.rooms(),
+                links: handler.links(),
+            };
+            admin::feed(state, &mut self.conns, app);
         }
         Ok(())
     }

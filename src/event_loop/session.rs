@@ -159,9 +159,11 @@ impl<H: Handler> Sessions<'_, H> {
             _ => None,
         };
         let handler = &*self.handler;
-        match admin::answer(state, self.conns, request, upgrade, || {
-            AppReport::of(handler)
-        }) {
+        let app = || AppReport {
+            rooms: handler.rooms(),
+            links: handler.links(),
+        };
+        match admin::answer(state, self.conns, request, upgrade, app) {
             Answer::OpenFeed(upgrade) => {
                 admin::open_feed(state, self.conns, key, &upgrade, self.config);
                 after_head
