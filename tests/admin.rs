@@ -383,6 +383,21 @@ fn connections_are_counted_by_transport_and_phase() {
         let name = format!("loopchat_connections{{{labels}}}");
         assert_eq!(metric(&text, &name), value, "{name}");
     }
+    // Every pair a connection can be in is written, zero or not (the admin port's
+    // earlier requests may still be closing).
+    for phase in ["open", "closing"] {
+        metric(
+            &text,
+            &format!("loopchat_connections{{transport=\"admin\",phase=\"{phase}\"}}"),
+        );
+    }
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("loopchat_connections{"))
+            .count(),
+        9,
+        "{text}"
+    );
 }
 
 /// The chat's link to Redis in `/metrics` and `/stats`: `up`, or not and why.
@@ -439,6 +454,7 @@ fn the_link_to_redis_is_reported_up_down_and_up_again() {
     assert_eq!(link["peer"], format!("{}/0", redis.url()), "{link}");
     assert_eq!(link["nodes"], 1, "{link}");
     assert_eq!(link["lost"], 0, "{link}");
+    assert!(link["pending_replies"].is_u64(), "{link}");
 
     // Redis dies without a word: the link is lost, and the chat split.
     redis.kill();

@@ -370,18 +370,74 @@ mod tests {
         assert!(!text.contains("loopchat_link"), "{text}");
     }
 
+    /// The families the README lists, each with its type.
+    #[test]
+    fn every_family_the_readme_lists_is_written() {
+        let snapshot = Snapshot {
+            links: vec![LinkReport {
+                name: "redis".into(),
+                peer: "redis://127.0.0.1:7001/0".into(),
+                state: LinkState::Up,
+                nodes: 1,
+                pending_replies: 0,
+                reconnects: 0,
+                lost: 0,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        for (name, kind) in [
+            ("connections", "gauge"),
+            ("accepted_connections", "counter"),
+            ("refused_connections", "counter"),
+            ("received_messages", "counter"),
+            ("received_bytes", "counter"),
+            ("sent_bytes", "counter"),
+            ("broadcasts", "counter"),
+            ("deliveries", "counter"),
+            ("writes", "counter"),
+            ("slow_consumers_closed", "counter"),
+            ("dropped_messages", "counter"),
+            ("rate_limited_connections", "counter"),
+            ("idle_dropped_connections", "counter"),
+            ("close_timeouts", "counter"),
+            ("loop_turns", "counter"),
+            ("loop_events", "counter"),
+            ("queued_outbound_bytes", "gauge"),
+            ("uptime_seconds", "gauge"),
+            ("loop_events_per_wakeup", "histogram"),
+            ("loop_phase_seconds", "histogram"),
+            ("loop_writes_per_turn", "histogram"),
+            ("loop_frames_per_write", "histogram"),
+            ("deflated_messages", "counter"),
+            ("deflate_input_bytes", "counter"),
+            ("deflate_output_bytes", "counter"),
+            ("link_up", "gauge"),
+            ("link_state", "gauge"),
+            ("link_nodes", "gauge"),
+            ("link_pending_replies", "gauge"),
+            ("link_reconnects", "counter"),
+            ("link_lost", "counter"),
+        ] {
+            let line = format!("# TYPE loopchat_{name} {kind}");
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
     #[test]
     fn each_link_has_its_state_as_a_gauge_per_state_and_its_counters() {
-        let mut snapshot = Snapshot::default();
-        snapshot.links = vec![LinkReport {
-            name: "redis".into(),
-            peer: "redis://127.0.0.1:7001/0".into(),
-            state: LinkState::Connecting,
-            nodes: 1,
-            pending_replies: 3,
-            reconnects: 4,
-            lost: 2,
-        }];
+        let mut snapshot = Snapshot {
+            links: vec![LinkReport {
+                name: "redis".into(),
+                peer: "redis://127.0.0.1:7001/0".into(),
+                state: LinkState::Connecting,
+                nodes: 1,
+                pending_replies: 3,
+                reconnects: 4,
+                lost: 2,
+            }],
+            ..Snapshot::default()
+        };
         let text = render(&snapshot);
         for line in [
             "# TYPE loopchat_link_up gauge",
