@@ -2,10 +2,13 @@
 //! Prometheus text format, `/stats` as JSON, both counting what real clients just did;
 //! the live page's WebSocket pushing snapshots; the bearer token; the refusal to expose
 //! it beyond loopback without one; and that neither port serves the other's paths.
+//! Connections are counted by transport and phase; the chat's link to Redis (a real
+//! `redis-server`, killed and started again) is reported up, down, and up again.
 
 mod common;
 
 use common::process::ServerProcess;
+use common::redis::RedisServer;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -73,9 +76,21 @@ fn metrics_and_stats_count_what_clients_did() {
     assert!(metric(&text, "loopchat_deliveries_total") >= 2.0);
     assert!(metric(&text, "loopchat_loop_turns_total") >= 1.0);
     assert_eq!(
-        metric(&text, "loopchat_connections{phase=\"websocket\"}"),
+        metric(
+            &text,
+            "loopchat_connections{transport=\"websocket\",phase=\"open\"}"
+        ),
         3.0
     );
+    // The feed is the admin port's own, and broadcast mode keeps no link.
+    assert_eq!(
+        metric(
+            &text,
+            "loopchat_connections{transport=\"admin\",phase=\"open\"}"
+        ),
+        1.0
+    );
+    assert!(!text.contains("loopchat_link"), "{text}");
     for name in [
         "loopchat_loop_events_per_wakeup_count",
         "loopchat_loop_frames_per_write_count",
@@ -91,6 +106,11 @@ fn metrics_and_stats_count_what_clients_did() {
     let stats: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(stats["server"]["mode"], "broadcast");
     assert_eq!(stats["connections"]["by_phase"]["websocket"], 3);
+    assert_eq!(
+        stats["connections"]["by_transport"]["websocket"]["open"], 3,
+        "{stats}"
+    );
+    assert_eq!(stats["links"], serde_json::json!([]), "{stats}");
     assert!(
         stats["totals"]["deliveries"].as_u64().unwrap() >= 2,
         "{stats}"
@@ -295,4 +315,171 @@ fn refusals_are_counted_by_reason_and_the_admin_port_still_answers_a_full_server
         ),
         0.0
     );
+}
+
+/// Asks for `/stats` until `done` holds for it, within the deadline; the last one.
+fn stats_until(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, head, body) = get(admin, "/stats", "");
+        assert_eq!(status, 200, "{head}");
+        let stats: Value = serde_json::from_str(&body).expect("JSON");
+        if done(&stats) {
+            return stats;
+        }
+        assert!(started.elapsed() < DEADLINE, "never {what}: {stats}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn connections_are_counted_by_transport_and_phase() {
+    let server = ServerProcess::start(&[
+        "--mode",
+        "chat",
+        "--tcp-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let admin = server.admin_addr();
+    let line_addr: SocketAddr = {
+        let started = Instant::now();
+        loop {
+            let log = server.log_text();
+            if let Some(addr) = log
+                .lines()
+                .find_map(|l| l.split("line port for nc/telnet on ").nth(1)?.parse().ok())
+            {
+                break addr;
+            }
+            assert!(started.elapsed() < DEADLINE, "no line port in:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (_chat, _) = connect(format!("ws://{}/ws", server.addr)).expect("a chat client");
+    let _nc = TcpStream::connect(line_addr).expect("a line client");
+    // A connection that has said nothing yet is reading its HTTP request.
+    let _silent = TcpStream::connect(server.addr).expect("a silent connection");
+    let stats = stats_until(admin, "one of each", |stats| {
+        let t = &stats["connections"]["by_transport"];
+        t["websocket"]["open"] == 1 && t["line"]["open"] == 1 && t["http"]["handshake"] == 1
+    });
+    let t = &stats["connections"]["by_transport"];
+    assert_eq!(t["websocket"]["closing"], 0, "{stats}");
+    // The request for /stats itself is the admin port's.
+    assert_eq!(t["admin"]["handshake"], 1, "{stats}");
+    assert_eq!(stats["connections"]["open"], 4, "{stats}");
+    let (_, _, text) = get(admin, "/metrics", "");
+    for (labels, value) in [
+        ("transport=\"websocket\",phase=\"open\"", 1.0),
+        ("transport=\"websocket\",phase=\"closing\"", 0.0),
+        ("transport=\"line\",phase=\"open\"", 1.0),
+        ("transport=\"line\",phase=\"closing\"", 0.0),
+        ("transport=\"http\",phase=\"handshake\"", 1.0),
+        ("transport=\"http\",phase=\"closing\"", 0.0),
+        ("transport=\"admin\",phase=\"handshake\"", 1.0),
+    ] {
+        let name = format!("loopchat_connections{{{labels}}}");
+        assert_eq!(metric(&text, &name), value, "{name}");
+    }
+    // Every pair a connection can be in is written, zero or not (the admin port's
+    // earlier requests may still be closing).
+    for phase in ["open", "closing"] {
+        metric(
+            &text,
+            &format!("loopchat_connections{{transport=\"admin\",phase=\"{phase}\"}}"),
+        );
+    }
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("loopchat_connections{"))
+            .count(),
+        9,
+        "{text}"
+    );
+}
+
+/// The chat's link to Redis in `/metrics` and `/stats`: `up`, or not and why.
+fn redis_link(admin: SocketAddr) -> (f64, Value) {
+    let (_, _, text) = get(admin, "/metrics", "");
+    let up = metric(&text, "loopchat_link_up{link=\"redis\"}");
+    let state = ["connecting", "up", "down"]
+        .into_iter()
+        .filter(|s| {
+            metric(
+                &text,
+                &format!("loopchat_link_state{{link=\"redis\",state=\"{s}\"}}"),
+            ) == 1.0
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(state.len(), 1, "one state at a time:\n{text}");
+    let (_, _, body) = get(admin, "/stats", "");
+    let stats: Value = serde_json::from_str(&body).expect("JSON");
+    let links = stats["links"].as_array().expect("links").clone();
+    assert_eq!(links.len(), 1, "{stats}");
+    (up, links[0].clone())
+}
+
+/// Waits until the link's state in `/stats` is `state` and `/metrics` agrees.
+fn redis_link_until(admin: SocketAddr, state: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (up, link) = redis_link(admin);
+        if link["state"] == state && (up == 1.0) == (state == "up") {
+            return link;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the link is never {state}: {link}, up {up}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_link_to_redis_is_reported_up_down_and_up_again() {
+    let mut redis = RedisServer::start();
+    let server = ServerProcess::start(&[
+        "--mode",
+        "chat",
+        "--redis",
+        &redis.url(),
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let admin = server.admin_addr();
+    let link = redis_link_until(admin, "up");
+    assert_eq!(link["name"], "redis", "{link}");
+    assert_eq!(link["peer"], format!("{}/0", redis.url()), "{link}");
+    assert_eq!(link["nodes"], 1, "{link}");
+    assert_eq!(link["lost"], 0, "{link}");
+    assert!(link["pending_replies"].is_u64(), "{link}");
+
+    // Redis dies without a word: the link is lost, and the chat split.
+    redis.kill();
+    let started = Instant::now();
+    let link = loop {
+        let (up, link) = redis_link(admin);
+        if up == 0.0 && link["lost"] == 1 {
+            break link;
+        }
+        assert!(started.elapsed() < DEADLINE, "never lost: {link}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(link["state"], "up", "{link}");
+    let (_, _, text) = get(admin, "/metrics", "");
+    assert_eq!(
+        metric(&text, "loopchat_link_lost_total{link=\"redis\"}"),
+        1.0
+    );
+
+    // Back on the same port: the link comes back by itself, after trying again.
+    redis.restart();
+    let link = redis_link_until(admin, "up");
+    assert!(link["reconnects"].as_u64().unwrap() >= 1, "{link}");
+    assert_eq!(link["lost"], 1, "{link}");
+    let (_, _, text) = get(admin, "/metrics", "");
+    assert!(metric(&text, "loopchat_link_reconnects_total{link=\"redis\"}") >= 1.0);
+    assert_eq!(metric(&text, "loopchat_link_nodes{link=\"redis\"}"), 1.0);
 }

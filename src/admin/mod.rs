@@ -22,7 +22,7 @@
 pub mod prometheus;
 pub mod snapshot;
 
-pub use snapshot::{HistogramSnapshot, Snapshot};
+pub use snapshot::{HistogramSnapshot, LinkReport, LinkState, Snapshot};
 
 use std::net::SocketAddr;
 

@@ -5,7 +5,7 @@
 //! escaping as the format wants them. Names follow Prometheus's conventions: a
 //! `loopchat_` prefix, `_total` on counters, units (`_seconds`, `_bytes`) in the name.
 
-use super::snapshot::{HistogramSnapshot, Snapshot};
+use super::snapshot::{HistogramSnapshot, LinkReport, LinkState, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -74,6 +74,91 @@ fn histogram(
     metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets(h), None)
 }
 
+/// One gauge or counter per link, labelled with its name.
+fn per_link(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    links: &[LinkReport],
+    value: impl Fn(&LinkReport) -> u64,
+) -> Result<(), Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for link in links {
+        let labels = [("link", link.name.as_str())];
+        let family = metric.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Counter => ConstCounter::new(value(link)).encode(family)?,
+            _ => ConstGauge::new(value(link) as i64).encode(family)?,
+        }
+    }
+    Ok(())
+}
+
+/// The application's links (the chat's to Redis): nothing at all without one.
+/// prometheus-client 0.24 has no OpenMetrics stateset, so the state is written the way
+/// Prometheus writes an enum: one gauge per state, 1 for the current one.
+fn links(e: &mut DescriptorEncoder<'_>, links: &[LinkReport]) -> Result<(), Error> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    per_link(
+        e,
+        "link_up",
+        "Whether the link to another server (link=\"redis\": the chat's to Redis) is ready: 1, or 0 while connecting or down.",
+        MetricType::Gauge,
+        links,
+        |l| u64::from(l.state == LinkState::Up),
+    )?;
+    {
+        let mut metric = e.encode_descriptor(
+            "link_state",
+            "Where each link stands, one series per state, 1 for the current one: connecting, up, down (waiting to try again).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for link in links {
+            for state in LinkState::ALL {
+                let labels = [("link", link.name.as_str()), ("state", state.name())];
+                ConstGauge::new(i64::from(link.state == state))
+                    .encode(metric.encode_family(&labels)?)?;
+            }
+        }
+    }
+    per_link(
+        e,
+        "link_nodes",
+        "Servers each link is connected or connecting to: one, or each master of a Redis Cluster; 0 while down.",
+        MetricType::Gauge,
+        links,
+        |l| l.nodes,
+    )?;
+    per_link(
+        e,
+        "link_pending_replies",
+        "Requests sent on each link and not yet answered.",
+        MetricType::Gauge,
+        links,
+        |l| l.pending_replies,
+    )?;
+    per_link(
+        e,
+        "link_reconnects",
+        "Attempts to connect each link after the first: after it was lost, or could not be reached.",
+        MetricType::Counter,
+        links,
+        |l| l.reconnects,
+    )?;
+    per_link(
+        e,
+        "link_lost",
+        "Times each link was lost after it was up (for the chat's link to Redis, each a split of the chat).",
+        MetricType::Counter,
+        links,
+        |l| l.lost,
+    )
+}
+
 impl Collector for Figures {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), Error> {
         let s = &self.0;
@@ -88,13 +173,15 @@ impl Collector for Figures {
         {
             let mut metric = e.encode_descriptor(
                 "connections",
-                "Open connections, by phase: handshake (reading an HTTP request), websocket, line, closing, admin.",
+                "Open connections, by transport (http, websocket, line, admin: the admin port's own) and phase (handshake: reading an HTTP request; open; closing).",
                 None,
                 MetricType::Gauge,
             )?;
-            for (phase, count) in &s.connections.by_phase {
-                let labels = [("phase", *phase)];
-                ConstGauge::new(*count as i64).encode(metric.encode_family(&labels)?)?;
+            for (transport, phases) in &s.connections.by_transport {
+                for (phase, count) in phases {
+                    let labels = [("transport", *transport), ("phase", *phase)];
+                    ConstGauge::new(*count as i64).encode(metric.encode_family(&labels)?)?;
+                }
             }
         }
         counter(
@@ -198,6 +285,7 @@ impl Collector for Figures {
             "Bytes queued for clients, all connections together.",
             s.queued_outbound_bytes as i64,
         )?;
+        links(e, &s.links)?;
         let h = &s.histograms;
         histogram(
             e,
@@ -242,7 +330,10 @@ mod tests {
     fn the_exposition_has_each_metric_named_by_the_conventions() {
         let mut snapshot = Snapshot::default();
         snapshot.totals.deliveries = 1234;
-        snapshot.connections.by_phase = BTreeMap::from([("websocket", 7), ("line", 1)]);
+        snapshot.connections.by_transport = BTreeMap::from([
+            ("websocket", BTreeMap::from([("open", 7), ("closing", 2)])),
+            ("line", BTreeMap::from([("open", 1)])),
+        ]);
         snapshot.histograms.events_per_wakeup = HistogramSnapshot {
             bounds: vec![1.0, 2.0],
             counts: vec![3, 4, 5],
@@ -263,13 +354,112 @@ mod tests {
             "# TYPE loopchat_deliveries counter",
             "loopchat_deliveries_total 1234",
             "loopchat_refused_connections_total{reason=\"full\"} 0",
-            "loopchat_connections{phase=\"websocket\"} 7",
+            "loopchat_connections{transport=\"websocket\",phase=\"open\"} 7",
+            "loopchat_connections{transport=\"websocket\",phase=\"closing\"} 2",
+            "loopchat_connections{transport=\"line\",phase=\"open\"} 1",
             "loopchat_loop_events_per_wakeup_bucket{le=\"1.0\"} 3",
             "loopchat_loop_events_per_wakeup_bucket{le=\"2.0\"} 7",
             "loopchat_loop_events_per_wakeup_bucket{le=\"+Inf\"} 12",
             "loopchat_loop_events_per_wakeup_count 12",
             "loopchat_loop_phase_seconds_bucket{le=\"0.001\",phase=\"flush\"} 2",
             "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // No link, no link metric at all.
+        assert!(!text.contains("loopchat_link"), "{text}");
+    }
+
+    /// The families the README lists, each with its type.
+    #[test]
+    fn every_family_the_readme_lists_is_written() {
+        let snapshot = Snapshot {
+            links: vec![LinkReport {
+                name: "redis".into(),
+                peer: "redis://127.0.0.1:7001/0".into(),
+                state: LinkState::Up,
+                nodes: 1,
+                pending_replies: 0,
+                reconnects: 0,
+                lost: 0,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        for (name, kind) in [
+            ("connections", "gauge"),
+            ("accepted_connections", "counter"),
+            ("refused_connections", "counter"),
+            ("received_messages", "counter"),
+            ("received_bytes", "counter"),
+            ("sent_bytes", "counter"),
+            ("broadcasts", "counter"),
+            ("deliveries", "counter"),
+            ("writes", "counter"),
+            ("slow_consumers_closed", "counter"),
+            ("dropped_messages", "counter"),
+            ("rate_limited_connections", "counter"),
+            ("idle_dropped_connections", "counter"),
+            ("close_timeouts", "counter"),
+            ("loop_turns", "counter"),
+            ("loop_events", "counter"),
+            ("queued_outbound_bytes", "gauge"),
+            ("uptime_seconds", "gauge"),
+            ("loop_events_per_wakeup", "histogram"),
+            ("loop_phase_seconds", "histogram"),
+            ("loop_writes_per_turn", "histogram"),
+            ("loop_frames_per_write", "histogram"),
+            ("deflated_messages", "counter"),
+            ("deflate_input_bytes", "counter"),
+            ("deflate_output_bytes", "counter"),
+            ("link_up", "gauge"),
+            ("link_state", "gauge"),
+            ("link_nodes", "gauge"),
+            ("link_pending_replies", "gauge"),
+            ("link_reconnects", "counter"),
+            ("link_lost", "counter"),
+        ] {
+            let line = format!("# TYPE loopchat_{name} {kind}");
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_link_has_its_state_as_a_gauge_per_state_and_its_counters() {
+        let mut snapshot = Snapshot {
+            links: vec![LinkReport {
+                name: "redis".into(),
+                peer: "redis://127.0.0.1:7001/0".into(),
+                state: LinkState::Connecting,
+                nodes: 1,
+                pending_replies: 3,
+                reconnects: 4,
+                lost: 2,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        for line in [
+            "# TYPE loopchat_link_up gauge",
+            "loopchat_link_up{link=\"redis\"} 0",
+            "# TYPE loopchat_link_state gauge",
+            "loopchat_link_state{link=\"redis\",state=\"connecting\"} 1",
+            "loopchat_link_state{link=\"redis\",state=\"up\"} 0",
+            "loopchat_link_state{link=\"redis\",state=\"down\"} 0",
+            "loopchat_link_nodes{link=\"redis\"} 1",
+            "loopchat_link_pending_replies{link=\"redis\"} 3",
+            "# TYPE loopchat_link_reconnects counter",
+            "loopchat_link_reconnects_total{link=\"redis\"} 4",
+            "loopchat_link_lost_total{link=\"redis\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        snapshot.links[0].state = LinkState::Up;
+        let text = render(&snapshot);
+        for line in [
+            "loopchat_link_up{link=\"redis\"} 1",
+            "loopchat_link_state{link=\"redis\",state=\"up\"} 1",
+            "loopchat_link_state{link=\"redis\",state=\"connecting\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -29,6 +29,9 @@ pub struct Snapshot {
     /// The application's rooms and how many members each has (the chat's), largest
     /// first.
     pub rooms: Vec<RoomCount>,
+    /// The links the application keeps to other servers (the chat's to Redis, with
+    /// `--redis`); none without.
+    pub links: Vec<LinkReport>,
 }
 
 /// Which server this is.
@@ -96,8 +99,77 @@ pub struct ConnectionCounts {
     /// How many, in any phase.
     pub open: u64,
     /// `handshake` (reading an HTTP request), `websocket`, `line`, `closing` (lingering
-    /// or in the closing handshake), and `admin` (the admin port's own).
+    /// or in the closing handshake), and `admin` (the admin port's own). The live page
+    /// draws this; `by_transport` says the same with the transport apart.
     pub by_phase: BTreeMap<&'static str, u64>,
+    /// By transport, then phase: every pair in [`TRANSPORT_PHASES`], zero or not.
+    pub by_transport: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
+/// Each transport with the phases a connection of it can be in.
+///
+/// - `http`: a client connection reading an HTTP request (`handshake`: a WebSocket
+///   upgrade not yet answered, or a plain request for the page), or flushing its
+///   response before it closes (`closing`). Once upgraded it is `websocket`.
+/// - `websocket`: `open` for messages, or `closing` (the closing handshake, then the
+///   lingering until the peer's FIN).
+/// - `line`: a line-port client, `open` or `closing`.
+/// - `admin`: the admin port's own, whatever they speak: reading a request
+///   (`handshake`), a live page's WebSocket (`open`), or `closing`.
+pub const TRANSPORT_PHASES: [(&str, &[&str]); 4] = [
+    ("http", &["handshake", "closing"]),
+    ("websocket", &["open", "closing"]),
+    ("line", &["open", "closing"]),
+    ("admin", &["handshake", "open", "closing"]),
+];
+
+/// A link the application keeps to another server: for the chat with `--redis`, its
+/// link to Redis (one connection to a single server, or one to each master of a
+/// cluster), which carries both its calls and its subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkReport {
+    /// What the link is to: `redis`.
+    pub name: String,
+    /// Where: for Redis, its URL, never with the password.
+    pub peer: String,
+    /// Where it stands.
+    pub state: LinkState,
+    /// Servers connected or being connected to: one, or each master of a cluster (and
+    /// the node first asked, if it is not one); none while down.
+    pub nodes: u64,
+    /// Requests sent and not yet answered.
+    pub pending_replies: u64,
+    /// Attempts to connect after the first: after Redis was lost, or could not be
+    /// reached.
+    pub reconnects: u64,
+    /// Times it was lost after it was up: for the chat, each a split.
+    pub lost: u64,
+}
+
+/// Where a link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// Connecting: the TCP connections, the handshake, what must be loaded before use.
+    Connecting,
+    /// Ready: requests are answered.
+    Up,
+    /// Not connected; waiting to try again (with backoff).
+    Down,
+}
+
+impl LinkState {
+    /// Every state, in the order `/metrics` lists them.
+    pub const ALL: [LinkState; 3] = [LinkState::Connecting, LinkState::Up, LinkState::Down];
+
+    /// Its name in `/stats` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+        }
+    }
 }
 
 /// A histogram: one count per upper bound, then the count above the last (not

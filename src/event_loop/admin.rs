@@ -15,10 +15,10 @@ use super::connection::{Connection, Phase};
 use super::connections::Connections;
 use super::metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Turn};
 use crate::admin::snapshot::{
-    ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo, Totals,
-    TurnSnapshot,
+    ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo,
+    TRANSPORT_PHASES, Totals, TurnSnapshot,
 };
-use crate::admin::{AdminRequest, Route, Snapshot, prometheus, route};
+use crate::admin::{AdminRequest, LinkReport, Route, Snapshot, prometheus, route};
 use crate::http::{Request, Response, Upgrade};
 use crate::ws::{Keepalive, Message, Role, State, WebSocket};
 use std::collections::BTreeMap;
@@ -49,6 +49,16 @@ pub(crate) struct AdminState {
     next_push: Instant,
 }
 
+/// What the application says of itself, asked at each snapshot: its rooms and its links
+/// (`Handler::rooms` and `Handler::links`, asked by the files above this one).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AppReport {
+    /// Each room's name and member count.
+    pub rooms: Vec<(String, usize)>,
+    /// Where each of its links to other servers stands.
+    pub links: Vec<LinkReport>,
+}
+
 /// What an admin request is answered with.
 pub(crate) enum Answer {
     /// A plain HTTP response.
@@ -76,13 +86,13 @@ impl AdminState {
 }
 
 /// Answers a request on the admin port. `upgrade` is the request's WebSocket upgrade, if
-/// it is one; `rooms` the application's rooms.
+/// it is one; `app` asks the application for its report.
 pub(crate) fn answer(
     state: &AdminState,
     conns: &Connections,
     request: &Request,
     upgrade: Option<Upgrade>,
-    rooms: impl FnOnce() -> Vec<(String, usize)>,
+    app: impl FnOnce() -> AppReport,
 ) -> Answer {
     let decided = route(
         &AdminRequest {
@@ -98,12 +108,12 @@ pub(crate) fn answer(
         Route::Metrics => Response::new(
             200,
             prometheus::CONTENT_TYPE,
-            prometheus::render(&snapshot(state, conns, rooms(), None)),
+            prometheus::render(&snapshot(state, conns, &app(), None)),
         ),
         Route::Stats => Response::new(
             200,
             "application/json",
-            snapshot(state, conns, rooms(), None).to_json() + "\n",
+            snapshot(state, conns, &app(), None).to_json() + "\n",
         ),
         Route::Page(file) => {
             let (content_type, body) = file.content();
@@ -175,7 +185,7 @@ pub(crate) fn open_feed(
 pub(crate) fn feed(
     state: &mut AdminState,
     conns: &mut Connections,
-    rooms: impl FnOnce() -> Vec<(String, usize)>,
+    app: impl FnOnce() -> AppReport,
 ) {
     if state.feeds.is_empty() || conns.now < state.next_push {
         return;
@@ -188,7 +198,7 @@ pub(crate) fn feed(
                 && matches!(&c.phase, Phase::WebSocket(ws) if ws.state() == State::Open)
         })
     });
-    let rooms = rooms();
+    let app = app();
     let last = conns.metrics.totals.turns;
     // Pages fed at the same pushes have seen the same turns: one snapshot serves them.
     let mut made: Vec<(u64, String)> = Vec::new();
@@ -196,7 +206,7 @@ pub(crate) fn feed(
         let json = match made.iter().find(|(since, _)| since == sent) {
             Some((_, json)) => json.clone(),
             None => {
-                let json = snapshot(state, conns, rooms.clone(), Some(*sent)).to_json();
+                let json = snapshot(state, conns, &app, Some(*sent)).to_json();
                 made.push((*sent, json.clone()));
                 json
             }
@@ -215,7 +225,7 @@ pub(crate) fn feed(
 pub(crate) fn snapshot(
     state: &AdminState,
     conns: &Connections,
-    rooms: Vec<(String, usize)>,
+    app: &AppReport,
     since_turn: Option<u64>,
 ) -> Snapshot {
     let mode = state.mode.clone();
@@ -231,6 +241,10 @@ pub(crate) fn snapshot(
         ["handshake", "websocket", "line", "closing", "admin"]
             .map(|p| (p, 0))
             .into();
+    let mut by_transport: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = TRANSPORT_PHASES
+        .iter()
+        .map(|(transport, phases)| (*transport, phases.iter().map(|p| (*p, 0)).collect()))
+        .collect();
     let mut queued = 0;
     let mut consumers = Vec::new();
     for (key, conn) in &conns.slab {
@@ -242,6 +256,21 @@ pub(crate) fn snapshot(
             _ => "closing",
         };
         *by_phase.entry(phase).or_default() += 1;
+        let transport = match conn.admin {
+            true => "admin",
+            false => conn.phase.protocol().name(),
+        };
+        let phase = match &conn.phase {
+            Phase::Http(_) => "handshake",
+            Phase::WebSocket(ws) if ws.state() == State::Open => "open",
+            Phase::Line(_) => "open",
+            _ => "closing",
+        };
+        *by_transport
+            .entry(transport)
+            .or_default()
+            .entry(phase)
+            .or_default() += 1;
         let len = conn.out.len() as u64;
         queued += len;
         if len > 0 && !conn.admin {
@@ -254,11 +283,12 @@ pub(crate) fn snapshot(
     }
     consumers.sort_by_key(|c| std::cmp::Reverse(c.queued_bytes));
     consumers.truncate(SLOWEST);
-    let mut rooms: Vec<RoomCount> = rooms
-        .into_iter()
+    let mut rooms: Vec<RoomCount> = app
+        .rooms
+        .iter()
         .map(|(name, members)| RoomCount {
-            name,
-            members: members as u64,
+            name: name.clone(),
+            members: *members as u64,
         })
         .collect();
     rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.name.cmp(&b.name)));
@@ -295,6 +325,7 @@ pub(crate) fn snapshot(
         connections: ConnectionCounts {
             open: conns.slab.len() as u64,
             by_phase,
+            by_transport,
         },
         queued_outbound_bytes: queued,
         histograms: histograms(metrics),
@@ -309,6 +340,7 @@ pub(crate) fn snapshot(
             .unwrap_or_default(),
         slowest_consumers: consumers,
         rooms,
+        links: app.links.clone(),
     }
 }
 

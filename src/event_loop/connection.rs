@@ -34,8 +34,45 @@ pub(crate) enum Phase {
     /// 6455 §7.1.1 asks), and input is read and discarded until the peer's FIN or the
     /// close deadline. Reading to the end, rather than closing at once, keeps the kernel
     /// from answering unread input with a reset that could destroy our last bytes before
-    /// the peer reads them.
-    Lingering,
+    /// the peer reads them. It remembers what the connection spoke, so that the admin
+    /// port can count closing connections by transport.
+    Lingering(Protocol),
+}
+
+/// What a connection speaks on the wire; once it lingers, what it spoke. Only the admin
+/// port's counts ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/1.1: a request being read (a WebSocket handshake not yet answered, or a
+    /// plain request), or a plain response being flushed.
+    Http,
+    /// WebSocket frames, after the upgrade.
+    WebSocket,
+    /// Text lines, on the line port.
+    Line,
+}
+
+impl Protocol {
+    /// Its name in `/stats` and `/metrics`: `http`, `websocket`, `line`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::WebSocket => "websocket",
+            Protocol::Line => "line",
+        }
+    }
+}
+
+impl Phase {
+    /// What the connection speaks (or spoke, while it lingers).
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Phase::Http(_) => Protocol::Http,
+            Phase::WebSocket(_) => Protocol::WebSocket,
+            Phase::Line(_) => Protocol::Line,
+            Phase::Lingering(spoke) => *spoke,
+        }
+    }
 }
 
 /// A connection in the slab. Its key there is its `mio::Token`.

@@ -473,7 +473,7 @@ impl Connections {
         self.catch_up(key);
         self.end_session(key);
         if let Some(conn) = self.slab.get_mut(key) {
-            conn.phase = Phase::Lingering;
+            conn.phase = Phase::Lingering(conn.phase.protocol());
         }
         self.set_deadline(key, Some(self.now + self.close_timeout));
         self.schedule_flush(key);

@@ -26,6 +26,7 @@ use super::connection::Connection;
 use super::connections::{Connections, SendError};
 use super::links::{LinkEvent, LinkId};
 use super::shared_frame::{SharedFrame, Transport};
+use crate::admin::LinkReport;
 use crate::http::{Request, Response};
 use crate::ws::{CloseCode, Message};
 use std::fmt;
@@ -114,6 +115,13 @@ pub trait Handler {
     /// The application's rooms (or groups) and how many members each has, for the admin
     /// port's live page and `/stats`. The default has none.
     fn rooms(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+
+    /// The links the application keeps to other servers and where each stands (the
+    /// chat's to Redis), for the admin port's `/metrics`, `/stats` and live page. The
+    /// default has none.
+    fn links(&self) -> Vec<LinkReport> {
         Vec::new()
     }
 }

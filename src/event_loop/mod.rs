@@ -321,7 +321,11 @@ impl<H: Handler> Server<H> {
         // comes at once (see `poll_timeout`).
         if let Some(state) = &mut self.admin {
             let handler = &self.handler;
-            admin::feed(state, &mut self.conns, || handler.rooms());
+            let app = || admin::AppReport {
+                rooms: handler.rooms(),
+                links: handler.links(),
+            };
+            admin::feed(state, &mut self.conns, app);
         }
         Ok(())
     }
@@ -512,7 +516,7 @@ impl<H: Handler> Server<H> {
         if conn.out.is_empty() {
             return self.remove(key, "peer closed the connection");
         }
-        if !matches!(conn.phase, Phase::Lingering) {
+        if !matches!(conn.phase, Phase::Lingering(_)) {
             self.conns.linger(key);
         }
     }
@@ -707,7 +711,7 @@ impl<H: Handler> Server<H> {
             }
             conn.writable_registered = want_writable;
         }
-        if conn.out.is_empty() && matches!(conn.phase, Phase::Lingering) && !conn.shutdown_sent {
+        if conn.out.is_empty() && matches!(conn.phase, Phase::Lingering(_)) && !conn.shutdown_sent {
             // Everything is said: send our FIN. Errors only mean the peer is gone already.
             let _ = conn.stream.shutdown(TcpShutdown::Write);
             conn.shutdown_sent = true;

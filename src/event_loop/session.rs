@@ -4,7 +4,7 @@
 //! a session, call the handler, queue the replies the protocol owes the peer, complete a
 //! closing handshake.
 
-use super::admin::{self, AdminState, Answer};
+use super::admin::{self, AdminState, Answer, AppReport};
 use super::config::ServerConfig;
 use super::connection::{Connection, Phase};
 use super::connections::Connections;
@@ -55,7 +55,7 @@ impl<H: Handler> Sessions<'_, H> {
                 Phase::WebSocket(_) => return self.receive_frames(key, input),
                 Phase::Line(_) => return self.receive_lines(key, input),
                 // Nothing more is expected; input is read only to reach the peer's FIN.
-                Phase::Lingering => return,
+                Phase::Lingering(_) => return,
             }
         }
     }
@@ -159,7 +159,11 @@ impl<H: Handler> Sessions<'_, H> {
             _ => None,
         };
         let handler = &*self.handler;
-        match admin::answer(state, self.conns, request, upgrade, || handler.rooms()) {
+        let app = || AppReport {
+            rooms: handler.rooms(),
+            links: handler.links(),
+        };
+        match admin::answer(state, self.conns, request, upgrade, app) {
             Answer::OpenFeed(upgrade) => {
                 admin::open_feed(state, self.conns, key, &upgrade, self.config);
                 after_head

@@ -137,6 +137,6 @@ pub(crate) fn close_for_shutdown(conns: &mut Connections, key: usize) -> bool {
             false
         }
         Phase::Http(_) => conn.out.is_empty(),
-        Phase::Lingering => false,
+        Phase::Lingering(_) => false,
     }
 }

@@ -8,7 +8,10 @@
 // turns, each a long sleep in poll), over and over. A room with an HTML-like name tests
 // that the page shows it as text. The real test runs against loopchat itself.
 //
-//   node tests/browser/fake_admin.mjs [--port 9090] [--token SECRET] [--no-rooms]
+//   node tests/browser/fake_admin.mjs [--port 9090] [--token SECRET] [--no-rooms] [--redis]
+//
+// With --redis the snapshots carry a link to Redis that is up for 17 s of every 20, then
+// down for 2 s, then connecting for 1 s, for the page's Redis card.
 //
 // Prints `fake admin port: http://127.0.0.1:PORT/inspect` once it listens (port 0, the
 // default, picks a free one). With --token, /inspect/ws wants `?token=SECRET` (or an
@@ -32,13 +35,14 @@ const PUSH_MS = 250;
 // ------------------------------------------------------------------------ arguments
 
 const args = process.argv.slice(2);
-const options = { port: 0, token: null, rooms: true };
+const options = { port: 0, token: null, rooms: true, redis: false };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--port') options.port = Number(args[++i]);
   else if (args[i] === '--token') options.token = args[++i];
   else if (args[i] === '--no-rooms') options.rooms = false;
+  else if (args[i] === '--redis') options.redis = true;
   else {
-    console.error('usage: node tests/browser/fake_admin.mjs [--port N] [--token SECRET] [--no-rooms]');
+    console.error('usage: node tests/browser/fake_admin.mjs [--port N] [--token SECRET] [--no-rooms] [--redis]');
     process.exit(2);
   }
 }
@@ -151,7 +155,16 @@ function snapshot() {
       pid: process.pid,
     },
     totals: { ...totals },
-    connections: { open, by_phase },
+    connections: {
+      open,
+      by_phase,
+      by_transport: {
+        http: { handshake, closing: 0 },
+        websocket: { open: by_phase.websocket, closing },
+        line: { open: line, closing: 0 },
+        admin: { handshake: 0, open: 1, closing: 0 },
+      },
+    },
     queued_outbound_bytes: consumers.reduce((s, c) => s + c.queued_bytes, 0),
     histograms: structuredClone(histograms),
     recent_turns: recent,
@@ -164,6 +177,24 @@ function snapshot() {
       { name: 'rust', members: busy ? 5 : 2 },
       { name: '<img src=x onerror=alert(1)>', members: 1 },
     ];
+  }
+  if (options.redis) {
+    // Every 20 s Redis goes away for 2 s, then the link takes 1 s to come back.
+    const second = Math.floor((Date.now() - started) / 1000);
+    const cycle = second % 20;
+    const linkState = cycle < 17 ? 'up' : cycle < 19 ? 'down' : 'connecting';
+    const rounds = Math.floor(second / 20);
+    snap.links = [{
+      name: 'redis',
+      peer: 'redis://127.0.0.1:6380/0',
+      state: linkState,
+      nodes: linkState === 'down' ? 0 : 1,
+      pending_replies: linkState === 'up' ? randInt(0, 3) : 0,
+      reconnects: 2 * rounds + (cycle >= 19 ? 2 : cycle >= 18 ? 1 : 0),
+      lost: rounds + (cycle >= 17 ? 1 : 0),
+    }];
+  } else {
+    snap.links = [];
   }
   return JSON.stringify(snap);
 }

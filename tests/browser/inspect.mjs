@@ -2,12 +2,13 @@
 // playwright-core, opens the live inspector (/inspect) on a desktop and on a phone and
 // checks what it shows against the snapshots the page was sent: it goes live, turns per
 // second becomes a number, the strip of recent turns fills and ends with the newest
-// turn, the totals and the connections by phase follow the snapshots, the histograms
+// turn, the totals, the connections by phase and the links (the Redis card, shown only
+// when the server has links) follow the snapshots, the histograms
 // have their bars, a turn's figures show on hover and with the arrow keys (paused), the
 // phone layout does not scroll sideways, the page reconnects after its socket is cut,
 // and nothing is ever built as HTML. Against the real server:
 //
-//   node tests/browser/inspect.mjs http://127.0.0.1:ADMIN_PORT/inspect OUTPUT_DIR [--expect-rooms lobby,design]
+//   node tests/browser/inspect.mjs http://127.0.0.1:ADMIN_PORT/inspect OUTPUT_DIR [--expect-rooms lobby,design] [--expect-links redis]
 //
 // (a base URL `http://HOST:PORT` means its /inspect; a `?token=...` on the page URL is
 // passed on, and checked to reach the WebSocket's URL). The rooms to expect may also be
@@ -46,6 +47,20 @@ let expectRooms = process.env.INSPECT_EXPECT_ROOMS ?? '';
   }
 }
 expectRooms = expectRooms.split(',').map((r) => r.trim().replace(/^#/, '')).filter(Boolean);
+// `--expect-links redis`: links the server keeps (the chat's to Redis), to be shown up.
+let expectLinks = '';
+{
+  const i = process.argv.indexOf('--expect-links');
+  if (i >= 0) {
+    if (!process.argv[i + 1]) {
+      console.error('usage: --expect-links NAME[,NAME...]');
+      process.exit(2);
+    }
+    expectLinks = process.argv[i + 1];
+    process.argv.splice(i, 2);
+  }
+}
+expectLinks = expectLinks.split(',').map((l) => l.trim()).filter(Boolean);
 const { base, outDir } = parseArgs('tests/browser/inspect.mjs');
 const pageUrl = new URL(base);
 if (pageUrl.pathname === '/') pageUrl.pathname = '/inspect';
@@ -123,6 +138,10 @@ function readView(page) {
       rooms[li.dataset.room] = value(li.querySelector('.room-members'));
     }
     const seqs = Array.from(document.querySelectorAll('#strip .turn'), (g) => Number(g.dataset.seq));
+    const links = {};
+    for (const li of document.querySelectorAll('#links li')) {
+      links[li.dataset.link] = li.dataset.state;
+    }
     return {
       snapshots: Number(document.querySelector('#board').dataset.snapshots),
       status: document.querySelector('#status').dataset.state,
@@ -132,6 +151,8 @@ function readView(page) {
       phases,
       totals,
       rooms,
+      links,
+      linksHidden: document.querySelector('#links-card').hidden,
       seqs,
       eventBars: document.querySelectorAll('#hist-events li.bar').length,
       frameBars: document.querySelectorAll('#hist-frames li.bar').length,
@@ -165,6 +186,12 @@ function checkView(view, snap, seen, what) {
     check(view.phases[phase] === v, `${what}: ${phase} shows ${view.phases[phase]} connections, the snapshot has ${v}`);
   }
   check(view.open === snap.connections.open, `${what}: ${view.open} open connections shown, ${snap.connections.open} sent`);
+  const links = snap.links ?? [];
+  check(view.linksHidden === (links.length === 0),
+    `${what}: the links card is ${view.linksHidden ? 'hidden' : 'shown'} with ${links.length} links sent`);
+  const sentLinks = Object.fromEntries(links.map((l) => [l.name, l.state]));
+  check(JSON.stringify(view.links) === JSON.stringify(sentLinks),
+    `${what}: links shown ${JSON.stringify(view.links)}, sent ${JSON.stringify(sentLinks)}`);
   for (const room of expectRooms) {
     const sent = (snap.rooms ?? []).find((r) => r.name === room);
     check(sent, `${what}: the snapshot has no room ${JSON.stringify(room)} (rooms: ${JSON.stringify(snap.rooms)})`);
@@ -257,11 +284,23 @@ async function main() {
     ok(`rooms shown with their members as sent: ${expectRooms.map((r) => `#${r} ${view.rooms[r]}`).join(', ')}`);
   }
 
+  if (expectLinks.length) {
+    state.step = 'desktop: links';
+    await until(desk.page, `the links ${expectLinks} are not all shown up`,
+      (names) => names.every((n) => Array.from(document.querySelectorAll('#links li'))
+        .some((li) => li.dataset.link === n && li.dataset.state === 'up')),
+      expectLinks);
+    const view = await readView(desk.page);
+    checkView(view, await snapshotOf(desk.seen, view), desk.seen, `snapshot ${view.snapshots}`);
+    const heading = await desk.page.locator('#links-heading').textContent();
+    ok(`the ${JSON.stringify(heading)} card shows the links as sent: ${JSON.stringify(view.links)}`);
+  }
+
   state.step = 'desktop: nothing from the server became an element';
   const asText = await desk.page.evaluate(() => ({
     images: document.querySelectorAll('img, iframe, object, embed').length,
     scripts: document.querySelectorAll('script').length,
-    nested: Array.from(document.querySelectorAll('.room-name, .peer, .phase-name, #server-info, #totals dt'))
+    nested: Array.from(document.querySelectorAll('.room-name, .peer, .phase-name, .remote-name, .remote-peer, #server-info, #totals dt'))
       .filter((e) => e.childElementCount > 0).length,
     htmlish: Array.from(document.querySelectorAll('.room-name')).map((e) => e.textContent).filter((t) => t.includes('<')),
   }));

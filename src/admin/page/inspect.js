@@ -36,6 +36,7 @@
   ];
   /** Connection phases in the order a connection goes through them; others follow. */
   const CONNECTION_PHASES = ['handshake', 'websocket', 'line', 'closing'];
+  const LINK_LABELS = { up: 'up', connecting: 'connecting', down: 'down, retrying' };
   const CONNECTION_LABELS = {
     handshake: 'HTTP handshake',
     websocket: 'WebSocket',
@@ -102,6 +103,9 @@
     consumersBody: $('consumers-body'),
     roomsNote: $('rooms-note'),
     rooms: $('rooms'),
+    linksCard: $('links-card'),
+    linksHeading: $('links-heading'),
+    links: $('links'),
     totals: $('totals'),
   };
 
@@ -354,6 +358,8 @@
     const rooms = Array.isArray(raw.rooms)
       ? raw.rooms.filter((r) => r && typeof r === 'object' && typeof r.name === 'string')
       : null;
+    const links = (Array.isArray(raw.links) ? raw.links : [])
+      .filter((l) => l && typeof l === 'object' && typeof l.name === 'string');
     return {
       version: str(server.version),
       mode: str(server.mode),
@@ -367,6 +373,7 @@
       turns,
       consumers,
       rooms,
+      links,
     };
   }
 
@@ -458,6 +465,7 @@
     renderPhases(snap);
     renderConsumers(snap);
     renderRooms(snap);
+    renderLinks(snap);
     renderTotals(snap);
     // What has been drawn: tests compare it with the snapshots they saw go by.
     ui.board.dataset.snapshots = String(state.received);
@@ -829,6 +837,36 @@
       fill.style.width = `${(100 * (members ?? 0)) / max}%`;
       meter.append(fill);
       li.append(count, meter);
+      return li;
+    }));
+  }
+
+  /** The application's links (the chat's to Redis): a card only when there are some. */
+  function renderLinks(snap) {
+    ui.linksCard.hidden = snap.links.length === 0;
+    if (!snap.links.length) {
+      ui.links.replaceChildren();
+      return;
+    }
+    const heading = snap.links.every((l) => l.name === 'redis') ? 'Redis' : 'Links';
+    if (ui.linksHeading.textContent !== heading) ui.linksHeading.textContent = heading;
+    const plural = (n, one, many) => `${fmtCount(n)} ${n === 1 ? one : many}`;
+    ui.links.replaceChildren(...snap.links.map((l) => {
+      const li = el('li');
+      const linkState = str(l.state);
+      li.dataset.link = l.name;
+      li.dataset.state = linkState;
+      li.append(el('span', 'remote-name', l.name));
+      const badge = el('span', 'remote-state', LINK_LABELS[linkState] ?? linkState);
+      badge.dataset.state = linkState;
+      li.append(badge);
+      li.append(el('span', 'remote-peer mono', str(l.peer)));
+      const figures = [];
+      if (num(l.nodes) != null) figures.push(plural(l.nodes, 'server', 'servers'));
+      if (num(l.pending_replies) != null) figures.push(`${fmtCount(l.pending_replies)} awaiting a reply`);
+      if (num(l.reconnects) != null) figures.push(plural(l.reconnects, 'reconnect', 'reconnects'));
+      if (num(l.lost) != null) figures.push(`lost ${plural(l.lost, 'time', 'times')}`);
+      li.append(el('span', 'remote-figures', figures.join(' · ')));
       return li;
     }));
   }

@@ -28,6 +28,7 @@ mod requests;
 mod state;
 mod updates;
 
+use crate::admin::LinkReport;
 use crate::http::static_files::StaticFiles;
 use crate::http::{Request, Response};
 use crate::images;
@@ -515,6 +516,11 @@ impl Handler for Chat {
             .iter()
             .map(|(name, room)| (name.clone(), room.members.len()))
             .collect()
+    }
+
+    /// With `--redis`, the link to Redis.
+    fn links(&self) -> Vec<LinkReport> {
+        self.redis.iter().map(RedisChat::report).collect()
     }
 
     fn accept_upgrade(&mut self, request: &Request) -> Result<(), Response> {

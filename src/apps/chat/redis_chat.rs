@@ -24,6 +24,7 @@ use super::protocol::{ErrorCode, ServerEvent};
 use super::state::{HistoryEntry, Input, Room};
 use super::updates::{Update, event_id};
 use super::{Chat, now_ms};
+use crate::admin::LinkReport;
 use crate::redis::{RedisUrl, Value};
 use crate::{CloseCode, ConnectionId, Context, LinkEvent, LinkId};
 use log::{info, warn};
@@ -97,6 +98,11 @@ impl RedisChat {
     /// Whether calls go to Redis now.
     pub fn is_up(&self) -> bool {
         self.hub.is_up()
+    }
+
+    /// Where the link to Redis stands, for the admin port.
+    pub fn report(&self) -> LinkReport {
+        self.hub.report()
     }
 
     /// Writes what was queued.

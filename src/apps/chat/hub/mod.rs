@@ -15,6 +15,7 @@
 
 pub mod keys;
 
+use crate::admin::{LinkReport, LinkState};
 use crate::redis::{Channel, Event as LinkEvent, Link, RedisUrl, Value, key_slot};
 use crate::{Context, LinkEvent as LoopLinkEvent, LinkId};
 use log::{info, warn};
@@ -128,6 +129,10 @@ pub struct RedisHub<T> {
     /// Unsubscriptions sent and not yet confirmed, by channel: their confirmations are
     /// expected even if the room was taken up again meanwhile.
     unsubscribing: HashMap<Vec<u8>, usize>,
+    /// Attempts to connect, the first included, for the admin port.
+    attempts: u64,
+    /// Times Redis was lost while up, for the admin port.
+    lost: u64,
 }
 
 impl<T: std::fmt::Debug> RedisHub<T> {
@@ -152,6 +157,8 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             up_since: None,
             moved: Vec::new(),
             unsubscribing: HashMap::new(),
+            attempts: 0,
+            lost: 0,
         }
     }
 
@@ -164,6 +171,28 @@ impl<T: std::fmt::Debug> RedisHub<T> {
     /// has restored itself).
     pub fn is_up(&self) -> bool {
         self.state == State::Up
+    }
+
+    /// Where the hub stands, for the admin port: one report for all its connections,
+    /// since they are up, or down, together.
+    pub fn report(&self) -> LinkReport {
+        LinkReport {
+            name: "redis".to_owned(),
+            peer: self.url.to_string(),
+            state: match self.state {
+                State::Down => LinkState::Down,
+                State::Connecting => LinkState::Connecting,
+                State::Up => LinkState::Up,
+            },
+            nodes: self.nodes.len() as u64,
+            pending_replies: self
+                .nodes
+                .iter()
+                .map(|n| n.proto.pending_replies() as u64)
+                .sum(),
+            reconnects: self.attempts.saturating_sub(1),
+            lost: self.lost,
+        }
     }
 
     /// The command that publishes: PUBLISH, or SPUBLISH on a cluster.
@@ -346,6 +375,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
         self.unsubscribing.clear();
         self.cluster = false;
         self.state = State::Connecting;
+        self.attempts += 1;
         self.connect_deadline = Some(ctx.now() + self.timeout);
         if let Err(e) = self.add_node(ctx, self.seed) {
             self.down(ctx, format!("connect failed: {e}"));
@@ -580,6 +610,7 @@ impl<T: std::fmt::Debug> RedisHub<T> {
             return;
         }
         let was_up = self.state == State::Up;
+        self.lost += u64::from(was_up);
         // A link that stayed up a while starts the backoff again; one that fails right
         // after connecting (a cluster in the middle of moving a slot, say) keeps it growing.
         if self
