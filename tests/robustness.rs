@@ -397,6 +397,60 @@ fn on_sigterm_a_line_client_is_told_and_a_silent_client_is_dropped_and_counted()
 }
 
 #[test]
+fn on_sigterm_a_file_being_sent_is_finished_and_its_connection_closed() {
+    // A file far larger than the socket buffers, so most of it is still queued in the
+    // server when the signal comes.
+    let dir = tempfile::tempdir().unwrap();
+    let size = 48 * 1024 * 1024;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &body).unwrap();
+    let public = dir.path().to_str().unwrap();
+    // Long timeouts, so that nothing but the shutdown can end the connection in time.
+    let mut server = ServerProcess::start(&[
+        "--public",
+        public,
+        "--close-timeout",
+        "600",
+        "--handshake-timeout",
+        "600",
+    ]);
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // Kept alive: without the shutdown the connection would wait for a next request.
+    client
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 4096];
+    let n = client.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+
+    server.signal("TERM");
+
+    let mut received = first[..n].to_vec();
+    client
+        .read_to_end(&mut received)
+        .expect("the response, then the end of the connection");
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert_eq!(received.len() - head_end, size, "the whole file arrived");
+    assert!(received[head_end..] == body[..], "the file arrived intact");
+    // The client hangs up in turn, as a browser does at the end of a connection.
+    drop(client);
+    let status = server.wait_exit(Duration::from_secs(60));
+    let log = server.log_text();
+    assert_eq!(status.code(), Some(0), "{status}; log:\n{log}");
+    assert!(
+        log.contains("shut down: every connection closed; Stats {"),
+        "the file's connection held the shutdown; log:\n{log}"
+    );
+}
+
+#[test]
 fn a_second_signal_stops_at_once_and_still_gives_the_account() {
     let mut server = ServerProcess::start(&["--mode", "broadcast", "--close-timeout", "600"]);
     let mut silent = RawClient::open(server.addr);

@@ -4,7 +4,8 @@
 //! When it begins (a call to `Server::shut_down`, or SIGINT or SIGTERM once
 //! `Server::shut_down_on_signals` asked for them), every WebSocket client gets a Close
 //! with 1001 (going away), line clients get `! server shutting down; closing` after what
-//! is queued for them, and connections still in their HTTP request are dropped. The loop
+//! is queued for them, an HTTP response being sent is finished and its connection then
+//! closed, and connections still in their HTTP request are dropped. The loop
 //! goes on turning until every connection is gone or the close timeout has passed, and
 //! then `Server::run` returns, after one log line that says how it ended. A second signal
 //! ends it at once.
@@ -125,8 +126,11 @@ impl Shutdown {
 }
 
 /// Starts closing connection `key` for the shutdown: a WebSocket client gets a Close with
-/// 1001, a line client its last line after what is queued for it. Returns true for a
-/// connection to drop at once: one still in its HTTP request, with nothing to say to it.
+/// 1001, a line client its last line after what is queued for it, and an HTTP connection
+/// in the middle of sending a response (a large file, say) the rest of it, then the end
+/// of the connection (it lingers, as after `Connection: close`): left as it was, kept
+/// alive, it would hold the shutdown to its deadline. Returns true for a connection to
+/// drop at once: one in its HTTP request, with nothing to say to it.
 pub(crate) fn close_for_shutdown(conns: &mut Connections, key: usize) -> bool {
     let Some(conn) = conns.slab.get(key) else {
         return false;
@@ -136,7 +140,11 @@ pub(crate) fn close_for_shutdown(conns: &mut Connections, key: usize) -> bool {
             conns.close(key, CloseCode::GoingAway, "server shutting down");
             false
         }
-        Phase::Http(_) => conn.out.is_empty(),
+        Phase::Http(_) if conn.out.is_empty() => true,
+        Phase::Http(_) => {
+            conns.linger(key);
+            false
+        }
         Phase::Lingering(_) => false,
     }
 }
