@@ -105,3 +105,51 @@ fn without_trace_nothing_is_logged_per_turn() {
     socket.read().expect("echo");
     assert!(!server.log_text().contains("loopchat::trace"));
 }
+
+#[test]
+fn a_deadline_that_moved_does_not_wake_the_loop() {
+    // The handshake's deadline (1 s here) is replaced when the client is upgraded, and
+    // with pings off an open WebSocket has no deadline at all: nothing may wake an idle
+    // loop. Before the loop dropped stale timer entries before sleeping, it woke once,
+    // a second after each accept, to find nothing due: a turn with no events.
+    let server = ServerProcess::start(&[
+        "--mode",
+        "echo",
+        "--trace",
+        "--handshake-timeout",
+        "1",
+        "--ping-interval",
+        "0",
+    ]);
+    let (mut socket, _) = connect(format!("ws://{}/ws", server.addr)).expect("connect");
+    socket.send(Message::text("first")).expect("send");
+    socket.read().expect("echo");
+    // Idle for well past the old deadline: this wait is the observation, not a hope.
+    std::thread::sleep(Duration::from_millis(2500));
+    socket.send(Message::text("second")).expect("send");
+    assert_eq!(socket.read().expect("echo"), Message::text("second"));
+    // Both messages' turns are in the log, so the idle time between them is too.
+    let traced = || -> Vec<String> {
+        server
+            .log_text()
+            .lines()
+            .filter(|line| line.contains("loopchat::trace"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while traced()
+        .iter()
+        .filter(|l| count(l, "messages") == 1)
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", traced());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle: Vec<String> = traced()
+        .into_iter()
+        .filter(|line| count(line, "events") == 0)
+        .collect();
+    assert!(idle.is_empty(), "turns woken for nothing: {idle:?}");
+}

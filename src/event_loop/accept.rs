@@ -306,7 +306,7 @@ impl Acceptor {
         warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
         let target = TimerTarget {
             key: transport.token().0,
-            serial: 0,
+            serial: TimerTarget::NOT_A_CONNECTION,
         };
         conns.timers.schedule(conns.now + ACCEPT_BACKOFF, target);
         None

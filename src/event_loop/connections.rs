@@ -110,7 +110,7 @@ impl Connections {
             alarm: None,
             deflate_min_bytes: config.deflate_min_bytes,
             admin_connections: 0,
-            next_serial: 0,
+            next_serial: TimerTarget::NOT_A_CONNECTION + 1,
         }
     }
 
@@ -172,6 +172,28 @@ impl Connections {
         if let Some(conn) = self.slab.get_mut(key) {
             conn.schedule_flush(key, &mut self.to_flush);
         }
+    }
+
+    /// The earliest deadline in force, after dropping the stale entries in front of it:
+    /// those of connections gone (their slot empty or reused) and those whose
+    /// connection's deadline has since moved. Without this, the poll would wake for each
+    /// stale entry (one per handshake: its deadline moves when it is upgraded) only to
+    /// find nothing due. Listeners' retries are never stale.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some((at, target)) = self.timers.peek() {
+            if target.serial == TimerTarget::NOT_A_CONNECTION {
+                return Some(at);
+            }
+            let live = self
+                .slab
+                .get(target.key)
+                .is_some_and(|conn| conn.serial == target.serial && conn.deadline == Some(at));
+            if live {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     /// Sets (or with `None`, clears) the connection's deadline.

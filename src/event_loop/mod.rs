@@ -332,7 +332,7 @@ impl<H: Handler> Server<H> {
 
     /// How long `poll` may sleep: not at all if work is waiting, else until the earliest
     /// deadline (the shutdown's included), else indefinitely.
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.ready.is_empty()
             || !self.ready_links.is_empty()
             || !self.conns.to_flush.is_empty()
@@ -341,7 +341,7 @@ impl<H: Handler> Server<H> {
             return Some(Duration::ZERO);
         }
         let next = [
-            self.conns.timers.next_deadline(),
+            self.conns.next_deadline(),
             self.shutdown.deadline(),
             self.conns.alarm,
             self.admin.as_ref().and_then(AdminState::deadline),
