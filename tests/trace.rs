@@ -153,3 +153,47 @@ fn a_deadline_that_moved_does_not_wake_the_loop() {
         .collect();
     assert!(idle.is_empty(), "turns woken for nothing: {idle:?}");
 }
+
+/// Bytes read in a turn: `3 reads (1024 B)` gives 1024.
+fn bytes_read(line: &str) -> u64 {
+    line.split(" reads (")
+        .nth(1)
+        .and_then(|rest| rest.split(" B)").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes read in {line}"))
+}
+
+#[test]
+fn a_fast_sender_reads_at_most_one_budget_a_turn() {
+    // One client sends 4 MiB at once. The loop reads a connection in 64 KiB reads until
+    // its budget (256 KiB a turn, so at most 320 KiB with the read that passes it) is
+    // spent, then puts it on the ready list for the next turn; it once read a second
+    // budget in the same turn, in the "read again" step.
+    let server = ServerProcess::start(&["--mode", "echo", "--trace"]);
+    let (mut socket, _) = connect(format!("ws://{}/ws", server.addr)).expect("connect");
+    let message = vec![7u8; 4 * 1024 * 1024];
+    socket.send(Message::binary(message.clone())).expect("send");
+    assert_eq!(socket.read().expect("echo"), Message::binary(message));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let traced = loop {
+        let traced: Vec<String> = server
+            .log_text()
+            .lines()
+            .filter(|line| line.contains("loopchat::trace"))
+            .map(str::to_owned)
+            .collect();
+        if traced.iter().any(|l| count(l, "deliveries") >= 1) {
+            break traced;
+        }
+        assert!(std::time::Instant::now() < deadline, "{traced:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let total: u64 = traced.iter().map(|l| bytes_read(l)).sum();
+    assert!(total >= 4 * 1024 * 1024, "read {total} bytes in all");
+    for line in &traced {
+        assert!(
+            bytes_read(line) <= 320 * 1024,
+            "more than one budget: {line}"
+        );
+    }
+}

@@ -277,17 +277,21 @@ impl<H: Handler> Server<H> {
         }
         self.conns.now = Instant::now();
         let woke_at = self.conns.now;
+        // The connections that stopped at their read budget last turn. Taken now, so
+        // that one stopping at its budget in this turn's dispatch waits for the next turn
+        // rather than reading a second budget in step 3.
+        let mut again = std::mem::replace(&mut self.ready, std::mem::take(&mut self.scratch));
 
         // 2. Dispatch.
         for event in events.iter() {
             self.conns.metrics.totals.events += 1;
             if self.dispatch(event) {
+                self.ready.append(&mut again);
                 return Ok(());
             }
         }
 
         // 3. Read again.
-        let mut again = std::mem::replace(&mut self.ready, std::mem::take(&mut self.scratch));
         for &key in &again {
             if let Some(conn) = self.conns.slab.get_mut(key)
                 && std::mem::take(&mut conn.read_scheduled)
@@ -372,7 +376,10 @@ impl<H: Handler> Server<H> {
                 }
             },
             Token(key) => {
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                // A connection waiting on the ready list is read in step 3, once: reading
+                // it here too would give it two budgets in one turn.
+                let waiting = self.conns.slab.get(key).is_some_and(|c| c.read_scheduled);
+                if (event.is_readable() || event.is_read_closed() || event.is_error()) && !waiting {
                     self.read_ready(key);
                 }
                 if event.is_writable() {
