@@ -223,7 +223,12 @@ impl Collector for Figures {
             "Messages handed to clients (queued for one, or taken from the broadcast log by one; a broadcast counts once per recipient), whether or not the kernel has taken them yet.",
             t.deliveries,
         )?;
-        counter(e, "writes", "write and writev calls to clients.", t.writes)?;
+        counter(
+            e,
+            "writes",
+            "write and writev calls to clients that took bytes (not those that would block).",
+            t.writes,
+        )?;
         counter(
             e,
             "slow_consumers_closed",

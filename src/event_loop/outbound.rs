@@ -281,11 +281,11 @@ impl OutboundQueue {
     }
 }
 
-/// A writer that counts what reaches the one it wraps: the calls (each a system call on
-/// a socket, `WouldBlock` included) and the bytes taken. For the loop's metrics.
+/// A writer that counts what reaches the one it wraps: the calls that took bytes (each a
+/// system call on a socket) and the bytes taken. For the loop's metrics.
 pub(crate) struct Counted<'a, W> {
     inner: &'a mut W,
-    /// `write` and `write_vectored` calls made.
+    /// `write` and `write_vectored` calls that took bytes.
     pub calls: u64,
     /// Bytes the inner writer took.
     pub bytes: u64,
@@ -302,8 +302,13 @@ impl<'a, W: Write> Counted<'a, W> {
     }
 
     fn count(&mut self, result: io::Result<usize>) -> io::Result<usize> {
-        self.calls += 1;
-        if let Ok(n) = result {
+        // Only a call that took bytes is a write: one the kernel turned away
+        // (`WouldBlock`) carried no frames, and counting it would make frames per write
+        // look lower than what each write really carried.
+        if let Ok(n) = result
+            && n > 0
+        {
+            self.calls += 1;
             self.bytes += n as u64;
         }
         result
@@ -332,6 +337,30 @@ mod tests {
     use crate::event_loop::broadcast_log::BroadcastLog;
     use crate::event_loop::shared_frame::Lane;
     use crate::ws::Message;
+
+    #[test]
+    fn only_calls_that_took_bytes_count_as_writes() {
+        /// Takes 5 bytes, then nothing: `WouldBlock`.
+        struct Once(bool);
+        impl Write for Once {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if std::mem::replace(&mut self.0, true) {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(buf.len().min(5))
+                }
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut socket = Once(false);
+        let mut counted = Counted::new(&mut socket);
+        assert_eq!(counted.write(b"hello, world").unwrap(), 5);
+        assert!(counted.write(b", world").is_err());
+        assert!(counted.write(b", world").is_err());
+        assert_eq!((counted.calls, counted.bytes), (1, 5));
+    }
 
     /// A writer that takes at most `limit` bytes per call, like a nearly full socket.
     struct Trickle {
