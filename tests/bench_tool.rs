@@ -50,9 +50,18 @@ struct Report {
     bench_cpu_s: Option<f64>,
     bench_cpu_pct: Option<f64>,
     server: Option<ServerFigures>,
+    server_counters: Option<ServerCounters>,
     connections: Option<ConnectionFigures>,
     details: Option<Details>,
     points: Option<Vec<Report>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerCounters {
+    turns: u64,
+    deliveries: u64,
+    writes: u64,
+    frames_per_write: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -90,6 +99,7 @@ struct Details {
     window_stalls: u64,
     foreign_markers: u64,
     unexpected_markers: u64,
+    notes: Vec<String>,
 }
 
 /// Runs `loopchat bench ARGS --json`: its report, or, when it exits with status 1, the
@@ -739,6 +749,50 @@ fn broadcast_with_deflate_and_chat_json_loses_nothing() {
     assert!(sent < 0.75 * 1024.0, "{report:#?}");
     let received = report.wire_bytes_received_per_delivery.unwrap();
     assert!(received < 0.75 * 1024.0, "{report:#?}");
+}
+
+#[test]
+fn server_stats_gives_the_loops_counters_over_the_window() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--admin-addr", "127.0.0.1:0"]);
+    let stats = format!("http://{}/stats", server.admin_addr());
+    let report = short_run(
+        "broadcast",
+        &url(server.addr),
+        "20",
+        &["--senders", "4", "--server-stats", &stats],
+    )
+    .unwrap();
+    assert_clean(&report, 20);
+    let counters = report.server_counters.as_ref().expect("server_counters");
+    // The server's count of deliveries in the window and the generator's can differ by
+    // the frames in flight at its edges, but they are the same run's.
+    let delivered = report.delivered.unwrap();
+    assert!(
+        counters.deliveries > 0 && counters.deliveries <= delivered,
+        "{report:#?}"
+    );
+    assert!(counters.turns > 0 && counters.writes > 0, "{report:#?}");
+    let per_write = counters.frames_per_write.unwrap();
+    assert!(per_write >= 1.0, "{report:#?}");
+    let ratio = counters.deliveries as f64 / counters.writes as f64;
+    assert!((per_write - ratio).abs() < 1e-9, "{report:#?}");
+
+    // Without an admin port there is nothing to read: a note, and no counters.
+    let plain = ServerProcess::start(&["--mode", "broadcast"]);
+    let missing = format!("http://{}/stats", plain.addr);
+    let report = short_run(
+        "broadcast",
+        &url(plain.addr),
+        "4",
+        &["--senders", "2", "--server-stats", &missing],
+    )
+    .unwrap();
+    assert!(report.server_counters.is_none());
+    let notes = &report.details.as_ref().unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("--server-stats")),
+        "{notes:?}"
+    );
 }
 
 #[test]

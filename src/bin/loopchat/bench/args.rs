@@ -74,6 +74,12 @@ pub struct CommonArgs {
     /// mislead.
     #[arg(long)]
     pub deflate: bool,
+
+    /// A loopchat server's admin `/stats` (`http://127.0.0.1:9090/stats`, started with
+    /// `--admin-addr`): its counters are read as the measured window opens and closes,
+    /// and the differences reported: the loop's turns, writes, and frames per write.
+    #[arg(long, value_name = "URL")]
+    pub server_stats: Option<String>,
 }
 
 /// What a message's bytes are, around its marker.

@@ -84,6 +84,7 @@ pub mod payload;
 pub mod plot;
 pub mod proc;
 pub mod report;
+pub mod server_stats;
 pub mod stats;
 
 pub use args::{BenchCommand, PayloadKind, Scenario};
@@ -564,11 +565,22 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
     load.set_phase("warm-up", measure_from);
     fleet.run(measure_from, Until::Deadline, &mut load)?;
 
+    let stats_url = spec.common.server_stats.as_deref();
+    let counters_before = stats_url.map(server_stats::read);
     let before = Clocks::read(pids, &mut notes);
     let (wire_before, sent_before) = (fleet.wire_bytes(), load.tracker().counts().sent);
     load.set_phase("measure", measure_to);
     fleet.run(measure_to, Until::Deadline, &mut load)?;
     let after = Clocks::read(pids, &mut notes);
+    let counters_after = stats_url.map(server_stats::read);
+    let server_counters = match (counters_before, counters_after) {
+        (Some(Ok(b)), Some(Ok(a))) => Some(server_stats::window(b, a)),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => {
+            notes.push(format!("--server-stats: {e}"));
+            None
+        }
+        _ => None,
+    };
     let (wire_after, sent_after) = (fleet.wire_bytes(), load.tracker().counts().sent);
     let measured = load.tracker().counts().measured;
     let wire_received = wire_after.0 - wire_before.0;
@@ -626,6 +638,7 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
         bench_cpu_s: usage.bench_cpu_s,
         bench_cpu_pct: usage.bench_cpu_pct,
         server: usage.server,
+        server_counters,
         connections: Some(connection_figures(&fleet)),
         details: Some(Details {
             warmup_s: spec.warmup.as_secs_f64(),

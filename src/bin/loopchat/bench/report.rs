@@ -86,6 +86,8 @@ pub struct Report {
     pub bench_cpu_pct: Option<f64>,
     /// The server's figures, with `--server-pid`; with several servers, summed.
     pub server: Option<ServerFigures>,
+    /// The server's own counters over the measured window, with `--server-stats`.
+    pub server_counters: Option<ServerCounters>,
     /// What became of the connections.
     pub connections: Option<ConnectionFigures>,
     /// Less common counters that explain odd results.
@@ -116,6 +118,26 @@ pub struct ServerFigures {
     /// The largest resident memory of the server's life so far (`VmHWM`), KiB; with
     /// several servers, the sum of each one's peak.
     pub peak_rss_kib: Option<u64>,
+}
+
+/// A loopchat server's counters over the measured window, from its admin port's
+/// `/stats` (see [`super::server_stats`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerCounters {
+    /// Loop turns.
+    pub turns: u64,
+    /// Readiness events.
+    pub events: u64,
+    /// Frames queued for clients, each broadcast counted once per recipient.
+    pub deliveries: u64,
+    /// Writes to clients that took bytes.
+    pub writes: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// `deliveries` ÷ `writes`.
+    pub frames_per_write: Option<f64>,
+    /// `deliveries` ÷ `turns`.
+    pub deliveries_per_turn: Option<f64>,
 }
 
 /// Connections: how many opened, how fast, what they cost the server, how they ended.
@@ -294,6 +316,19 @@ impl Report {
             row(
                 "server memory",
                 format!("RSS {}, peak {}", kib(s.rss_kib), kib(s.peak_rss_kib)),
+            );
+        }
+        if let Some(k) = &self.server_counters {
+            let ratio = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
+            row(
+                "server loop",
+                format!(
+                    "{} turns, {} writes: {} frames per write, {} deliveries per turn",
+                    k.turns,
+                    k.writes,
+                    ratio(k.frames_per_write),
+                    ratio(k.deliveries_per_turn)
+                ),
             );
         }
         if let Some(c) = &self.connections {
