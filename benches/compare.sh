@@ -41,7 +41,8 @@
 #
 #   python3 benches/report.py docs/bench/results --readme README.md
 #
-# which anyone can run again to regenerate the page from the committed results. A run
+# which anyone can run again to regenerate the page from the committed results; then
+# docs/REPORT.md, which draws on them too, is redrawn (`loopchat lab report`). A run
 # that is --quick, --only some servers, or has a failure is not published: its report is
 # written into its own results folder, so it never replaces real figures.
 #
@@ -430,6 +431,8 @@ if ((report)); then
             [[ -f $file ]] && cp -- "$file" "$PUBLISHED/"
         done
         python3 "$ROOT/benches/report.py" "$PUBLISHED" --readme "$ROOT/README.md"
+        # docs/REPORT.md draws on these results too.
+        "$loopchat" lab report --root "$ROOT"
     else
         note "not publishing to docs/: $why_not; the report is $out/BENCHMARKS.md"
         python3 "$ROOT/benches/report.py" "$out" --output "$out/BENCHMARKS.md" --svg-dir "$out"

@@ -7,19 +7,20 @@
 # Experiments (the server pinned to CPU 0, the load generator to CPU 1, as compare.sh):
 #   write-floor  `loopchat lab write-floor`: a writer thread's CPU per frame for loopback
 #                writes of K = 1 to 512 64-byte frames each, to 1,000 connections in
-#                turn, nothing else done: the floor under CPU per delivery
+#                turn, nothing else done: the floor under CPU per delivery; the writer
+#                pinned to CPU 0 and the reader to CPU 1; run twice, before and after
+#                the corking runs, to show how much it varies
 #   corking      `loopchat serve --mode broadcast` with its admin port, and `loopchat
 #                bench broadcast` at C=1,000, 10 senders, 64 bytes, window W = 1, 2, 4,
 #                8, 16, 32, 64 (5 s each): the server's CPU per delivery, and its frames
-#                per write from the admin port's /stats (deliveries ÷ writes), read before
-#                and after the run (connection set-up and drain included: they add a
-#                few thousand writes to millions)
+#                per write over the same measured window from the admin port's /stats
+#                (`loopchat bench --server-stats`: deliveries ÷ writes)
 #   stalled      the same server with --max-outbound-bytes 1 MiB, under each
 #                slow-consumer policy (close, drop) and with no stalled reader (none):
 #                C=200 clients, 10 senders at 100 messages/s each, 1 KiB (1 MB/s to
 #                every client), 15 s, plus one client that stops reading
-#                (benches/stalled_reader.py); /stats sampled every 100 ms
-#                (benches/stats_sampler.py)
+#                (benches/stalled_reader.py), connected before the load starts; /stats
+#                sampled every 100 ms from then on (benches/stats_sampler.py, on CPU 1)
 #
 # Everything goes to target/bench-results/experiments-<UTC timestamp>/ (or --out): the
 # JSON of each run, the samples (.jsonl), meta.tsv, commands.tsv, runs.tsv,
@@ -108,48 +109,46 @@ fact loopchat "$("$loopchat" --version)" >>"$out/meta.tsv"
 failed=0
 
 # ---------------------------------------------------------------------------------------
-note "write-floor: K = $floor_k frames per write, $floor_connections connections"
-floor=("$loopchat" lab write-floor --frames-per-write "$floor_k"
-    --connections "$floor_connections" --duration "$floor_duration")
-record_command write-floor loopchat lab "${floor[@]}"
-started_at=$SECONDS
-if "${floor[@]}" >"$out/write-floor.json" 2>"$out/logs/write-floor.log"; then
-    printf 'write-floor\tloopchat\tok\t%s\n' "$((SECONDS - started_at))" >>"$out/runs.tsv"
-else
-    printf 'write-floor\tloopchat\tfailed\t%s\n' "$((SECONDS - started_at))" >>"$out/runs.tsv"
-    note "write-floor failed; see $out/logs/write-floor.log"
-    failed=1
-fi
-
-# A compact /stats sample, into FILE.
-stats_once() {
-    python3 "$ROOT/benches/stats_sampler.py" "http://127.0.0.1:$admin_port/stats" --once \
-        --pid "$server_pid" >"$1"
+# write_floor N: one measurement of the floor, into write-floor.N.json.
+write_floor() {
+    local floor=(taskset -c "$SERVER_CPU,$BENCH_CPU" "$loopchat" lab write-floor
+        --frames-per-write "$floor_k" --connections "$floor_connections"
+        --duration "$floor_duration" --writer-cpu "$SERVER_CPU" --reader-cpu "$BENCH_CPU")
+    note "write-floor $1: K = $floor_k frames per write, $floor_connections connections"
+    record_command write-floor "$1" lab "${floor[@]}"
+    local started_at=$SECONDS
+    if "${floor[@]}" >"$out/write-floor.$1.json" 2>"$out/logs/write-floor.$1.log"; then
+        printf 'write-floor\t%s\tok\t%s\n' "$1" "$((SECONDS - started_at))" >>"$out/runs.tsv"
+    else
+        printf 'write-floor\t%s\tfailed\t%s\n' "$1" "$((SECONDS - started_at))" >>"$out/runs.tsv"
+        note "write-floor $1 failed; see $out/logs/write-floor.$1.log"
+        rm -f "$out/write-floor.$1.json"
+        failed=1
+    fi
 }
 
 port=$port_base
 admin_port=$((port_base + 1))
+stats_url="http://127.0.0.1:$admin_port/stats"
+
+write_floor 1
 
 # ---------------------------------------------------------------------------------------
 for w in $windows; do
     note "corking: window $w"
     start_server corking "w$w" "$port" "$loopchat" serve --mode broadcast \
         --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin_port"
-    stats_once "$out/corking.w$w.stats-before.json"
     run_bench corking "w$w" "$port" broadcast --clients "$clients" --senders 10 --size 64 \
-        --window "$w" --duration "$duration"
+        --window "$w" --duration "$duration" --server-stats "$stats_url"
     [[ $run_status == ok ]] || failed=1
-    stats_once "$out/corking.w$w.stats-after.json"
     stop_server
 done
 
-# ---------------------------------------------------------------------------------------
-sample_stats() {
-    python3 "$ROOT/benches/stats_sampler.py" "http://127.0.0.1:$admin_port/stats" \
-        --every 0.1 --for "$((stalled_duration + 5))" --pid "$server_pid" \
-        >"$out/stalled.$policy.samples.jsonl"
-}
+write_floor 2
 
+# ---------------------------------------------------------------------------------------
+# The stalled reader connects first, then sampling starts, then the load.
+sample_for=$((stalled_duration + 5))
 for policy in none close drop; do
     note "stalled: policy $policy"
     server=("$loopchat" serve --mode broadcast --addr "127.0.0.1:$port"
@@ -158,23 +157,37 @@ for policy in none close drop; do
     start_server stalled "$policy" "$port" "${server[@]}"
     stalled_pid=""
     if [[ $policy != none ]]; then
-        reader=(python3 "$ROOT/benches/stalled_reader.py" "127.0.0.1:$port"
-            --hold "$((stalled_duration + 6))")
+        reader=(taskset -c "$BENCH_CPU" python3 "$ROOT/benches/stalled_reader.py"
+            "127.0.0.1:$port" --hold "$((sample_for + 2))")
         record_command stalled "$policy" stalled-reader "${reader[@]}"
-        "${reader[@]}" >"$out/stalled.$policy.reader.json" 2>"$out/logs/stalled.$policy.reader.log" &
+        reader_log="$out/logs/stalled.$policy.reader.log"
+        "${reader[@]}" >"$out/stalled.$policy.reader.json" 2>"$reader_log" &
         stalled_pid=$!
         started+=("$stalled_pid")
+        for ((tries = 0; tries < 200; tries++)); do
+            grep -q connected "$reader_log" 2>/dev/null && break
+            kill -0 "$stalled_pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        grep -q connected "$reader_log" 2>/dev/null ||
+            die "stalled: the stalled reader did not connect; see $reader_log"
     fi
-    during_bench=sample_stats
-    record_command stalled "$policy" sampler python3 benches/stats_sampler.py \
-        "http://127.0.0.1:$admin_port/stats" --every 0.1 --for "$((stalled_duration + 5))" \
-        --pid '$SERVER_PID'
+    sampler=(taskset -c "$BENCH_CPU" python3 "$ROOT/benches/stats_sampler.py" "$stats_url"
+        --every 0.1 --for "$sample_for" --pid "$server_pid")
+    shown=("${sampler[@]}")
+    # shellcheck disable=SC2016 # the record says $SERVER_PID, not this run's number
+    shown[${#shown[@]} - 1]='$SERVER_PID'
+    record_command stalled "$policy" sampler "${shown[@]}"
+    "${sampler[@]}" >"$out/stalled.$policy.samples.jsonl" 2>"$out/logs/stalled.$policy.sampler.log" &
+    sampler_pid=$!
+    started+=("$sampler_pid")
     run_bench stalled "$policy" "$port" broadcast --clients "$stalled_clients" --senders 10 \
         --size 1024 --rate 100 --duration "$stalled_duration"
-    during_bench=""
     [[ $run_status == ok ]] || failed=1
+    wait "$sampler_pid" || { note "stalled: the sampler failed"; failed=1; }
+    forget "$sampler_pid"
     if [[ -n $stalled_pid ]]; then
-        wait "$stalled_pid" || { note "stalled reader failed"; failed=1; }
+        wait "$stalled_pid" || { note "stalled: the stalled reader failed"; failed=1; }
         forget "$stalled_pid"
     fi
     stop_server

@@ -46,6 +46,8 @@
 #
 #   python3 benches/scaleout_report.py docs/bench/scaleout
 #
+# and docs/REPORT.md, which draws on them too, is redrawn (`loopchat lab report`).
+#
 # A setup that cannot run (loopchat without --redis or without several --url, say) is
 # reported as failed, with the reason, and the others still run.
 
@@ -552,6 +554,8 @@ if ((publish)); then
     done
     note "published to ${PUBLISHED#"$ROOT/"}/ as $short.*; regenerating its README.md"
     python3 "$ROOT/benches/scaleout_report.py" "$PUBLISHED" --commit "$short"
+    # docs/REPORT.md draws on these results too.
+    "$loopchat" lab report --root "$ROOT"
 else
     python3 "$ROOT/benches/scaleout_report.py" "$out" --plain --output "$out/README.md"
     note "not published; the report is $out/README.md"

@@ -34,8 +34,8 @@
 //! line (`loopchat serve`), the terminal client (`loopchat client`, on the client-role
 //! codec) and the load generator (`loopchat bench`). It and its dependencies come with
 //! the default `cli` feature; a program that embeds the library sets
-//! `default-features = false` and builds without clap, hdrhistogram, plotters, rlimit or
-//! env_logger.
+//! `default-features = false` and builds without clap, core_affinity, hdrhistogram,
+//! plotters, rlimit or env_logger.
 //!
 //! # An application in a screenful
 //!

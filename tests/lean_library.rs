@@ -1,6 +1,6 @@
 //! A program that embeds loopchat as a library, with default features off, builds none of
 //! the `loopchat` program's dependencies: not the command line's (clap, env_logger), nor
-//! the load generator's (hdrhistogram, plotters, rlimit). The dependency tree is read
+//! the load generator's (hdrhistogram, plotters, rlimit, core_affinity). The dependency tree is read
 //! with `cargo tree`; `scripts/test` also builds the examples that way
 //! (`cargo build --no-default-features --examples`), which proves the library compiles
 //! without them.
@@ -26,7 +26,14 @@ fn dependency_tree(features: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-const PROGRAM_ONLY: [&str; 5] = ["clap", "env_logger", "hdrhistogram", "plotters", "rlimit"];
+const PROGRAM_ONLY: [&str; 6] = [
+    "clap",
+    "core_affinity",
+    "env_logger",
+    "hdrhistogram",
+    "plotters",
+    "rlimit",
+];
 
 #[test]
 fn the_library_alone_has_none_of_the_programs_dependencies() {

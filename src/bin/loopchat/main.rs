@@ -4,7 +4,7 @@
 //! The terminal client and the load generator are programs, not library API: they live
 //! here, beside the command line, and use the library only through its public API (the
 //! client-role codec, the chat protocol's types). Their dependencies (clap, hdrhistogram,
-//! plotters, rlimit, env_logger) are the `cli` feature's, so a program that embeds the
+//! plotters, rlimit, env_logger, and core_affinity for `loopchat lab`) are the `cli` feature's, so a program that embeds the
 //! library with default features off builds none of them.
 
 mod bench;

@@ -30,7 +30,7 @@ pub enum LabCommand {
 /// Options of `loopchat lab write-floor`.
 #[derive(Args, Debug, Clone)]
 pub struct WriteFloorArgs {
-    /// Frames in each write: one measurement for each.
+    /// Frames in each write: one measurement for each (1 to 65,536).
     #[arg(
         long,
         value_name = "K[,K...]",
@@ -50,6 +50,14 @@ pub struct WriteFloorArgs {
     /// Seconds each measurement writes for.
     #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = crate::client::parse_seconds)]
     pub duration: Duration,
+
+    /// Pin the writing thread to this CPU (as a server is pinned by the benchmarks).
+    #[arg(long, value_name = "CPU")]
+    pub writer_cpu: Option<usize>,
+
+    /// Pin the reading thread to this CPU (as the load generator is).
+    #[arg(long, value_name = "CPU")]
+    pub reader_cpu: Option<usize>,
 }
 
 /// Options of `loopchat lab report`.
@@ -74,6 +82,8 @@ pub fn main(command: LabCommand) -> ExitCode {
                 size: a.size,
                 connections: a.connections as usize,
                 duration: a.duration,
+                writer_cpu: a.writer_cpu,
+                reader_cpu: a.reader_cpu,
             };
             match write_floor::run(&spec).and_then(|r| Ok(serde_json::to_string(&r)?)) {
                 Ok(json) => {

@@ -1,23 +1,26 @@
 //! The floor under a broadcast: what the kernel charges the writer for one write of K
-//! frames to a loopback TCP socket, when nothing else is done. No server can deliver a
-//! frame for less CPU than this at K frames per write, so it is the physical limit that
-//! docs/REPORT.md draws beside loopchat's CPU per delivery.
+//! frames to a loopback TCP socket, when nothing else is done. A server that writes K
+//! frames a write does this and more, so this is the limit that docs/REPORT.md draws
+//! beside loopchat's CPU per delivery. It is measured, not derived: run to run, and
+//! with how often the reader must be woken, it varies by some percent, so a server's
+//! figure can come out a little under it.
 //!
 //! The measurement has the server's shape without the server: C connections over
 //! 127.0.0.1; one thread (the "writer", standing for the server) writes the same buffer
 //! of K ready-made WebSocket frames to each connection in turn, one `write(2)` each
 //! (more only when the kernel takes part of it); another thread (the "reader", standing
-//! for the clients) reads everything with one `mio::Poll`, as `loopchat bench` does. The
-//! writer's CPU time (user and system, from `/proc/thread-self/stat`) divided by the
-//! frames written is the figure. On loopback the writer's system time includes the
-//! receiving side's TCP processing, which the kernel does in the sender's `write`: the
-//! same is true of a server's `writev`, so the two figures count the same work.
+//! for the clients) reads everything with one `mio::Poll`, as `loopchat bench` does.
+//! With `--writer-cpu` and `--reader-cpu` the two threads are pinned, as a server and its
+//! load generator are by the benchmark scripts. The writer's CPU time (user and system,
+//! from `/proc/thread-self/stat`) divided by the frames written is the figure. Whatever
+//! the kernel does for the write in the writer's system call (on loopback, much of the
+//! receiving side's work too) is in it, as it is in a server's `writev`.
 //!
 //! The writer's sockets are blocking: when one's send buffer is full the writer sleeps
-//! until the reader has drained it, which costs no CPU, so a slow reader cannot inflate
-//! the figure, only the time taken.
+//! until the reader has drained it. Going to sleep and waking cost the writer some CPU,
+//! counted in the figure; with a reader that keeps up it seldom happens.
 
-use crate::bench::proc::own_thread_cpu_seconds;
+use crate::bench::proc::parse_stat_cpu_ticks;
 use loopchat::ws::frame::{Opcode, encode_frame};
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Token};
@@ -40,6 +43,10 @@ pub struct FloorSpec {
     pub connections: usize,
     /// How long each measurement writes.
     pub duration: Duration,
+    /// The CPU to pin the writer to, if any.
+    pub writer_cpu: Option<usize>,
+    /// The CPU to pin the reader to, if any.
+    pub reader_cpu: Option<usize>,
 }
 
 /// The result of every measurement of one run.
@@ -55,6 +62,10 @@ pub struct FloorReport {
     pub connections: usize,
     /// Seconds each measurement wrote for.
     pub duration_s: f64,
+    /// The CPU the writer was pinned to, if it was.
+    pub writer_cpu: Option<usize>,
+    /// The CPU the reader was pinned to, if it was.
+    pub reader_cpu: Option<usize>,
     /// One per value of frames per write, in the order asked.
     pub points: Vec<FloorPoint>,
 }
@@ -97,22 +108,34 @@ pub fn run(spec: &FloorSpec) -> io::Result<FloorReport> {
         frame_bytes: frame.len(),
         connections: spec.connections,
         duration_s: spec.duration.as_secs_f64(),
+        writer_cpu: spec.writer_cpu,
+        reader_cpu: spec.reader_cpu,
         points,
     })
 }
 
 fn measure(frame: &[u8], k: usize, spec: &FloorSpec) -> io::Result<FloorPoint> {
-    let batch: Vec<u8> = frame.repeat(k.max(1));
+    if k == 0 || k > MAX_FRAMES_PER_WRITE {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("frames per write must be 1 to {MAX_FRAMES_PER_WRITE}, not {k}"),
+        ));
+    }
+    let batch: Vec<u8> = frame.repeat(k);
     let (writers, readers) = connect_pairs(spec.connections.max(1))?;
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let done = Arc::clone(&done);
+        let cpu = spec.reader_cpu;
         thread::Builder::new()
             .name("floor-reader".into())
-            .spawn(move || read_all(readers, &done))?
+            .spawn(move || {
+                pin(cpu)?;
+                read_all(readers, &done)
+            })?
     };
 
-    let result = write_for(&writers, &batch, spec.duration);
+    let result = pin(spec.writer_cpu).and_then(|()| write_for(&writers, &batch, spec.duration));
     // Closing the writing side lets the reader see every connection end after its bytes.
     for w in &writers {
         let _ = w.shutdown(Shutdown::Write);
@@ -149,10 +172,11 @@ fn write_for(
     batch: &[u8],
     duration: Duration,
 ) -> io::Result<(u64, u64, f64, f64)> {
-    let cpu_before = own_thread_cpu_seconds()?;
+    let cpu_before = thread_cpu_seconds()?;
     let start = Instant::now();
     let (mut writes, mut bytes) = (0u64, 0u64);
-    while start.elapsed() < duration {
+    // At least one round, however the thread was scheduled.
+    loop {
         for mut w in writers {
             let mut rest = batch;
             while !rest.is_empty() {
@@ -168,10 +192,37 @@ fn write_for(
                 }
             }
         }
+        if start.elapsed() >= duration {
+            break;
+        }
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu = own_thread_cpu_seconds()? - cpu_before;
+    let cpu = thread_cpu_seconds()? - cpu_before;
     Ok((writes, bytes, cpu, wall))
+}
+
+/// The most frames a write may be asked to carry (64-byte frames: 4.2 MB a write).
+pub const MAX_FRAMES_PER_WRITE: usize = 65_536;
+
+/// The calling thread's CPU time, in seconds: `/proc/thread-self/stat` only, never the
+/// whole process's (which would count the reader too).
+fn thread_cpu_seconds() -> io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
+    parse_stat_cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 / crate::bench::proc::TICKS_PER_SECOND)
+        .ok_or_else(|| io::Error::other("cannot parse /proc/thread-self/stat"))
+}
+
+/// Pins the calling thread to `cpu`, if one is given.
+fn pin(cpu: Option<usize>) -> io::Result<()> {
+    let Some(cpu) = cpu else { return Ok(()) };
+    if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "cannot pin a thread to CPU {cpu}"
+        )))
+    }
 }
 
 /// `n` loopback connections: the accepted ends (blocking, for the writer) and the
@@ -242,12 +293,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_byte_written_is_read_and_the_floor_falls_with_more_frames_per_write() {
+    fn every_byte_written_is_read_and_counted() {
         let report = run(&FloorSpec {
             frames_per_write: vec![1, 64],
             size: 64,
             connections: 4,
             duration: Duration::from_millis(300),
+            writer_cpu: None,
+            reader_cpu: None,
         })
         .unwrap();
         assert_eq!(report.frame_bytes, 66);
@@ -262,5 +315,21 @@ mod tests {
         // Blocking sockets take a whole batch in one call, so the calls count batches.
         assert_eq!(one.writes, one.frames, "{one:?}");
         assert_eq!(many.writes * 64, many.frames, "{many:?}");
+    }
+
+    #[test]
+    fn frames_per_write_out_of_range_are_refused() {
+        for k in [0, MAX_FRAMES_PER_WRITE + 1] {
+            let error = run(&FloorSpec {
+                frames_per_write: vec![k],
+                size: 64,
+                connections: 1,
+                duration: Duration::from_millis(10),
+                writer_cpu: None,
+                reader_cpu: None,
+            })
+            .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+        }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! The results are read as `serde_json::Value` rather than typed structs: they come from
 //! several programs (the load generator, `lab write-floor`, the benchmark scripts, the
-//! admin port), and a figure that is missing is shown as missing, never a parse failure
-//! of the whole report.
+//! admin port), and a field that is missing from a result is shown as missing ("—"). A
+//! file that is missing or not JSON stops the report with its name: a report drawn from
+//! part of its results would not be the one the results give.
 
 use serde_json::Value;
 use std::fs;
@@ -76,7 +77,7 @@ pub fn meta_in(tsv: &str, key: &str) -> Option<String> {
 /// "commit abc1234 (date)" for a folder's meta.tsv, noting a dirty tree.
 pub fn provenance(folder: &Path, shown_as: &str) -> String {
     let commit = meta(folder, "commit").unwrap_or_else(|| "?".into());
-    let short = &commit[..commit.len().min(7)];
+    let short: String = commit.chars().take(7).collect();
     let date = meta(folder, "date_utc").unwrap_or_else(|| "?".into());
     let dirty = match meta(folder, "dirty").as_deref() {
         Some("0") => "",

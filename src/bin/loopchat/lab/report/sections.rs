@@ -46,23 +46,41 @@ const SERVERS: [(&str, &str, RGBColor); 3] = [
 
 fn corking(f: &Folders) -> Result<Section> {
     let dir = &f.experiments;
-    let floor = json(&dir.join("write-floor.json"))?;
-    let floor_points: Vec<(f64, f64)> = array(&floor, "points")
+    // The floor was measured more than once (before and after the corking runs): its
+    // line is the mean at each K, and the table shows every run.
+    let floors: Vec<Value> = numbered_files(dir, "write-floor.", ".json")?
+        .into_iter()
+        .map(|(_, name)| json(&dir.join(name)))
+        .collect::<Result<_>>()?;
+    let floor = floors.first().cloned().unwrap_or_default();
+    let per_frame = |k: f64| -> Vec<f64> {
+        floors
+            .iter()
+            .flat_map(|f| array(f, "points").iter())
+            .filter(|p| num(p, "frames_per_write") == Some(k))
+            .filter_map(|p| num(p, "cpu_ns_per_frame"))
+            .collect()
+    };
+    let mut ks: Vec<f64> = array(&floor, "points")
         .iter()
-        .filter_map(|p| Some((num(p, "frames_per_write")?, num(p, "cpu_ns_per_frame")?)))
+        .filter_map(|p| num(p, "frames_per_write"))
+        .collect();
+    ks.sort_by(f64::total_cmp);
+    let floor_points: Vec<(f64, f64)> = ks
+        .iter()
+        .filter_map(|&k| {
+            let runs = per_frame(k);
+            (!runs.is_empty()).then(|| (k, runs.iter().sum::<f64>() / runs.len() as f64))
+        })
         .collect();
 
     let mut rows = Vec::new();
+    let mut first_run = None;
     for (window, name) in numbered_files(dir, "corking.w", ".json")? {
-        let stem = name.trim_end_matches(".json");
         let bench = json(&dir.join(&name))?;
-        let before = json(&dir.join(format!("{stem}.stats-before.json")))?;
-        let after = json(&dir.join(format!("{stem}.stats-after.json")))?;
-        let delta = |key: &str| Some(num(&after, key)? - num(&before, key)?);
-        let frames_per_write = match (delta("totals.deliveries"), delta("totals.writes")) {
-            (Some(d), Some(w)) if w > 0.0 => Some(d / w),
-            _ => None,
-        };
+        // The server's own count over the measured window (`loopchat bench
+        // --server-stats`), the same window as its CPU time.
+        let frames_per_write = num(&bench, "server_counters.frames_per_write");
         let cpu = num(&bench, "server.cpu_ns_per_delivery");
         rows.push(CorkingRow {
             window,
@@ -73,7 +91,13 @@ fn corking(f: &Folders) -> Result<Section> {
             p99_us: num(&bench, "latency_us.p99"),
             lost: num(&bench, "lost"),
         });
+        first_run.get_or_insert(bench);
     }
+    let first_run = first_run.unwrap_or_default();
+    let windows = match (rows.first(), rows.last()) {
+        (Some(a), Some(b)) => format!("window {} to {}", a.window, b.window),
+        _ => "no runs".to_owned(),
+    };
     let measured: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| Some((r.frames_per_write?, r.cpu?)))
@@ -81,7 +105,7 @@ fn corking(f: &Folders) -> Result<Section> {
     let svg = charts::lines(
         "Corking: server CPU per delivery against frames per write",
         &[LinePanel {
-            caption: "broadcast, C=1,000, 10 senders, 64 B; window 1 to 64".into(),
+            caption: format!("broadcast, {}; {windows}", load_of(&first_run)),
             x_desc: "frames per write (log)".into(),
             y_desc: "CPU per delivery, ns (log)".into(),
             log_x: true,
@@ -94,7 +118,7 @@ fn corking(f: &Folders) -> Result<Section> {
                     reference: false,
                 },
                 Series {
-                    name: "floor: K frames a write, nothing else".into(),
+                    name: "floor: K frames a write, nothing else (mean of runs)".into(),
                     color: REFERENCE,
                     points: floor_points.clone(),
                     reference: true,
@@ -126,26 +150,54 @@ fn corking(f: &Folders) -> Result<Section> {
             opt(r.lost, count),
         );
     }
-    md.push_str("\nThe floor, measured alone (`write-floor.json`):\n\n");
     let _ = writeln!(
         md,
-        "| frames per write | bytes per write | CPU per write | CPU per frame |\n|---:|---:|---:|---:|"
+        "\nThe floor, measured alone, {} times (`write-floor.N.json`): CPU per write in \
+         each run, and per frame (their mean, the line drawn):\n",
+        floors.len()
     );
-    for p in array(&floor, "points") {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            opt(num(p, "frames_per_write"), count),
-            opt(num(p, "write_bytes"), count),
-            opt(num(p, "cpu_ns_per_write"), ns),
-            opt(num(p, "cpu_ns_per_frame"), ns),
-        );
+    md.push_str("| frames per write | bytes per write |");
+    for n in 1..=floors.len() {
+        let _ = write!(md, " CPU per write, run {n} |");
     }
+    md.push_str(" CPU per frame |\n|---:|---:|");
+    md.push_str(&"---:|".repeat(floors.len() + 1));
+    md.push('\n');
+    for &(k, mean) in &floor_points {
+        let point = |f: &Value| {
+            array(f, "points")
+                .iter()
+                .find(|p| num(p, "frames_per_write") == Some(k))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let _ = write!(
+            md,
+            "| {} | {} |",
+            count(k),
+            opt(num(&point(&floor), "write_bytes"), count)
+        );
+        for f in &floors {
+            let _ = write!(md, " {} |", opt(num(&point(f), "cpu_ns_per_write"), ns));
+        }
+        let _ = writeln!(md, " {} |", ns(mean));
+    }
+    let pinned = match (num(&floor, "writer_cpu"), num(&floor, "reader_cpu")) {
+        (Some(w), Some(r)) => {
+            format!("the writer pinned to CPU {w:.0} and the reader to CPU {r:.0}")
+        }
+        _ => "the threads not pinned".to_owned(),
+    };
     let _ = write!(
         md,
-        "\nSource: {}; {} connections written to in turn.\n",
-        provenance(dir, "docs/report/results/corking.w*.json, write-floor.json"),
+        "\nFrames per write is the server's count of deliveries ÷ writes over the measured \
+         window (`server_counters`). The floor wrote to {} connections in turn, {pinned}. \
+         Source: {}.\n",
         opt(num(&floor, "connections"), count),
+        provenance(
+            dir,
+            "docs/report/results/corking.w*.json, write-floor.*.json"
+        ),
     );
     Ok(Section {
         name: "corking",
@@ -171,9 +223,15 @@ fn clients(f: &Folders) -> Result<Section> {
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
     let mut table: Vec<(f64, Vec<String>)> = Vec::new();
+    let mut first_point = Value::Null;
     for (i, (file, title, color)) in SERVERS.iter().enumerate() {
         let sweep = json(&dir.join(format!("sweep.{file}.json")))?;
         let points = array(&sweep, "points");
+        if first_point.is_null()
+            && let Some(p) = points.first()
+        {
+            first_point = p.clone();
+        }
         let series = |key: &str| -> Vec<(f64, f64)> {
             points
                 .iter()
@@ -201,7 +259,7 @@ fn clients(f: &Folders) -> Result<Section> {
         "Clients against deliveries/s and p99 latency",
         &[
             LinePanel {
-                caption: "deliveries per second (broadcast, 10 senders, window 8, 64 B)".into(),
+                caption: format!("deliveries per second ({})", load_of(&first_point)),
                 x_desc: "clients (log)".into(),
                 y_desc: "deliveries/s (log)".into(),
                 log_x: true,
@@ -256,6 +314,7 @@ fn memory(f: &Folders) -> Result<Section> {
         ("deflate-connections", "permessage-deflate"),
     ];
     let mut series = Vec::new();
+    let mut held = None;
     let mut md = figure("memory.svg", "Server memory per idle connection");
     md.push_str(
         "| server | connections | bytes per idle connection | with permessage-deflate | \
@@ -266,6 +325,7 @@ fn memory(f: &Folders) -> Result<Section> {
             .iter()
             .map(|(s, _)| json(&dir.join(format!("{s}.{file}.json"))))
             .collect::<Result<_>>()?;
+        held = held.or(num(&runs[0], "connections.opened"));
         let per_connection: Vec<Option<f64>> = runs
             .iter()
             .map(|r| num(r, "connections.bytes_per_idle_connection"))
@@ -283,7 +343,10 @@ fn memory(f: &Folders) -> Result<Section> {
     let svg = charts::bars(
         "Server memory per idle WebSocket connection",
         &[BarPanel {
-            caption: "resident memory grown ÷ connections held (C=10,000)".into(),
+            caption: format!(
+                "resident memory grown ÷ connections held (C={})",
+                opt(held, count)
+            ),
             y_desc: "bytes per connection".into(),
             log_y: false,
             groups: scenarios.iter().map(|(_, g)| (*g).to_owned()).collect(),
@@ -310,18 +373,21 @@ fn memory(f: &Folders) -> Result<Section> {
 fn stalled(f: &Folders) -> Result<Section> {
     let dir = &f.experiments;
     let policies = [
-        ("none", "no stalled reader", REFERENCE),
+        ("none", "no stalled reader (close)", REFERENCE),
         ("close", "--slow-consumer close", LOOPCHAT),
         ("drop", "--slow-consumer drop", OTHER),
     ];
+    let limit = server_option(dir, "stalled", "close", "--max-outbound-bytes")
+        .and_then(|v| v.parse::<f64>().ok());
     let (mut queue, mut rate_series, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let mut intervals = Vec::new();
     let mut md = figure(
         "stalled.svg",
         "A stalled reader under each slow-consumer policy",
     );
     md.push_str(
-        "| policy | stalled reader closed (1008) after | its TCP connection dropped after | \
-         messages dropped for it | largest queue, peak | server RSS, peak | others: \
+        "| stalled reader | closed (1008) after | its TCP connection dropped after | \
+         messages dropped (server total) | largest queue, peak | server RSS, peak | others: \
          deliveries/s | others: p99 | others: lost | what the stalled reader found at the \
          end |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
@@ -329,13 +395,20 @@ fn stalled(f: &Folders) -> Result<Section> {
     for (policy, title, color) in policies {
         let samples = json_lines(&dir.join(format!("stalled.{policy}.samples.jsonl")))?;
         let bench = json(&dir.join(format!("stalled.{policy}.json")))?;
-        let reader = json(&dir.join(format!("stalled.{policy}.reader.json"))).ok();
+        let reader_path = dir.join(format!("stalled.{policy}.reader.json"));
+        let reader = if policy == "none" {
+            None
+        } else {
+            Some(json(&reader_path)?)
+        };
         let at = |key: &str| -> Vec<(f64, f64)> {
             samples
                 .iter()
                 .filter_map(|s| Some((num(s, "t")?, num(s, key)?)))
                 .collect()
         };
+        let times: Vec<f64> = samples.iter().filter_map(|s| num(s, "t")).collect();
+        intervals.extend(times.windows(2).map(|w| w[1] - w[0]));
         queue.push(line(
             title,
             color,
@@ -361,18 +434,24 @@ fn stalled(f: &Folders) -> Result<Section> {
             memory.iter().map(|&(t, k)| (t, k / 1024.0)).collect(),
         ));
 
-        let first = |key: &str| samples.first().and_then(|s| num(s, key));
+        // A counter missing from a sample counts as zero, so that a missing first value
+        // cannot make every later sample look like a change.
+        let value = |sample: &Value, key: &str| num(sample, key).unwrap_or(0.0);
         let first_change = |key: &str| {
+            let start = samples.first().map_or(0.0, |s| value(s, key));
             samples
                 .iter()
-                .find(|s| num(s, key) > first(key))
+                .find(|s| value(s, key) > start)
                 .and_then(|s| num(s, "t"))
         };
         let closed_at = first_change("totals.slow_closed");
         let dropped_at = first_change("totals.close_timed_out");
-        let dropped = samples.last().and_then(|s| {
-            Some(num(s, "totals.dropped_messages")? - first("totals.dropped_messages")?)
-        });
+        let dropped = match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) => {
+                Some(value(b, "totals.dropped_messages") - value(a, "totals.dropped_messages"))
+            }
+            _ => None,
+        };
         let peak = |series: &[(f64, f64)]| series.iter().map(|p| p.1).reduce(f64::max);
         let found = match &reader {
             None => "—".to_owned(),
@@ -400,14 +479,10 @@ fn stalled(f: &Folders) -> Result<Section> {
         };
         let _ = writeln!(
             md,
-            "| {policy} | {} | {} | {} | {} | {} | {} | {} | {} | {found} |",
+            "| {title} | {} | {} | {} | {} | {} | {} | {} | {} | {found} |",
             when(closed_at),
             when(dropped_at),
-            if policy == "none" {
-                "—".into()
-            } else {
-                opt(dropped, count)
-            },
+            opt(dropped, count),
             opt(peak(&at("largest_queue_bytes")), bytes),
             opt(peak(&memory).map(|k| k * 1024.0), bytes),
             opt(num(&bench, "deliveries_per_s"), rate),
@@ -415,12 +490,17 @@ fn stalled(f: &Folders) -> Result<Section> {
             opt(num(&bench, "lost"), count),
         );
     }
-    let time = "seconds since the load began";
+    intervals.sort_by(f64::total_cmp);
+    let every = intervals.get(intervals.len() / 2).copied();
+    let time = "seconds since sampling began";
     let svg = charts::lines(
         "A stalled reader under each slow-consumer policy",
         &[
             LinePanel {
-                caption: "the largest output queue (the stalled reader's), limit 1 MiB".into(),
+                caption: format!(
+                    "the largest output queue (the stalled reader's); limit {}",
+                    opt(limit, bytes)
+                ),
                 x_desc: time.into(),
                 y_desc: "KiB queued".into(),
                 log_x: false,
@@ -428,7 +508,7 @@ fn stalled(f: &Folders) -> Result<Section> {
                 series: queue,
             },
             LinePanel {
-                caption: "deliveries per second to every client".into(),
+                caption: "deliveries per second, all clients together".into(),
                 x_desc: time.into(),
                 y_desc: "deliveries/s".into(),
                 log_x: false,
@@ -447,15 +527,41 @@ fn stalled(f: &Folders) -> Result<Section> {
     )?;
     let _ = write!(
         md,
-        "\nTimes are those of the first sample (every 100 ms) in which the server's counters \
-         had moved (`slow_closed`, then `close_timed_out`), in seconds since the load began. \
+        "\nThe server's limit on each queue was {}; the load, {}. Times are those of the \
+         first sample (one every {}) in which the server's counters had moved \
+         (`slow_closed`, then `close_timed_out`), counted from the first sample, taken \
+         once the stalled reader had connected and as the load generator began. \
          \"Others\" are the load generator's clients. Source: {}.\n",
+        opt(limit, bytes),
+        load_of(&json(&dir.join("stalled.none.json"))?),
+        opt(every.map(|s| s * 1e3), |ms| format!("{ms:.0} ms")),
         provenance(dir, "docs/report/results/stalled.*")
     );
     Ok(Section {
         name: "stalled",
         markdown: md,
         figures: vec![("stalled.svg".into(), svg)],
+    })
+}
+
+/// The value of `option` in the server command that commands.tsv records for
+/// `scenario` and `name` (`scenario<TAB>name<TAB>server<TAB>command`).
+fn server_option(dir: &Path, scenario: &str, name: &str, option: &str) -> Option<String> {
+    let tsv = fs::read_to_string(dir.join("commands.tsv")).ok()?;
+    tsv.lines().find_map(|line| {
+        let mut fields = line.splitn(4, '\t');
+        let (s, n, kind, command) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if (s, n, kind) != (scenario, name, "server") {
+            return None;
+        }
+        let mut words = command.split_whitespace();
+        words.find(|w| *w == option)?;
+        words.next().map(str::to_owned)
     })
 }
 
@@ -469,6 +575,7 @@ fn compression(f: &Folders) -> Result<Section> {
     ];
     let groups: Vec<String> = scenarios.iter().map(|(_, g)| (*g).to_owned()).collect();
     let (mut cpu, mut wire, mut throughput) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first_run = Value::Null;
     let mut md = figure("compression.svg", "What permessage-deflate costs and saves");
     md.push_str(
         "| server | | deliveries/s | server CPU per delivery | bytes on the wire per \
@@ -479,6 +586,9 @@ fn compression(f: &Folders) -> Result<Section> {
             .iter()
             .map(|(s, _)| json(&dir.join(format!("{s}.{file}.json"))))
             .collect::<Result<_>>()?;
+        if first_run.is_null() {
+            first_run = runs[0].clone();
+        }
         let each = |key: &str| runs.iter().map(|r| num(r, key)).collect::<Vec<_>>();
         cpu.push((title.to_owned(), color, each("server.cpu_ns_per_delivery")));
         wire.push((
@@ -498,8 +608,16 @@ fn compression(f: &Folders) -> Result<Section> {
             );
         }
     }
+    let title = format!(
+        "permessage-deflate: broadcast of {} payloads, {}",
+        first_run
+            .get("payload")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        load_of(&first_run)
+    );
     let svg = charts::bars(
-        "permessage-deflate: broadcast of 1 KiB chat JSON, C=1,000, 10 senders, window 8",
+        &title,
         &[
             BarPanel {
                 caption: "deliveries per second".into(),
@@ -550,6 +668,7 @@ fn redis_hop(f: &Folders) -> Result<Section> {
         ("socketio", "two Socket.IO + Redis adapter", OTHER),
     ];
     let (mut p99, mut cpu) = (Vec::new(), Vec::new());
+    let mut clients = None;
     let mut md = figure("redis-hop.svg", "What the Redis hop costs");
     md.push_str(
         "| setup | messages/s | deliveries/s | p50 | p99 | lost | servers' CPU per delivery | \
@@ -567,6 +686,7 @@ fn redis_hop(f: &Folders) -> Result<Section> {
                 .unwrap_or(0.0)
                 .total_cmp(&num(b, "total_rate").unwrap_or(0.0))
         });
+        clients = clients.or_else(|| runs.first().and_then(|r| num(r, "clients")));
         let at = |key: &str| -> Vec<(f64, f64)> {
             runs.iter()
                 .filter_map(|r| Some((num(r, "total_rate")?, num(r, key)?)))
@@ -590,7 +710,10 @@ fn redis_hop(f: &Folders) -> Result<Section> {
         }
     }
     let svg = charts::lines(
-        "The Redis hop: one chat on two instances, C=1,000 in one room",
+        &format!(
+            "The Redis hop: one chat on two instances, C={} in one room",
+            opt(clients, count)
+        ),
         &[
             LinePanel {
                 caption: "p99 latency, send to receipt".into(),
@@ -612,9 +735,13 @@ fn redis_hop(f: &Folders) -> Result<Section> {
     )?;
     let _ = write!(
         md,
-        "\nSource: `docs/bench/scaleout/{prefix}.*.step-*.json`, measured at commit {prefix} \
-         on {}.\n",
-        scaleout_date(dir, &prefix).unwrap_or_else(|| "?".into())
+        "\n\"messages/s\" is the rate offered, all senders together. Source: \
+         `docs/bench/scaleout/{prefix}.*.step-*.json`, measured at commit {prefix} on {}{}.\n",
+        scaleout_meta(dir, &prefix, "date_utc").unwrap_or_else(|| "?".into()),
+        match scaleout_meta(dir, &prefix, "dirty").as_deref() {
+            Some("0") | None => "",
+            Some(_) => ", from a tree that differed from it",
+        }
     );
     Ok(Section {
         name: "redis-hop",
@@ -631,7 +758,7 @@ fn latest_scaleout_prefix(dir: &Path) -> Result<String> {
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
             let prefix = name.strip_suffix(".meta.tsv")?.to_owned();
-            let date = scaleout_date(dir, &prefix).unwrap_or_default();
+            let date = scaleout_meta(dir, &prefix, "date_utc").unwrap_or_default();
             Some((date, prefix))
         })
         .collect();
@@ -641,9 +768,25 @@ fn latest_scaleout_prefix(dir: &Path) -> Result<String> {
         .ok_or_else(|| format!("no *.meta.tsv in {}", dir.display()))
 }
 
-fn scaleout_date(dir: &Path, prefix: &str) -> Option<String> {
+fn scaleout_meta(dir: &Path, prefix: &str, key: &str) -> Option<String> {
     let tsv = fs::read_to_string(dir.join(format!("{prefix}.meta.tsv"))).ok()?;
-    meta_in(&tsv, "date_utc")
+    meta_in(&tsv, key)
+}
+
+/// "C=1,000, 10 senders, 64 B, window 8" (or "at R messages/s each"), from a broadcast
+/// report's own fields.
+fn load_of(run: &Value) -> String {
+    let pacing = match (num(run, "window"), num(run, "rate")) {
+        (Some(w), _) => format!("window {w:.0}"),
+        (None, Some(r)) => format!("{r} messages/s each"),
+        _ => "?".to_owned(),
+    };
+    format!(
+        "C={}, {} senders, {}, {pacing}",
+        opt(num(run, "clients"), count),
+        opt(num(run, "senders"), count),
+        opt(num(run, "size"), bytes),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
