@@ -671,9 +671,9 @@ fn redis_hop(f: &Folders) -> Result<Section> {
     let mut clients = None;
     let mut md = figure("redis-hop.svg", "What the Redis hop costs");
     md.push_str(
-        "| setup | messages/s | deliveries/s | p50 | p99 | lost | servers' CPU per delivery | \
-         Redis commands per message | load generator CPU |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| setup | messages/s | deliveries/s | p50 | p99 | lost | servers' CPU, of one core | \
+         servers' CPU per delivery | Redis commands per message | load generator CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (setup, title, color) in setups {
         let mut runs: Vec<Value> =
@@ -697,12 +697,19 @@ fn redis_hop(f: &Folders) -> Result<Section> {
         for r in &runs {
             let _ = writeln!(
                 md,
-                "| {setup} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {setup} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 opt(num(r, "total_rate"), count),
                 opt(num(r, "deliveries_per_s"), rate),
                 opt(num(r, "latency_us.p50"), micros),
                 opt(num(r, "latency_us.p99"), micros),
                 opt(num(r, "lost"), count),
+                opt(
+                    ratio(
+                        num(r, "servers_window.cpu_s"),
+                        num(r, "servers_window.window_s")
+                    ),
+                    |v| format!("{:.0} %", v * 100.0)
+                ),
                 opt(num(r, "servers_window.cpu_ns_per_delivery"), ns),
                 opt(num(r, "redis.commands_per_message"), |v| format!("{v:.1}")),
                 opt(num(r, "bench_cpu_pct"), |v| format!("{v:.0} %")),
