@@ -79,23 +79,43 @@ type Result<T> = std::result::Result<T, String>;
 
 /// A figure of line panels, as SVG text.
 pub fn lines(title: &str, panels: &[LinePanel]) -> Result<String> {
-    let mut svg = String::new();
-    {
-        let height = TITLE_HEIGHT + PANEL_HEIGHT * panels.len() as u32;
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(fail)?;
-        let root = root.titled(title, ("sans-serif", 22)).map_err(fail)?;
-        let areas = root.split_evenly((panels.len().max(1), 1));
-        for (panel, area) in panels.iter().zip(&areas) {
-            line_panel(area, panel).map_err(fail)?;
-        }
-        root.present().map_err(fail)?;
-    }
-    Ok(svg)
+    figure(title, panels)
 }
 
 /// A figure of bar panels, as SVG text.
 pub fn bars(title: &str, panels: &[BarPanel]) -> Result<String> {
+    figure(title, panels)
+}
+
+type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A panel that draws itself in an area of a figure.
+trait Panel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static;
+}
+
+impl Panel for LinePanel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        line_panel(area, self)
+    }
+}
+
+impl Panel for BarPanel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        bar_panel(area, self)
+    }
+}
+
+/// A figure: its title, then `panels` stacked top to bottom.
+fn figure(title: &str, panels: &[impl Panel]) -> Result<String> {
     let mut svg = String::new();
     {
         let height = TITLE_HEIGHT + PANEL_HEIGHT * panels.len() as u32;
@@ -104,7 +124,7 @@ pub fn bars(title: &str, panels: &[BarPanel]) -> Result<String> {
         let root = root.titled(title, ("sans-serif", 22)).map_err(fail)?;
         let areas = root.split_evenly((panels.len().max(1), 1));
         for (panel, area) in panels.iter().zip(&areas) {
-            bar_panel(area, panel).map_err(fail)?;
+            panel.draw(area).map_err(fail)?;
         }
         root.present().map_err(fail)?;
     }

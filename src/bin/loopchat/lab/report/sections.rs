@@ -199,11 +199,7 @@ fn corking(f: &Folders) -> Result<Section> {
             "docs/report/results/corking.w*.json, write-floor.*.json"
         ),
     );
-    Ok(Section {
-        name: "corking",
-        markdown: md,
-        figures: vec![("corking.svg".into(), svg)],
-    })
+    Ok(section("corking", md, svg))
 }
 
 struct CorkingRow {
@@ -298,11 +294,7 @@ fn clients(f: &Folders) -> Result<Section> {
         "\nA p99 marked \\* is of a run that lost messages. Source: {}.\n",
         provenance(dir, "docs/bench/results/sweep.*.json")
     );
-    Ok(Section {
-        name: "clients",
-        markdown: md,
-        figures: vec![("clients.svg".into(), svg)],
-    })
+    Ok(section("clients", md, svg))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -361,11 +353,7 @@ fn memory(f: &Folders) -> Result<Section> {
             "docs/bench/results/connections.*.json, deflate-connections.*.json"
         )
     );
-    Ok(Section {
-        name: "memory",
-        markdown: md,
-        figures: vec![("memory.svg".into(), svg)],
-    })
+    Ok(section("memory", md, svg))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,11 +525,7 @@ fn stalled(f: &Folders) -> Result<Section> {
         opt(every.map(|s| s * 1e3), |ms| format!("{ms:.0} ms")),
         provenance(dir, "docs/report/results/stalled.*")
     );
-    Ok(Section {
-        name: "stalled",
-        markdown: md,
-        figures: vec![("stalled.svg".into(), svg)],
-    })
+    Ok(section("stalled", md, svg))
 }
 
 /// The value of `option` in the server command that commands.tsv records for
@@ -650,11 +634,7 @@ fn compression(f: &Folders) -> Result<Section> {
             "docs/bench/results/deflate-plain.*.json, deflate.*.json"
         )
     );
-    Ok(Section {
-        name: "compression",
-        markdown: md,
-        figures: vec![("compression.svg".into(), svg)],
-    })
+    Ok(section("compression", md, svg))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -750,11 +730,7 @@ fn redis_hop(f: &Folders) -> Result<Section> {
             Some(_) => ", from a tree that differed from it",
         }
     );
-    Ok(Section {
-        name: "redis-hop",
-        markdown: md,
-        figures: vec![("redis-hop.svg".into(), svg)],
-    })
+    Ok(section("redis-hop", md, svg))
 }
 
 /// The commit prefix of the newest run in docs/bench/scaleout/ (its files are named
@@ -798,6 +774,15 @@ fn load_of(run: &Value) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
+
+/// A section with its one figure, `NAME.svg`.
+fn section(name: &'static str, markdown: String, svg: String) -> Section {
+    Section {
+        name,
+        markdown,
+        figures: vec![(format!("{name}.svg"), svg)],
+    }
+}
 
 /// The files `<before>N<after>` in `dir`, by N.
 fn numbered_files(dir: &Path, before: &str, after: &str) -> Result<Vec<(u64, String)>> {
