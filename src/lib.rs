@@ -66,6 +66,7 @@ pub mod images;
 pub mod line;
 pub mod rate;
 pub mod redis;
+pub mod tls;
 pub mod ws;
 
 pub use event_loop::{

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "stats",
         "metrics",
         "timers",
+        "wire",
         "config",
         "links",
     ],

@@ -106,6 +106,9 @@ pub(crate) struct Acceptor {
     /// Set once the server stops accepting, for good (a graceful shutdown).
     stopped: bool,
     /// The most connections at once.
+    /// Whether the main port speaks TLS: then a client refused there gets no plaintext
+    /// 503, which it could not read, only the end of the connection.
+    tls: bool,
     max_connections: usize,
 }
 
@@ -138,6 +141,7 @@ impl Acceptor {
             out_of_fds: false,
             retry_scheduled: [false; 3],
             stopped: false,
+            tls: config.tls.is_some(),
             max_connections: config.max_connections,
         })
     }
@@ -237,7 +241,8 @@ impl Acceptor {
                         return Some((stream, peer));
                     }
                     debug!("{peer}: refused, {} connections already", conns.slab.len());
-                    refuse_now(
+                    self.refuse(
+                        transport,
                         &mut stream,
                         &Response::text(503, "server full, try again later\n"),
                     );
@@ -252,6 +257,16 @@ impl Acceptor {
                 }
                 Err(e) => return self.accept_later(transport, conns, &e),
             }
+        }
+    }
+
+    /// Refuses a client on `listener`: with `response` ([`refuse_now`]), or on the TLS
+    /// port by ending the connection, since a TLS client cannot read plaintext.
+    fn refuse(&self, listener: Listener, stream: &mut TcpStream, response: &Response) {
+        if self.tls && listener == Listener::WebSocket {
+            let _ = stream.shutdown(Shutdown::Both);
+        } else {
+            refuse_now(stream, response);
         }
     }
 
@@ -271,7 +286,8 @@ impl Acceptor {
                     warn!("out of file descriptors: refusing new clients with 503");
                 }
                 debug!("{peer}: refused, out of file descriptors");
-                refuse_now(
+                self.refuse(
+                    transport,
                     &mut stream,
                     &Response::text(503, "server out of file descriptors, try again later\n"),
                 );

@@ -96,6 +96,10 @@ pub struct ServerConfig {
     /// The admin port: metrics, statistics and the live view of the loop, on an address
     /// of its own, served by the same loop (see `crate::admin`). Default: none.
     pub admin: Option<AdminConfig>,
+    /// TLS on the main port (`https://` and `wss://`): the certificate chain and key to
+    /// load at start, and again on SIGHUP when the server listens for signals. Default:
+    /// none (plain HTTP and `ws://`). The line port and the admin port stay plain.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Where the admin port listens, and the bearer token it requires, if any. An address
@@ -134,6 +138,7 @@ impl Default for ServerConfig {
             deflate_min_bytes: 128,
             trace_every: 1,
             admin: None,
+            tls: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
 use super::timers::{TimerQueue, TimerTarget};
+use super::wire::Wire;
 use crate::line::LineReader;
 use crate::ws::frame::encoded_len;
 use crate::ws::{CloseCode, Message, State, WebSocket};
@@ -27,6 +28,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -87,6 +89,9 @@ pub(crate) struct Connections {
     pub admin_connections: usize,
     /// The serial number for the next connection.
     next_serial: u64,
+    /// The TLS configuration new connections on the main port start with, on a server
+    /// with TLS; replaced on a reload, which leaves open connections as they are.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Connections {
@@ -111,6 +116,7 @@ impl Connections {
             deflate_min_bytes: config.deflate_min_bytes,
             admin_connections: 0,
             next_serial: TimerTarget::NOT_A_CONNECTION + 1,
+            tls: None,
         }
     }
 
@@ -132,6 +138,18 @@ impl Connections {
         if let Err(e) = stream.set_nodelay(true) {
             debug!("{peer}: set_nodelay failed: {e}");
         }
+        let tls = match &self.tls {
+            Some(tls) if transport == Transport::WebSocket && !admin => {
+                match rustls::ServerConnection::new(Arc::clone(tls)) {
+                    Ok(session) => Some(Box::new(session)),
+                    Err(e) => {
+                        warn!("{peer}: cannot start TLS: {e}");
+                        return None;
+                    }
+                }
+            }
+            _ => None,
+        };
         let entry = self.slab.vacant_entry();
         let key = entry.key();
         if let Err(e) = registry.register(&mut stream, Token(key), Interest::READABLE) {
@@ -157,6 +175,7 @@ impl Connections {
                 let conn =
                     entry.insert(Connection::new(stream, peer, serial, phase, Some(deadline)));
                 conn.admin = admin;
+                conn.tls = tls;
                 self.timers.schedule(deadline, TimerTarget { key, serial });
             }
             Transport::Line => {
@@ -412,7 +431,8 @@ impl Connections {
         if !conn.is_open() {
             return Err(SendError::NotOpen);
         }
-        let mut socket = Counted::new(&mut conn.stream);
+        let mut wire = Wire::new(&mut conn.stream, conn.tls.as_deref_mut());
+        let mut socket = Counted::new(&mut wire);
         let verdict =
             self.output_limit
                 .make_room(&mut conn.out, &mut socket, len, room, &mut self.stats);

@@ -79,6 +79,7 @@ mod shutdown;
 mod slow_consumer;
 mod stats;
 mod timers;
+mod wire;
 
 pub use config::{AdminConfig, ServerConfig, SlowConsumer};
 pub use connections::SendError;
@@ -101,9 +102,10 @@ use outbound::{Counted, Drain};
 use session::Sessions;
 use shutdown::{SIGNALS, Shutdown, SignalAction};
 use slow_consumer::Verdict;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown as TcpShutdown, SocketAddr};
 use std::time::{Duration, Instant};
+use wire::Wire;
 
 /// Bytes read from a socket per `read` call. One buffer serves every connection: bytes
 /// are decoded straight out of it, so an idle connection holds no read buffer at all.
@@ -160,14 +162,21 @@ impl<H: Handler> Server<H> {
             .admin
             .as_ref()
             .map(|admin| AdminState::new(admin, Instant::now()));
+        // A certificate that cannot be used stops the start, before anything listens.
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::server_config(files).map_err(io::Error::other)?),
+            None => None,
+        };
         let poll = Poll::new()?;
         let acceptor = Acceptor::bind(&config, poll.registry())?;
         let links = Links::new(poll.registry().try_clone()?);
+        let mut conns = Connections::new(&config, links);
+        conns.tls = tls;
         Ok(Server {
             poll,
             acceptor,
             handler,
-            conns: Connections::new(&config, links),
+            conns,
             config,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
@@ -215,10 +224,13 @@ impl<H: Handler> Server<H> {
     }
 
     /// Makes SIGINT and SIGTERM begin a graceful shutdown ([`Server::shut_down`]); a
-    /// second signal during it ends `run` at once. For a program that owns the process:
-    /// signal handlers are process-wide.
+    /// second signal during it ends `run` at once. On a server with TLS, SIGHUP reloads
+    /// the certificate and key ([`Server::reload_tls`]). For a program that owns the
+    /// process: signal handlers are process-wide.
     pub fn shut_down_on_signals(&mut self) -> io::Result<()> {
-        self.shutdown.listen_for_signals(self.poll.registry())
+        let reload = self.config.tls.is_some();
+        self.shutdown
+            .listen_for_signals(self.poll.registry(), reload)
     }
 
     /// Begins a graceful shutdown: stops accepting, sends every WebSocket client a Close
@@ -240,6 +252,25 @@ impl<H: Handler> Server<H> {
             }
         }
         self.deliver_closes();
+    }
+
+    /// Loads the TLS certificate and key again (SIGHUP): new connections get the new
+    /// ones, open connections keep theirs. A file that cannot be used is refused, with a
+    /// log line saying why, and the configuration in use is kept.
+    pub fn reload_tls(&mut self) {
+        let Some(files) = &self.config.tls else {
+            return;
+        };
+        match crate::tls::server_config(files) {
+            Ok(tls) => {
+                self.conns.tls = Some(tls);
+                log::info!(
+                    "TLS: certificate and key reloaded from {}",
+                    files.cert.display()
+                );
+            }
+            Err(e) => log::warn!("TLS: reload refused, the certificate in use is kept: {e}"),
+        }
     }
 
     /// Runs the loop. Returns `Ok` after a graceful shutdown ([`Server::shut_down`]),
@@ -370,6 +401,7 @@ impl<H: Handler> Server<H> {
             SIGNALS => match self.shutdown.signals_arrived(&self.conns) {
                 SignalAction::None => {}
                 SignalAction::Begin => self.shut_down(),
+                SignalAction::Reload => self.reload_tls(),
                 SignalAction::StopNow => {
                     self.acceptor.stop(self.poll.registry());
                     return true;
@@ -470,7 +502,7 @@ impl<H: Handler> Server<H> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.slab.get_mut(key) {
-            match conn.stream.read(&mut buf[..]) {
+            match Wire::new(&mut conn.stream, conn.tls.as_deref_mut()).read(&mut buf[..]) {
                 Ok(0) => {
                     self.peer_finished(key);
                     break;
@@ -506,6 +538,13 @@ impl<H: Handler> Server<H> {
             }
         }
         self.read_buf = buf;
+        // TLS may have records to send that no output asked for: the handshake's, or an
+        // answer to a key update.
+        if let Some(conn) = self.conns.slab.get(key)
+            && conn.tls.as_ref().is_some_and(|tls| tls.wants_write())
+        {
+            self.conns.schedule_flush(key);
+        }
         self.deliver_closes();
     }
 
@@ -567,7 +606,16 @@ impl<H: Handler> Server<H> {
                 }
                 Phase::Http(_) => {
                     let response = Response::text(408, "no complete request in time\n");
-                    accept::refuse_now(&mut conn.stream, &response);
+                    if let Some(tls) = &mut conn.tls {
+                        // Through TLS, if its handshake is done; else there is no one
+                        // to say it to.
+                        if !tls.is_handshaking() {
+                            let _ = tls.writer().write_all(&response.encode(false, false));
+                            let _ = Wire::new(&mut conn.stream, Some(tls)).flush_tls();
+                        }
+                    } else {
+                        accept::refuse_now(&mut conn.stream, &response);
+                    }
                     self.remove(key, "request timed out");
                 }
                 _ => {
@@ -670,7 +718,12 @@ impl<H: Handler> Server<H> {
         };
         conn.flush_scheduled = false;
         let lane = conn.lane();
-        let mut socket = Counted::new(&mut conn.stream);
+        let mut wire = Wire::new(&mut conn.stream, conn.tls.as_deref_mut());
+        // TLS records left from the last flush go before anything new.
+        if let Err(e) = wire.flush_tls() {
+            return self.remove(key, &format!("write failed: {e}"));
+        }
+        let mut socket = Counted::new(&mut wire);
         let drained = match lane {
             Some(lane) => {
                 let untaken = log.untaken(conn.next_broadcast, lane, key);
@@ -685,6 +738,7 @@ impl<H: Handler> Server<H> {
             metrics.totals.writes += socket.calls;
             metrics.totals.bytes_out += socket.bytes;
         }
+        let tls_pending = wire.pending();
         match drained {
             Ok(Drain::Empty | Drain::Blocked) => {}
             // Still writable: come back next turn, after the others have had theirs.
@@ -702,7 +756,20 @@ impl<H: Handler> Server<H> {
             return self.remove(key, "peer closed the connection; output written");
         }
 
-        let want_writable = !conn.out.is_empty();
+        let lingering = conn.out.is_empty() && matches!(conn.phase, Phase::Lingering(_));
+        let mut tls_pending = tls_pending;
+        if lingering
+            && !conn.shutdown_sent
+            && let Some(tls) = &mut conn.tls
+        {
+            // Everything is said: TLS says so first (close_notify), then TCP.
+            tls.send_close_notify();
+            match Wire::new(&mut conn.stream, Some(tls)).flush_tls() {
+                Ok(()) => tls_pending = tls.wants_write(),
+                Err(e) => return self.remove(key, &format!("write failed: {e}")),
+            }
+        }
+        let want_writable = !conn.out.is_empty() || tls_pending;
         if want_writable != conn.writable_registered {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
@@ -718,7 +785,7 @@ impl<H: Handler> Server<H> {
             }
             conn.writable_registered = want_writable;
         }
-        if conn.out.is_empty() && matches!(conn.phase, Phase::Lingering(_)) && !conn.shutdown_sent {
+        if lingering && !tls_pending && !conn.shutdown_sent {
             // Everything is said: send our FIN. Errors only mean the peer is gone already.
             let _ = conn.stream.shutdown(TcpShutdown::Write);
             conn.shutdown_sent = true;

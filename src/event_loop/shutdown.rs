@@ -16,7 +16,7 @@ use super::stats::Stats;
 use crate::ws::CloseCode;
 use log::{info, warn};
 use mio::{Interest, Registry, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
 use std::time::Instant;
@@ -33,6 +33,8 @@ pub(crate) enum SignalAction {
     Begin,
     /// A second signal: stop now.
     StopNow,
+    /// SIGHUP: load the TLS certificate and key again.
+    Reload,
 }
 
 /// Where the shutdown stands.
@@ -49,23 +51,41 @@ pub(crate) struct Shutdown {
 }
 
 impl Shutdown {
-    /// Makes SIGINT and SIGTERM arrive as readiness events under [`SIGNALS`].
-    pub fn listen_for_signals(&mut self, registry: &Registry) -> io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    /// Makes SIGINT and SIGTERM arrive as readiness events under [`SIGNALS`], and SIGHUP
+    /// too if `reload` (a server with TLS: SIGHUP reloads its certificate). Without it,
+    /// SIGHUP keeps its default action.
+    pub fn listen_for_signals(&mut self, registry: &Registry, reload: bool) -> io::Result<()> {
+        let mut signals = if reload {
+            Signals::new([SIGINT, SIGTERM, SIGHUP])?
+        } else {
+            Signals::new([SIGINT, SIGTERM])?
+        };
         registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
     }
 
     /// Takes the signals that arrived: the first SIGINT or SIGTERM begins a graceful
-    /// shutdown; one during the shutdown (or two at once) asks to stop now.
+    /// shutdown; one during the shutdown (or two at once) asks to stop now. SIGHUP alone
+    /// asks for a reload.
     pub fn signals_arrived(&mut self, conns: &Connections) -> SignalAction {
         let Some(signals) = &mut self.signals else {
             return SignalAction::None;
         };
-        let count = signals.pending().count();
+        let (mut count, mut reload) = (0, false);
+        for signal in signals.pending() {
+            if signal == SIGHUP {
+                reload = true;
+            } else {
+                count += 1;
+            }
+        }
         if count == 0 {
-            return SignalAction::None;
+            return if reload {
+                SignalAction::Reload
+            } else {
+                SignalAction::None
+            };
         }
         if self.deadline.is_none() && count == 1 {
             return SignalAction::Begin;

@@ -163,6 +163,13 @@ impl Drop for ServerProcess {
 
 /// The address in the binary's `... open http://127.0.0.1:PORT/ ...` log line.
 pub fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("open http://")? + "open http://".len()..];
+    let at = line
+        .find("open http://")
+        .map(|at| at + "open http://".len());
+    let at = at.or_else(|| {
+        line.find("open https://")
+            .map(|at| at + "open https://".len())
+    })?;
+    let rest = &line[at..];
     rest[..rest.find('/')?].parse().ok()
 }

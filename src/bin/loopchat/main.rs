@@ -130,6 +130,17 @@ struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     trace_every: u64,
 
+    /// Serve https:// and wss:// on --addr with this certificate chain (PEM: the
+    /// certificate, then any intermediates). Needs --tls-key. SIGHUP loads both files
+    /// again without dropping a connection; a file that cannot be used is refused and
+    /// the one in use kept.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -308,8 +319,19 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
                 token: args.admin_token.clone(),
                 label: format!("{:?}", args.mode).to_lowercase(),
             }),
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| loopchat::tls::TlsFiles { cert, key }),
         ..ServerConfig::default()
     };
+    if let Some(files) = &config.tls
+        && let Err(why) = loopchat::tls::server_config(files)
+    {
+        eprintln!("loopchat: will not start: TLS: {why}");
+        return ExitCode::FAILURE;
+    }
     if let Some(admin) = &config.admin
         && let Err(why) = loopchat::admin::check_exposure(admin.addr, admin.token.as_deref())
     {
@@ -374,6 +396,7 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
         Err(e) => debug!("could not raise the open file limit: {e}"),
     }
     let addr = config.addr;
+    let tls = config.tls.is_some();
     let mut server = match Server::bind(config, handler) {
         Ok(server) => server,
         Err(e) => {
@@ -386,7 +409,15 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let local = server.local_addr().unwrap_or(addr);
-    info!("loopchat {mode} server: open http://{local}/ (WebSocket at ws://{local}/ws)");
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    info!("loopchat {mode} server: open {http}://{local}/ (WebSocket at {ws}://{local}/ws)");
+    if tls {
+        info!("TLS: SIGHUP reloads the certificate and key");
+    }
     if let Some(line) = server.line_addr() {
         info!("line port for nc/telnet on {line}");
     }

@@ -1,0 +1,307 @@
+//! `loopchat serve --tls-cert --tls-key`: https:// and wss:// on the main port, rustls
+//! driven by the loop itself. Certificates are made here, at test time, by a test CA
+//! (rcgen); clients are independent: rustls's own blocking stream, with tungstenite on
+//! top for WebSocket.
+
+mod common;
+
+use common::process::ServerProcess;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// A CA, and a certificate for 127.0.0.1 and localhost signed by it, as PEM files.
+struct Certs {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_der: CertificateDer<'static>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Certs {
+    fn new(dir: &Path, name: &str) -> Certs {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("loopchat test CA {name}"),
+        );
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        let ca_der = ca_cert.der().clone();
+        let ca = rcgen::Issuer::new(params, ca_key);
+        let (cert, key) = (
+            dir.join(format!("{name}.cert.pem")),
+            dir.join(format!("{name}.key.pem")),
+        );
+        let certs = Certs {
+            ca,
+            ca_der,
+            cert,
+            key,
+        };
+        certs.write_server(&certs.cert, &certs.key);
+        certs
+    }
+
+    /// Writes a server certificate (127.0.0.1, localhost) signed by this CA, and its key.
+    fn write_server(&self, cert: &Path, key: &Path) {
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = params.signed_by(&server_key, &self.ca).unwrap();
+        std::fs::write(cert, server.pem()).unwrap();
+        std::fs::write(key, server_key.serialize_pem()).unwrap();
+    }
+
+    /// A client configuration that trusts this CA only.
+    fn client(&self) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let mut config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+fn serve(certs: &Certs, extra: &[&str]) -> ServerProcess {
+    let mut args = vec![
+        "--tls-cert",
+        certs.cert.to_str().unwrap(),
+        "--tls-key",
+        certs.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args)
+}
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS connection to `addr`, handshake done, as host "localhost".
+fn tls_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut stream = StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}
+
+/// A WebSocket over TLS to `addr`.
+fn wss(addr: SocketAddr, config: Arc<ClientConfig>) -> WebSocket<TlsStream> {
+    let stream = tls_connect(addr, config).expect("TLS handshake");
+    let url = format!("wss://localhost:{}/ws", addr.port());
+    let (socket, response) = tungstenite::client(url.as_str(), stream).expect("upgrade");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next data message, skipping control frames.
+fn next_data(socket: &mut WebSocket<TlsStream>) -> Message {
+    loop {
+        match socket.read().expect("read") {
+            m @ (Message::Text(_) | Message::Binary(_)) => return m,
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+fn wait_for_log(server: &ServerProcess, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log_text().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn wss_echoes_small_and_large_messages_and_negotiates_http_1_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new(dir.path(), "a");
+    let server = serve(&certs, &["--mode", "echo"]);
+    let stream = tls_connect(server.addr, certs.client()).unwrap();
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    drop(stream);
+
+    let mut socket = wss(server.addr, certs.client());
+    socket.send(Message::text("hello over TLS")).unwrap();
+    assert_eq!(next_data(&mut socket), Message::text("hello over TLS"));
+    // Larger than rustls's 64 KiB buffer and than a TLS record, both ways.
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    socket.send(Message::binary(big.clone())).unwrap();
+    assert_eq!(next_data(&mut socket), Message::binary(big));
+    socket.close(None).unwrap();
+}
+
+#[test]
+fn https_serves_the_chat_page_and_broadcasts_go_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new(dir.path(), "a");
+    let server = serve(&certs, &["--mode", "broadcast"]);
+    let mut page = tls_connect(server.addr, certs.client()).unwrap();
+    page.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    // The server ends with close_notify, so this is a clean end of stream.
+    page.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.contains("<html"), "{response}");
+
+    let mut a = wss(server.addr, certs.client());
+    let mut b = wss(server.addr, certs.client());
+    // b is open once a broadcast from a reaches it; a sends until one does.
+    a.send(Message::text("first")).unwrap();
+    b.send(Message::text("from b")).unwrap();
+    assert_eq!(next_data(&mut a), Message::text("from b"));
+    a.send(Message::text("from a")).unwrap();
+    let got = next_data(&mut b);
+    assert!(
+        got == Message::text("from a") || got == Message::text("first"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn plain_http_garbage_and_a_silent_client_on_the_tls_port_disturb_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new(dir.path(), "a");
+    let server = serve(&certs, &["--mode", "echo", "--handshake-timeout", "1"]);
+    let mut good = wss(server.addr, certs.client());
+
+    // Plain HTTP: not TLS. The server answers what TLS allows (an alert, or nothing)
+    // and ends the connection.
+    let mut plain = TcpStream::connect(server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+        "answered in plaintext: {answer:?}"
+    );
+    // Garbage, as if a ClientHello were corrupt.
+    let mut garbage = TcpStream::connect(server.addr).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    garbage
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3])
+        .unwrap();
+    let _ = garbage.read_to_end(&mut Vec::new());
+    // Silent: connects and sends no ClientHello. The handshake deadline covers TLS: it
+    // is dropped after a second.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let n = silent.read(&mut [0u8; 64]).unwrap_or(0);
+    assert_eq!(n, 0, "the silent client got bytes");
+    assert!(started.elapsed() < Duration::from_secs(25));
+
+    // Meanwhile the good client was never disturbed.
+    good.send(Message::text("still here")).unwrap();
+    assert_eq!(next_data(&mut good), Message::text("still here"));
+}
+
+#[test]
+fn sighup_reloads_the_certificate_without_dropping_connections_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Certs::new(dir.path(), "first");
+    let server = serve(&first, &["--mode", "echo"]);
+    let mut old = wss(server.addr, first.client());
+
+    // The files are replaced by a certificate from another CA, then SIGHUP.
+    let second = Certs::new(dir.path(), "second");
+    second.write_server(&first.cert, &first.key);
+    server.signal("HUP");
+    wait_for_log(&server, "certificate and key reloaded");
+    let mut new = wss(server.addr, second.client());
+    new.send(Message::text("new certificate")).unwrap();
+    assert_eq!(next_data(&mut new), Message::text("new certificate"));
+    assert!(
+        tls_connect(server.addr, first.client()).is_err(),
+        "the old certificate is still served"
+    );
+    // The connection made before the reload goes on.
+    old.send(Message::text("old connection")).unwrap();
+    assert_eq!(next_data(&mut old), Message::text("old connection"));
+
+    // A bad file: refused, with a log line, and the certificate in use kept.
+    std::fs::write(&first.key, "not a key\n").unwrap();
+    server.signal("HUP");
+    wait_for_log(&server, "reload refused");
+    let mut after = wss(server.addr, second.client());
+    after.send(Message::text("kept")).unwrap();
+    assert_eq!(next_data(&mut after), Message::text("kept"));
+}
+
+#[test]
+fn a_bad_certificate_stops_the_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(&empty)
+        .arg("--tls-key")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("will not start: TLS:") && stderr.contains("no certificate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_closes_wss_clients_with_1001() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new(dir.path(), "a");
+    let mut server = serve(&certs, &["--mode", "echo"]);
+    let mut socket = wss(server.addr, certs.client());
+    socket.send(Message::text("before")).unwrap();
+    assert_eq!(next_data(&mut socket), Message::text("before"));
+    server.signal("TERM");
+    let code = loop {
+        match socket.read() {
+            Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(e) => panic!("no Close: {e}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
+    // Answer it, as a client does; the server then ends, every connection closed.
+    let _ = socket.flush();
+    drop(socket);
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("every connection closed"),
+        "{}",
+        server.log_text()
+    );
+}
