@@ -41,6 +41,41 @@ fn chromium_chats_with_the_chat_server() {
     assert_screenshots(&out_dir, &screenshots);
 }
 
+#[test]
+fn chromium_chats_over_https_and_wss() {
+    // The same script, the page served over https:// and its WebSocket over wss://, with
+    // a certificate made here by a test CA.
+    let _browser = one_browser_at_a_time();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let screenshots = ["chat-desktop.png", "chat-phone.png"];
+    let out_dir = prepare(root, &screenshots).join("tls");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = common::certs::Certs::new(dir.path(), "browser");
+    let config = loopchat::ServerConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: Some(loopchat::tls::TlsFiles {
+            cert: certs.cert.clone(),
+            key: certs.key.clone(),
+        }),
+        ..loopchat::ServerConfig::default()
+    };
+    let addr = common::start_with(config, Chat::new(ChatConfig::default()));
+    let env = [
+        ("LOOPCHAT_TEST_TLS_CERT", certs.cert.as_path()),
+        ("NODE_EXTRA_CA_CERTS", certs.ca_pem.as_path()),
+    ];
+    let base = format!("https://localhost:{}", addr.port());
+    let (child, log) = common::browser::start_script_with(root, "chat", &[&base], &out_dir, &env);
+    finish_script(child, &log);
+    assert_screenshots(&out_dir, &screenshots);
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        output.contains("wss://"),
+        "the page did not use wss://:\n{output}"
+    );
+}
+
 /// What tess and ned say, and what they wait for; in step with tests/browser/together.mjs.
 const GREETING: &str = "[#lobby] ann: Hello tess and ned, this is ann in a browser.";
 const FROM_TESS: &str = "hi ann, tess here on the terminal client";

@@ -5,72 +5,15 @@
 
 mod common;
 
+use common::certs::Certs;
 use common::process::ServerProcess;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
-
-/// A CA, and a certificate for 127.0.0.1 and localhost signed by it, as PEM files.
-struct Certs {
-    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
-    ca_der: CertificateDer<'static>,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Certs {
-    fn new(dir: &Path, name: &str) -> Certs {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            format!("loopchat test CA {name}"),
-        );
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_cert = params.self_signed(&ca_key).unwrap();
-        let ca_der = ca_cert.der().clone();
-        let ca = rcgen::Issuer::new(params, ca_key);
-        let (cert, key) = (
-            dir.join(format!("{name}.cert.pem")),
-            dir.join(format!("{name}.key.pem")),
-        );
-        let certs = Certs {
-            ca,
-            ca_der,
-            cert,
-            key,
-        };
-        certs.write_server(&certs.cert, &certs.key);
-        certs
-    }
-
-    /// Writes a server certificate (127.0.0.1, localhost) signed by this CA, and its key.
-    fn write_server(&self, cert: &Path, key: &Path) {
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
-        let server_key = rcgen::KeyPair::generate().unwrap();
-        let server = params.signed_by(&server_key, &self.ca).unwrap();
-        std::fs::write(cert, server.pem()).unwrap();
-        std::fs::write(key, server_key.serialize_pem()).unwrap();
-    }
-
-    /// A client configuration that trusts this CA only.
-    fn client(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca_der.clone()).unwrap();
-        let mut config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
 
 fn serve(certs: &Certs, extra: &[&str]) -> ServerProcess {
     let mut args = vec![

@@ -8,7 +8,8 @@
 //   await runMain(async () => { state.step = '...'; ... }, { pageUrl });
 
 import { chromium } from 'playwright-core';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { X509Certificate, createHash } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -46,8 +47,8 @@ export function sleep(ms) {
   return new Promise((res) => setTimeout(res, ms).unref());
 }
 
-/** `node SCRIPT http://HOST:PORT OUTPUT_DIR`: the base URL, the page's URL and the
- * output folder; exits 2 on bad usage. */
+/** `node SCRIPT http://HOST:PORT OUTPUT_DIR` (or https://): the base URL, the page's
+ * URL and the output folder; exits 2 on bad usage. */
 export function parseArgs(script) {
   const [baseArg, outArg] = process.argv.slice(2);
   if (!baseArg || !outArg || process.argv.length > 4) {
@@ -57,9 +58,9 @@ export function parseArgs(script) {
   let base;
   try {
     base = new URL(baseArg);
-    if (base.protocol !== 'http:') throw new Error('not http:');
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http: or https:');
   } catch (e) {
-    console.error(`FAIL arguments: ${JSON.stringify(baseArg)} is not an http:// URL (${e.message})`);
+    console.error(`FAIL arguments: ${JSON.stringify(baseArg)} is not an http:// or https:// URL (${e.message})`);
     process.exit(2);
   }
   return { base, pageUrl: new URL('/', base).href, outDir: resolve(outArg) };
@@ -72,6 +73,16 @@ export async function launchChromium(outDir) {
   await mkdir(outDir, { recursive: true });
   state.profile = await mkdtemp(join(tmpdir(), 'loopchat-chromium-'));
   const args = [...FLAGS, `--user-data-dir=${state.profile}`, '--remote-debugging-pipe'];
+  // A server with a certificate made by the test (LOOPCHAT_TEST_TLS_CERT, its PEM):
+  // Chromium trusts that certificate's key and no other, as it would a certificate
+  // from a CA it trusts. (Node's own fetch trusts the test CA through
+  // NODE_EXTRA_CA_CERTS, set by the test.)
+  if (process.env.LOOPCHAT_TEST_TLS_CERT) {
+    const pem = await readFile(process.env.LOOPCHAT_TEST_TLS_CERT, 'utf8');
+    const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+    const hash = createHash('sha256').update(spki).digest('base64');
+    args.push(`--ignore-certificate-errors-spki-list=${hash}`);
+  }
   state.browser = await chromium.launch({
     executablePath: CHROMIUM,
     ignoreDefaultArgs: true,

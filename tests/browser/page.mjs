@@ -179,6 +179,10 @@ export async function arrive(browser, nick, contextOptions, { beforeLoad, tryFir
   const status = (await page.locator('#status-text').textContent()).trim();
   const extensions = await page.evaluate(() => window.__sockets.at(-1)?.extensions);
   check(extensions === DEFLATE_EXTENSIONS, `${nick}'s WebSocket has extensions ${JSON.stringify(extensions)}`);
-  ok(`${nick} loaded ${pageUrl} (200, CSP), picked "${nick}" in the page's dialog; status "${status}", in #lobby, remembered; ws.extensions "${extensions}"`);
+  // Over https the page must open wss:// (a browser refuses ws:// from an https page).
+  const socketUrl = await page.evaluate(() => window.__sockets.at(-1)?.url);
+  const wanted = new URL(pageUrl).protocol === 'https:' ? 'wss:' : 'ws:';
+  check(new URL(socketUrl).protocol === wanted, `${nick}'s WebSocket is ${socketUrl}, not ${wanted}`);
+  ok(`${nick} loaded ${pageUrl} (200, CSP), picked "${nick}" in the page's dialog; status "${status}", in #lobby, remembered; WebSocket ${socketUrl}, ws.extensions "${extensions}"`);
   return { context, page, nick };
 }

@@ -121,12 +121,24 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitSta
 /// Starts `node tests/browser/SCRIPT.mjs ARGS... OUT_DIR`, its stdout and stderr into
 /// one file (so the lines keep their order), `OUT_DIR/SCRIPT.log`.
 pub fn start_script(root: &Path, script: &str, args: &[&str], out_dir: &Path) -> (Child, PathBuf) {
+    start_script_with(root, script, args, out_dir, &[])
+}
+
+/// Like [`start_script`], with these environment variables set for the script.
+pub fn start_script_with(
+    root: &Path,
+    script: &str,
+    args: &[&str],
+    out_dir: &Path,
+    env: &[(&str, &Path)],
+) -> (Child, PathBuf) {
     let log_path = out_dir.join(format!("{script}.log"));
     let log = File::create(&log_path).expect("create the log");
     let child = Command::new("node")
         .arg(root.join(format!("tests/browser/{script}.mjs")))
         .args(args)
         .arg(out_dir)
+        .envs(env.iter().copied())
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone the log"))
