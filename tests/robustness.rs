@@ -792,7 +792,7 @@ fn a_client_that_never_reads_among_200_is_closed_with_1008_and_memory_stays_boun
             let (received, failed) = (Arc::clone(&received), Arc::clone(&failed));
             let expected = expected_by(reader);
             thread::spawn(move || {
-                let mut frames = FrameSkimmer::new(client.stream);
+                let mut frames = FrameSkimmer::new(client.stream.into_tcp());
                 let mut next_seq = [0; SENDERS];
                 let result = (|| {
                     for _ in 0..expected {
@@ -880,7 +880,7 @@ fn a_client_that_never_reads_among_200_is_closed_with_1008_and_memory_stays_boun
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut answer = stalled.stream.try_clone().expect("clone");
-    let mut frames = FrameSkimmer::new(stalled.stream);
+    let mut frames = FrameSkimmer::new(stalled.stream.into_tcp());
     let mut next_seq = [0; SENDERS];
     let mut got = 0;
     let close = loop {

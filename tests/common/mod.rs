@@ -124,9 +124,98 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     payload
 }
 
-/// A raw TCP connection to the server.
+/// What a [`RawClient`] talks over: TCP, or TLS over TCP (rustls's own blocking
+/// stream, independent of the server's use of it).
+pub enum ClientStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS, handshake done.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl ClientStream {
+    /// The plain TCP stream of a client that did not use TLS.
+    pub fn into_tcp(self) -> TcpStream {
+        match self {
+            ClientStream::Plain(tcp) => tcp,
+            ClientStream::Tls(_) => panic!("a TLS client has no plain stream to give"),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(tcp) => tcp,
+            ClientStream::Tls(tls) => &tls.sock,
+        }
+    }
+
+    /// The TCP socket's read timeout.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    /// Shuts down the TCP socket (with TLS, without a close_notify: as a client that
+    /// just goes).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.tcp().shutdown(how)
+    }
+}
+
+/// The TCP socket underneath, for the tests that work on it directly (peek, clone,
+/// non-blocking): all of them plain.
+impl std::ops::Deref for ClientStream {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        self.tcp()
+    }
+}
+
+impl std::ops::DerefMut for ClientStream {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        match self {
+            ClientStream::Plain(tcp) => tcp,
+            ClientStream::Tls(tls) => &mut tls.sock,
+        }
+    }
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.read(buf),
+            // The end of TCP without a close_notify is the end of the stream here too.
+            ClientStream::Tls(tls) => match tls.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.write(buf),
+            ClientStream::Tls(tls) => {
+                let n = tls.write(buf)?;
+                // Each write goes out at once, as a plain socket's does.
+                tls.flush()?;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.flush(),
+            ClientStream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A raw connection to the server: TCP, or TLS over it.
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     /// Bytes read but not yet consumed.
     buffer: Vec<u8>,
 }
@@ -138,7 +227,28 @@ impl RawClient {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         RawClient {
-            stream,
+            stream: ClientStream::Plain(stream),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Connects over TLS, as "localhost", trusting what `config` trusts; the TLS
+    /// handshake is done before it returns.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> RawClient {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).expect("a TLS client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+        }
+        RawClient {
+            stream: ClientStream::Tls(Box::new(tls)),
             buffer: Vec::new(),
         }
     }
@@ -151,7 +261,13 @@ impl RawClient {
     /// Like [`RawClient::open`], with `headers` added to the request (e.g. a
     /// `Sec-WebSocket-Extensions` offer). Returns the response head too.
     pub fn open_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (RawClient, String) {
-        let mut client = RawClient::connect(addr);
+        RawClient::connect(addr).upgrade(addr, headers)
+    }
+
+    /// Completes a WebSocket handshake on `/` over this connection, with `headers`
+    /// added to the request, checking the 101. Returns the response head too.
+    pub fn upgrade(self, addr: SocketAddr, headers: &[(&str, &str)]) -> (RawClient, String) {
+        let mut client = self;
         client.send(&upgrade_request_with(&addr.to_string(), "/", headers));
         let head = client.read_http_head();
         assert!(
@@ -335,6 +451,34 @@ impl RawClient {
     /// Shuts down our write side (sends FIN) but keeps reading.
     pub fn shutdown_write(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Waits `duration` for a byte from the server, keeping it for the next read:
+    /// `Ok(None)` if none came, `Err(UnexpectedEof)` at the end of the stream.
+    pub fn byte_within(&mut self, duration: Duration) -> io::Result<Option<u8>> {
+        if let Some(&byte) = self.buffer.first() {
+            return Ok(Some(byte));
+        }
+        self.stream.set_read_timeout(Some(duration))?;
+        let mut byte = [0; 1];
+        let result = self.stream.read(&mut byte);
+        self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        match result {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {
+                self.buffer.push(byte[0]);
+                Ok(Some(byte[0]))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -49,7 +49,7 @@ mod section7_close;
 mod section9_limits;
 
 use common::process::ServerProcess;
-use common::{IO_TIMEOUT, MASK, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, RawClient, frame_bytes};
+use common::{MASK, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, RawClient, frame_bytes};
 pub use common::{OP_BINARY, OP_TEXT};
 pub use corpora::Corpus;
 pub use echo_runs::EchoRun;
@@ -489,6 +489,9 @@ enum Target {
     InProcess,
     /// `loopchat serve --mode echo`, a child process, stopped by its PID at the end.
     Binary,
+    /// The same over TLS (`--tls-cert`, `--tls-key`, a certificate made for the run by a
+    /// test CA), every case played over rustls.
+    BinaryTls,
 }
 
 impl fmt::Display for Target {
@@ -496,6 +499,7 @@ impl fmt::Display for Target {
         f.write_str(match self {
             Target::InProcess => "in process",
             Target::Binary => "against the binary",
+            Target::BinaryTls => "against the binary over TLS",
         })
     }
 }
@@ -509,10 +513,10 @@ enum Running {
 }
 
 impl Running {
-    fn start(target: Target, server: Srv) -> Running {
+    fn start(target: Target, server: Srv, tls: Option<&common::certs::Certs>) -> Running {
         match target {
             Target::InProcess => Running::InProcess(start_in_process(server)),
-            Target::Binary => Running::Binary(start_binary(server)),
+            Target::Binary | Target::BinaryTls => Running::Binary(start_binary(server, tls)),
         }
     }
 
@@ -538,8 +542,9 @@ fn start_in_process(server: Srv) -> SocketAddr {
 }
 
 /// `loopchat serve --mode echo --addr 127.0.0.1:0`, with `--max-message-size` for
-/// [`Srv::EchoMaxMessage`]: the echo server as a user runs it.
-fn start_binary(server: Srv) -> ServerProcess {
+/// [`Srv::EchoMaxMessage`], and TLS with `tls`'s certificate: the echo server as a user
+/// runs it.
+fn start_binary(server: Srv, tls: Option<&common::certs::Certs>) -> ServerProcess {
     let max = match server {
         Srv::EchoMaxMessage(max) => Some(max.to_string()),
         Srv::Echo => None,
@@ -547,6 +552,14 @@ fn start_binary(server: Srv) -> ServerProcess {
     let mut args = vec!["--mode", "echo"];
     if let Some(max) = &max {
         args.extend(["--max-message-size", max]);
+    }
+    if let Some(certs) = tls {
+        args.extend([
+            "--tls-cert",
+            certs.cert.to_str().unwrap(),
+            "--tls-key",
+            certs.key.to_str().unwrap(),
+        ]);
     }
     ServerProcess::start(&args)
 }
@@ -661,7 +674,7 @@ pub fn run_section(section: &str, cases: Vec<Case>) {
     // The two runs go side by side, each over its own connections to its own servers.
     let selected = &selected;
     let runs: Vec<(String, Vec<String>)> = thread::scope(|scope| {
-        let runs: Vec<_> = [Target::InProcess, Target::Binary]
+        let runs: Vec<_> = [Target::InProcess, Target::Binary, Target::BinaryTls]
             .map(|target| scope.spawn(move || run_cases(target, selected)))
             .into_iter()
             .collect();
@@ -688,13 +701,17 @@ fn run_cases(target: Target, cases: &[&Case]) -> (String, Vec<String>) {
     let mut servers: HashMap<Srv, Running> = HashMap::new();
     let mut failures = Vec::new();
     let mut ran = 0;
+    let dir = tempfile::tempdir().expect("a folder for the certificates");
+    let certs =
+        (target == Target::BinaryTls).then(|| common::certs::Certs::new(dir.path(), "conformance"));
+    let client = certs.as_ref().map(common::certs::Certs::client);
     for case in cases {
         ran += 1;
         let addr = servers
             .entry(case.server)
-            .or_insert_with(|| Running::start(target, case.server))
+            .or_insert_with(|| Running::start(target, case.server, certs.as_ref()))
             .addr();
-        if let Err(why) = run_case(case, addr) {
+        if let Err(why) = run_case(case, addr, client.as_ref()) {
             failures.push(format!(
                 "case {} ({}) against {:?}, {target}: {why}",
                 case.id, case.description, case.server
@@ -711,12 +728,17 @@ fn run_cases(target: Target, cases: &[&Case]) -> (String, Vec<String>) {
     (summary, failures)
 }
 
-/// Plays one row over a new connection. On failure says which step failed and why.
-fn run_case(case: &Case, addr: SocketAddr) -> Result<(), String> {
+/// Plays one row over a new connection (over TLS with a `tls` client configuration). On
+/// failure says which step failed and why.
+fn run_case(
+    case: &Case,
+    addr: SocketAddr,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<(), String> {
     let mut at = String::from("opening handshake");
     let mut write_error = None;
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        let (mut client, mut deflate) = open(addr, case.offering.as_ref());
+        let (mut client, mut deflate) = open(addr, case.offering.as_ref(), tls);
         for (i, step) in case.steps.iter().enumerate() {
             at = format!(
                 "step {} of {}: {}",
@@ -744,13 +766,21 @@ fn run_case(case: &Case, addr: SocketAddr) -> Result<(), String> {
 /// the 101 checked, and the server's `Sec-WebSocket-Extensions` checked against the
 /// offers (none at all when nothing was offered). Returns the client's deflate, set as
 /// agreed, if the server accepted an offer.
-fn open(addr: SocketAddr, offering: Option<&Offering>) -> (RawClient, Option<ClientDeflate>) {
+fn open(
+    addr: SocketAddr,
+    offering: Option<&Offering>,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> (RawClient, Option<ClientDeflate>) {
     let headers: Vec<String> = offering.map(Offering::headers).unwrap_or_default();
     let headers: Vec<(&str, &str)> = headers
         .iter()
         .map(|value| ("Sec-WebSocket-Extensions", value.as_str()))
         .collect();
-    let (client, head) = RawClient::open_with(addr, &headers);
+    let connection = match tls {
+        Some(config) => RawClient::connect_tls(addr, std::sync::Arc::clone(config)),
+        None => RawClient::connect(addr),
+    };
+    let (client, head) = connection.upgrade(addr, &headers);
     let answer = common::header_values(&head, "Sec-WebSocket-Extensions");
     let offers = offering.map_or(&[][..], |offering| &offering.offers[..]);
     let agreement = permessage_deflate::check_response(offers, &answer)
@@ -806,22 +836,14 @@ fn play(
                 panic!("got {}: {why}", describe_frame(&frame));
             }
         }
-        Step::ExpectSilence(duration) => {
-            client.stream.set_read_timeout(Some(*duration)).unwrap();
-            let mut byte = [0; 1];
-            let result = client.stream.peek(&mut byte);
-            client.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-            match result {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Ok(0) => panic!("expected silence, but the server closed the connection"),
-                Ok(_) => panic!("expected silence, but the server sent {:#04x}…", byte[0]),
-                Err(e) => panic!("expected silence, got error {e}"),
+        Step::ExpectSilence(duration) => match client.byte_within(*duration) {
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                panic!("expected silence, but the server closed the connection")
             }
-        }
+            Ok(Some(byte)) => panic!("expected silence, but the server sent {byte:#04x}…"),
+            Err(e) => panic!("expected silence, got error {e}"),
+        },
         Step::Echo(run) => run.play(client, deflate),
     }
 }
