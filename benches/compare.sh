@@ -23,6 +23,13 @@
 #                       the baseline of the next
 #   deflate             the same with every client negotiating permessage-deflate
 #   deflate-connections C=10,000 idle connections with permessage-deflate negotiated
+#   tls-broadcast       the broadcast scenario over wss:// (loopchat and Bun only)
+#   tls-echo            the echo scenario over wss://
+#   tls-connections     C=10,000 idle connections over TLS: memory per connection
+# For the TLS scenarios a CA and a certificate for 127.0.0.1 signed by it are made with
+# openssl for the run (kept in the results folder, never published); the servers load
+# the certificate (loopchat --tls-cert/--tls-key, Bun.serve's tls) and the load
+# generator trusts the CA (--ca-file). Node's ws relay is not measured over TLS.
 # In the three deflate scenarios the peers run with their compression on (--deflate:
 # see benches/peers/); loopchat has it on by default.
 # Then, unless --no-profile or perf is missing, the broadcast scenario twice more against
@@ -229,23 +236,30 @@ rm -f "$out/git.tsv"
 # Servers
 
 # The command line of server $1 in mode $2 on port $3, into the array `server_command`;
-# with $4 = deflate, a peer has its permessage-deflate on (loopchat's is on by default).
+# with $4 = deflate, a peer has its permessage-deflate on (loopchat's is on by default);
+# with $4 = tls, the server serves wss:// with the run's certificate.
 server_command=()
 set_server_command() {
     local name=$1 mode=$2 port=$3 deflate=${4:-}
-    local peer_flags=()
+    local peer_flags=() tls_flags=()
     [[ $deflate == deflate ]] && peer_flags=(--deflate)
+    if [[ $deflate == tls ]]; then
+        tls_flags=(--tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem")
+        peer_flags=("${tls_flags[@]}")
+    fi
     case $name in
-    loopchat) server_command=("$loopchat" serve --mode "$mode" --addr "127.0.0.1:$port") ;;
+    loopchat) server_command=("$loopchat" serve --mode "$mode" --addr "127.0.0.1:$port" "${tls_flags[@]}") ;;
     ws) server_command=(node "$peers/ws_server.mjs" --port "$port" --mode "$mode" "${peer_flags[@]}") ;;
     bun) server_command=("$bun" "$peers/bun_server.js" --port "$port" --mode "$mode" "${peer_flags[@]}") ;;
     esac
 }
 
-# Whether scenario $1 runs the servers with permessage-deflate on: "deflate" or "".
+# Whether scenario $1 runs the servers with permessage-deflate on ("deflate") or with
+# TLS ("tls"), or neither ("").
 scenario_deflate() {
     case $1 in
     deflate*) echo deflate ;;
+    tls-*) echo tls ;;
     *) echo "" ;;
     esac
 }
@@ -253,11 +267,12 @@ scenario_deflate() {
 # ---------------------------------------------------------------------------------------
 # Scenarios: name, server mode, and the bench arguments (full run, then --quick)
 
-scenario_names=(broadcast fanout echo connections sweep deflate-plain deflate deflate-connections)
+scenario_names=(broadcast fanout echo connections sweep deflate-plain deflate deflate-connections
+    tls-broadcast tls-echo tls-connections)
 
 scenario_mode() {
     case $1 in
-    echo) echo echo ;;
+    echo | tls-echo) echo echo ;;
     *) echo broadcast ;;
     esac
 }
@@ -280,6 +295,9 @@ set_bench_args() {
         deflate) bench_args=(broadcast --clients 200 --senders 10 --size 1024 --payload chat-json
             --window 8 --deflate "${phases[@]}") ;;
         deflate-connections) bench_args=(connections --clients 1000 --hold 0.5 --deflate) ;;
+        tls-broadcast) bench_args=(broadcast --clients 200 --senders 10 --size 64 --window 8 "${phases[@]}") ;;
+        tls-echo) bench_args=(echo --clients 100 --window 8 --size 64 "${phases[@]}") ;;
+        tls-connections) bench_args=(connections --clients 1000 --hold 0.5) ;;
         esac
     else
         local phases=(--warmup 1 --drain 3)
@@ -295,9 +313,32 @@ set_bench_args() {
         deflate) bench_args=(broadcast --clients 1000 --senders 10 --size 1024 --payload chat-json
             --window 8 --deflate --duration 10 "${phases[@]}") ;;
         deflate-connections) bench_args=(connections --clients 10000 --hold 2 --deflate) ;;
+        tls-broadcast) bench_args=(broadcast --clients 1000 --senders 10 --size 64 --window 8 --duration 10 "${phases[@]}") ;;
+        tls-echo) bench_args=(echo --clients 100 --window 8 --size 64 --duration 10 "${phases[@]}") ;;
+        tls-connections) bench_args=(connections --clients 10000 --hold 2) ;;
         esac
     fi
+    if [[ $scenario == tls-* ]]; then
+        bench_args+=(--ca-file "$tls_dir/ca.pem")
+    fi
 }
+
+# A CA and a certificate for 127.0.0.1 signed by it, for the TLS scenarios: made for the
+# run, in the results folder, never published.
+tls_dir="$out/tls"
+make_tls_certificate() {
+    mkdir -p "$tls_dir"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -days 2 -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" \
+        -subj /CN=loopchat-bench-ca 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.csr" \
+        -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls_dir/ext.cnf"
+    openssl x509 -req -in "$tls_dir/cert.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls_dir/ext.cnf" -out "$tls_dir/cert.pem" 2>/dev/null
+}
+command -v openssl >/dev/null || die "openssl not found: the TLS scenarios make their certificate with it"
+make_tls_certificate
 
 # The profiler starts this long after the load generator, once the clients are connected
 # and the warm-up is over, and runs for profile_length seconds: inside the measured window.
@@ -317,8 +358,13 @@ for index in "${!scenario_names[@]}"; do
     mode=$(scenario_mode "$scenario")
     for server_index in "${!servers[@]}"; do
         name=${servers[$server_index]}
+        if [[ $scenario == tls-* && $name == ws ]]; then
+            continue # the ws relay has no TLS option
+        fi
+        scheme=ws
+        [[ $scenario == tls-* ]] && scheme=wss
         # A port per server and scenario: no run meets the TIME_WAIT sockets of another.
-        port=$((port_base + 10 * server_index + index))
+        port=$((port_base + 20 * server_index + index))
         set_bench_args "$scenario" "$name"
         note "$scenario: $name (${bench_args[*]})"
         set_server_command "$name" "$mode" "$port" "$(scenario_deflate "$scenario")"
@@ -374,7 +420,7 @@ if ((profile)) && wants loopchat; then
         profile_index=0
         for step in stat record; do
             scenario="profile-$step"
-            port=$((port_base + 30 + profile_index))
+            port=$((port_base + 70 + profile_index))
             profile_index=$((profile_index + 1))
             note "$scenario: loopchat (${bench_args[*]}; perf $step from ${profile_delay} s for ${profile_length} s)"
             set_server_command loopchat "$mode" "$port"

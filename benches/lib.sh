@@ -200,6 +200,8 @@ port_open() {
 }
 
 server_pid=""
+# The scheme run_bench's URL uses: ws, or wss for a server with TLS.
+scheme=ws
 
 # start_server SCENARIO NAME PORT COMMAND...: starts the server pinned to SERVER_CPU, its
 # output in logs/SCENARIO.NAME.server.log, and waits until it accepts connections. Dies,
@@ -262,7 +264,7 @@ run_bench() {
     local scenario=$1 name=$2 port=$3
     shift 3
     local command=(taskset -c "$BENCH_CPU" "$generator" bench "$@"
-        --url "ws://127.0.0.1:$port/ws" --server-pid "$server_pid" --json --label "$name")
+        --url "$scheme://127.0.0.1:$port/ws" --server-pid "$server_pid" --json --label "$name")
     local shown=("${command[@]}")
     # shellcheck disable=SC2016 # the record says $SERVER_PID, not this run's number
     shown[${#shown[@]} - 4]='$SERVER_PID'

@@ -2,6 +2,9 @@
 // (uWebSockets inside), written the way the Bun documentation shows it.
 //
 //   bun bun_server.js --port 8080 [--host 127.0.0.1] --mode broadcast|echo [--deflate]
+//                     [--tls-cert FILE --tls-key FILE]
+//
+// With --tls-cert and --tls-key it serves wss:// on the same port (Bun.serve's `tls`).
 //
 // broadcast: every client subscribes to one topic, "all", on open; each message is
 //            `ws.publish("all", message)`, which sends it unchanged to every subscriber
@@ -29,7 +32,14 @@
 // Prints one ready line on stdout once listening; exits 0 on SIGTERM or SIGINT.
 
 function parseArgs(argv) {
-  const options = { port: 8080, host: "127.0.0.1", mode: "broadcast", deflate: false };
+  const options = {
+    port: 8080,
+    host: "127.0.0.1",
+    mode: "broadcast",
+    deflate: false,
+    tlsCert: null,
+    tlsKey: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -48,6 +58,14 @@ function parseArgs(argv) {
       case "--deflate":
         options.deflate = true;
         break;
+      case "--tls-cert":
+        options.tlsCert = value;
+        i++;
+        break;
+      case "--tls-key":
+        options.tlsKey = value;
+        i++;
+        break;
       default:
         usage(`unknown argument ${argv[i]}`);
     }
@@ -58,12 +76,17 @@ function parseArgs(argv) {
   if (options.mode !== "broadcast" && options.mode !== "echo") {
     usage("--mode is broadcast or echo");
   }
+  if (!options.tlsCert !== !options.tlsKey) {
+    usage("--tls-cert and --tls-key go together");
+  }
   return options;
 }
 
 function usage(problem) {
   console.error(`bun_server.js: ${problem}`);
-  console.error("usage: bun bun_server.js --port P [--host H] --mode broadcast|echo [--deflate]");
+  console.error(
+    "usage: bun bun_server.js --port P [--host H] --mode broadcast|echo [--deflate] [--tls-cert FILE --tls-key FILE]",
+  );
   process.exit(2);
 }
 
@@ -83,6 +106,10 @@ const server = Bun.serve({
   hostname: options.host,
   port: options.port,
   development: false,
+  // With --tls-cert and --tls-key: wss:// (and https://) on the same port, BoringSSL.
+  ...(options.tlsCert
+    ? { tls: { cert: Bun.file(options.tlsCert), key: Bun.file(options.tlsKey) } }
+    : {}),
   fetch(req, server) {
     if (server.upgrade(req)) {
       return undefined;
@@ -106,7 +133,7 @@ const server = Bun.serve({
 });
 
 console.log(
-  `bun_server ready: ws://${server.hostname}:${server.port}/ mode=${options.mode} deflate=${options.deflate} bun=${Bun.version} pid=${process.pid}`,
+  `bun_server ready: ${options.tlsCert ? "wss" : "ws"}://${server.hostname}:${server.port}/ mode=${options.mode} deflate=${options.deflate} bun=${Bun.version} pid=${process.pid}`,
 );
 
 function stop(signal) {

@@ -31,6 +31,7 @@ pub fn all(folders: &Folders) -> Result<Vec<Section>> {
         memory(folders)?,
         stalled(folders)?,
         compression(folders)?,
+        tls(folders)?,
         redis_hop(folders)?,
     ])
 }
@@ -635,6 +636,86 @@ fn compression(f: &Folders) -> Result<Section> {
         )
     );
     Ok(section("compression", md, svg))
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn tls(f: &Folders) -> Result<Section> {
+    let dir = &f.compare;
+    // (plain scenario, TLS scenario, what is compared, its JSON field, how it is shown)
+    type Show = fn(f64) -> String;
+    let rows: [(&str, &str, &str, &str, Show); 4] = [
+        ("broadcast", "tls-broadcast", "broadcast: deliveries/s", "deliveries_per_s", rate),
+        (
+            "broadcast",
+            "tls-broadcast",
+            "broadcast: server CPU per delivery",
+            "server.cpu_ns_per_delivery",
+            ns,
+        ),
+        ("echo", "tls-echo", "echo: round trips/s", "round_trips_per_s", rate),
+        (
+            "connections",
+            "tls-connections",
+            "idle connections: server memory per connection",
+            "connections.bytes_per_idle_connection",
+            bytes,
+        ),
+    ];
+    let servers = [("loopchat", "loopchat", LOOPCHAT), ("bun", "Bun", BUN)];
+    let mut md = figure("tls.svg", "What TLS costs, loopchat beside Bun");
+    md.push_str(
+        "| | loopchat, plain | loopchat, TLS | TLS ÷ plain | Bun, plain | Bun, TLS | TLS ÷ \
+         plain | loopchat ÷ Bun, TLS |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut panels = Vec::new();
+    let mut first_run = Value::Null;
+    for (plain, secure, what, field, show) in rows {
+        let mut cells = Vec::new();
+        let mut tls_values = Vec::new();
+        let mut series = Vec::new();
+        for (file, title, color) in servers {
+            let a = json(&dir.join(format!("{plain}.{file}.json")))?;
+            let b = json(&dir.join(format!("{secure}.{file}.json")))?;
+            if first_run.is_null() && secure == "tls-broadcast" {
+                first_run = b.clone();
+            }
+            let (x, y) = (num(&a, field), num(&b, field));
+            cells.push(opt(x, show));
+            cells.push(opt(y, show));
+            cells.push(opt(ratio(y, x), |v| format!("{v:.2}×")));
+            tls_values.push(y);
+            series.push((title.to_owned(), color, vec![x, y]));
+        }
+        let versus = opt(ratio(tls_values[0], tls_values[1]), |v| format!("{v:.2}×"));
+        let _ = writeln!(md, "| {what} | {} | {versus} |", cells.join(" | "));
+        panels.push(BarPanel {
+            caption: what.to_owned(),
+            y_desc: what.rsplit(": ").next().unwrap_or(what).to_owned(),
+            log_y: false,
+            groups: vec!["plain".into(), "TLS".into()],
+            series,
+        });
+    }
+    // The figure shows throughput and memory; CPU per delivery is in the table.
+    panels.remove(1);
+    let svg = charts::bars(
+        &format!("TLS: loopchat and Bun, plain and over TLS ({})", load_of(&first_run)),
+        &panels,
+    )?;
+    let echo = json(&dir.join("tls-echo.loopchat.json"))?;
+    let idle = json(&dir.join("tls-connections.loopchat.json"))?;
+    let _ = write!(
+        md,
+        "\nBroadcast: {}; echo: C={}, window {}, {}; idle connections: C={}. Source: {}.\n",
+        load_of(&first_run),
+        opt(num(&echo, "clients"), count),
+        opt(num(&echo, "window"), count),
+        opt(num(&echo, "size"), bytes),
+        opt(num(&idle, "connections.opened"), count),
+        provenance(dir, "docs/bench/results/tls-*.json and their plain scenarios")
+    );
+    Ok(section("tls", md, svg))
 }
 
 // ---------------------------------------------------------------------------------------
