@@ -29,7 +29,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use clap::Args;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -128,10 +128,14 @@ impl TlsArgs {
                 .with_root_certificates(read_roots(path)?)
                 .with_no_client_auth(),
             (None, true) => {
-                eprintln!(
-                    "warning: --insecure: the server's certificate is not checked; the \
-                     connection is encrypted, but to whoever answers"
-                );
+                // Once per process, however many configurations (a sweep makes one a step).
+                static WARNED: Once = Once::new();
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "warning: --insecure: the server's certificate is not checked; the \
+                         connection is encrypted, but to whoever answers"
+                    )
+                });
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(AnyCertificate {
