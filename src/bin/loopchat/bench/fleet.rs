@@ -539,9 +539,7 @@ impl Fleet {
                 let c = &self.clients[i];
                 let what = match c.state {
                     ClientState::Connecting(_) => "TCP connect",
-                    _ if c.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) => {
-                        "TLS handshake"
-                    }
+                    _ if c.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) => "TLS handshake",
                     _ => "WebSocket handshake",
                 };
                 self.fail(

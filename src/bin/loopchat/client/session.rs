@@ -815,8 +815,8 @@ impl Session {
             self.outbound.clear();
             self.peer_closed = true;
         }
-        let want_writable = self.outbound.pending() > 0
-            || self.tls.as_ref().is_some_and(|tls| tls.wants_write());
+        let want_writable =
+            self.outbound.pending() > 0 || self.tls.as_ref().is_some_and(|tls| tls.wants_write());
         if want_writable != self.writable_registered {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE

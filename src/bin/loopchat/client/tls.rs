@@ -143,7 +143,11 @@ impl TlsArgs {
                     }))
                     .with_no_client_auth()
             }
-            (None, false) => return Err(TlsError::NoTrust { url: url.to_owned() }),
+            (None, false) => {
+                return Err(TlsError::NoTrust {
+                    url: url.to_owned(),
+                });
+            }
         };
         config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
         Ok(Arc::new(config))
@@ -165,7 +169,9 @@ fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
             .map_err(|e| error(format!("not a usable CA certificate: {e}")))?;
     }
     if roots.is_empty() {
-        return Err(error("no certificate in it (expected PEM, BEGIN CERTIFICATE)".into()));
+        return Err(error(
+            "no certificate in it (expected PEM, BEGIN CERTIFICATE)".into(),
+        ));
     }
     Ok(roots)
 }
@@ -350,7 +356,10 @@ mod tests {
             insecure: false,
         };
         let text = missing.client_config("wss://x/").unwrap_err().to_string();
-        assert!(text.starts_with("--ca-file /nonexistent/ca.pem: "), "{text}");
+        assert!(
+            text.starts_with("--ca-file /nonexistent/ca.pem: "),
+            "{text}"
+        );
 
         let dir = std::env::temp_dir().join(format!("loopchat-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
