@@ -111,6 +111,12 @@ impl NodeWss {
         format!("wss://{host}:{}/", self.port)
     }
 
+    /// Waits for Node to report the next TLS handshake: `sni=NAME alpn=PROTOCOL`.
+    fn next_handshake(&self) -> String {
+        let line = expect_line(&self.stdout, "tls ...", |l| l.starts_with("tls "));
+        line["tls ".len()..].to_owned()
+    }
+
     /// Waits for Node to report a failed TLS handshake (the alert our client sent).
     fn expect_tls_error(&self) -> String {
         expect_line(&self.stdout, "tls-error ...", |l| {
@@ -195,10 +201,11 @@ fn the_terminal_client_chats_over_wss_trusting_the_ca_file() {
     let node = NodeWss::echo(&certs);
     let ca = certs.ca_pem.to_str().unwrap();
     // By IP address (checked against the certificate, not sent with SNI) and by name
-    // (sent with SNI and checked).
-    for host in ["127.0.0.1", "localhost"] {
+    // (sent with SNI and checked). ALPN says http/1.1 either way.
+    for (host, sni) in [("127.0.0.1", "none"), ("localhost", "localhost")] {
         let mut client = Client::spawn(&node.url(host), &["--ca-file", ca]);
         client.round_trip("hello over TLS");
+        assert_eq!(node.next_handshake(), format!("sni={sni} alpn=http/1.1"));
         // Long enough to go compressed: permessage-deflate inside TLS.
         client.round_trip(&"all of this goes encrypted, and compressed first. ".repeat(6));
         writeln!(client.stdin.as_mut().unwrap(), "/quit").unwrap();

@@ -9,7 +9,9 @@
 // exits when its standard input closes, so it never outlives the test.
 //
 // Options:
-//   --tls-cert FILE --tls-key FILE   serve wss:// (Node's `https`, PEM files) instead of ws://
+//   --tls-cert FILE --tls-key FILE   serve wss:// (Node's `https`, PEM files) instead of ws://,
+//                                    printing `tls sni=NAME alpn=PROTOCOL` for each
+//                                    handshake (`none` for what the client did not send)
 //   --relay                          send each message to every other client instead of
 //                                    echoing it (a broadcast relay, for `loopchat bench
 //                                    broadcast`)
@@ -30,7 +32,14 @@ const perMessageDeflate = { threshold: 0 };
 let server;
 let address;
 if (certFile && keyFile) {
-  const https = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
+  const https = createServer({
+    cert: readFileSync(certFile),
+    key: readFileSync(keyFile),
+    ALPNProtocols: ["http/1.1"],
+  });
+  https.on("secureConnection", (socket) =>
+    console.log(`tls sni=${socket.servername || "none"} alpn=${socket.alpnProtocol || "none"}`),
+  );
   server = new WebSocketServer({ server: https, perMessageDeflate });
   https.listen(0, "127.0.0.1", () => console.log(`listening ${https.address().port}`));
   // A failed TLS handshake (our client refusing the certificate) is reported, not fatal.
