@@ -56,7 +56,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long one connection attempt (TCP connect and WebSocket handshake) may take.
+/// How long one connection attempt (TCP connect, TLS handshake with `wss://`, and
+/// WebSocket handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// When no connection has succeeded for this long, the remaining attempts are abandoned
 /// (a server that stopped accepting would otherwise be waited for attempt after attempt).

@@ -313,9 +313,10 @@ fn resolve_all(urls: &[String], tls_args: &TlsArgs) -> Result<Vec<Target>, Bench
             "--url mixes ws:// and wss://: give URLs of one scheme".into(),
         ));
     }
-    let config = match parsed[0].tls {
-        true => Some(tls_args.client_config(first)?),
-        false => None,
+    let config = if parsed[0].tls {
+        Some(tls_args.client_config(first)?)
+    } else {
+        None
     };
     parsed
         .into_iter()

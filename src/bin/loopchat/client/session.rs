@@ -240,12 +240,11 @@ impl Session {
     /// done, there is nothing else for the client to do.
     pub fn connect(url: &WsUrl, config: &ClientConfig) -> Result<Session, ClientError> {
         // A wss:// URL that cannot be checked fails before anything is sent.
-        let tls_setup = match url.tls {
-            true => Some((
-                config.tls.client_config(&config.url)?,
-                tls::server_name(&url.host)?,
-            )),
-            false => None,
+        let tls_setup = if url.tls {
+            let name = tls::server_name(&url.host)?;
+            Some((config.tls.client_config(&config.url)?, name))
+        } else {
+            None
         };
         let addresses: Vec<_> = (url.host.as_str(), url.port)
             .to_socket_addrs()

@@ -361,9 +361,8 @@ mod tests {
             "{text}"
         );
 
-        let dir = std::env::temp_dir().join(format!("loopchat-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let args = TlsArgs {
             ca_file: Some(empty),
@@ -371,7 +370,6 @@ mod tests {
         };
         let text = args.client_config("wss://x/").unwrap_err().to_string();
         assert!(text.contains("no certificate"), "{text}");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
