@@ -18,6 +18,9 @@ pub mod process;
 /// over Redis.
 pub mod redis;
 
+/// Test certificates (a CA, and a server certificate it signed) made with rcgen.
+pub mod tls;
+
 use loopchat::{Handler, Server, ServerConfig};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

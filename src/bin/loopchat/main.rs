@@ -235,9 +235,13 @@ enum Mode {
 
 #[derive(Args)]
 struct ClientArgs {
-    /// The server's WebSocket URL.
+    /// The server's WebSocket URL: ws://HOST[:PORT][/PATH], or wss:// for TLS (with
+    /// --ca-file or --insecure).
     #[arg(default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
+
+    #[command(flatten)]
+    tls: client::TlsArgs,
 
     /// The nickname to take on arrival. What you type waits until the server grants it;
     /// if it is taken or not valid, the client closes and exits 1.
@@ -273,6 +277,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_mode(args),
         Command::Client(args) => client::run(&client::ClientConfig {
             url: args.url,
+            tls: args.tls,
             nick: args.nick,
             linger: args.linger,
             deflate: args.deflate == Switch::On,

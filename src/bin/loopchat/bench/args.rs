@@ -3,7 +3,7 @@
 //! as the binary.
 
 use super::load::Pacing;
-use crate::client::parse_seconds;
+use crate::client::{TlsArgs, parse_seconds};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,6 +80,10 @@ pub struct CommonArgs {
     /// and the differences reported: the loop's turns, writes, and frames per write.
     #[arg(long, value_name = "URL")]
     pub server_stats: Option<String>,
+
+    /// How wss:// servers' certificates are checked: --ca-file FILE or --insecure.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// What a message's bytes are, around its marker.

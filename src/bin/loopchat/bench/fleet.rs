@@ -28,22 +28,36 @@
 //! parameters are kept for the load, which compresses what it sends. The fleet counts
 //! the bytes it reads from and writes to its sockets ([`Fleet::wire_bytes`]): exactly
 //! what crossed them, handshakes and control frames included.
+//!
+//! With `wss://` targets every connection also has a rustls client connection (boxed:
+//! it is large, and `ws://` connections pay one pointer), made from the one
+//! configuration the targets share, as soon as TCP connects. The socket I/O does not
+//! change: the same one large read into the shared buffer, then [`Decrypt`] turns that
+//! ciphertext into plaintext in a second shared buffer, piece by piece, for the same
+//! handshake and frame code; a flush hands the queue to rustls and writes its records
+//! ([`tls::send`]). What is counted on the wire is then the TLS bytes. The connect
+//! deadline covers the TLS handshake too.
 
 use super::frames::{FrameReader, Incoming};
 use super::report::Progress;
-use crate::client::WsUrl;
+use crate::client::tls::{self, Decrypt, Plaintext};
+use crate::client::{TlsError, WsUrl};
 use loopchat::http::ClientHandshake;
 use loopchat::ws::deflate::negotiation::{DeflateOffer, Negotiated};
 use loopchat::ws::frame::{Opcode, encode_frame};
 use loopchat::ws::mask::MaskKeys;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::ClientConnection;
+use rustls::pki_types::ServerName;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long one connection attempt (TCP connect and WebSocket handshake) may take.
+/// How long one connection attempt (TCP connect, TLS handshake with `wss://`, and
+/// WebSocket handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// When no connection has succeeded for this long, the remaining attempts are abandoned
 /// (a server that stopped accepting would otherwise be waited for attempt after attempt).
@@ -114,6 +128,8 @@ struct Client {
     mask: [u8; 4],
     /// permessage-deflate as the server agreed to it, once open; `None` if not.
     deflate: Option<Negotiated>,
+    /// With `wss://`: TLS over `stream`, from the TCP connect to the end.
+    tls: Option<Box<ClientConnection>>,
 }
 
 /// What a load driver does with the fleet: reacts to messages and queues its own.
@@ -199,6 +215,17 @@ pub struct Target {
     pub ws: WsUrl,
     /// The resolved address.
     pub addr: SocketAddr,
+    /// With `wss://`: how to speak TLS to it.
+    pub tls: Option<TlsTarget>,
+}
+
+/// TLS to one server.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    /// The configuration every connection of the run shares (trust, ALPN, session cache).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name the server's certificate must carry, sent with SNI if it is a DNS name.
+    pub name: ServerName<'static>,
 }
 
 /// The connections, the poll, and the loop.
@@ -210,6 +237,8 @@ pub struct Fleet {
     clients: Vec<Client>,
     /// Shared by every read.
     read_buf: Vec<u8>,
+    /// With TLS, the plaintext decrypted from `read_buf`; shared too.
+    plain_buf: Vec<u8>,
     /// Clients with output to flush this turn.
     dirty: Vec<usize>,
     /// Clients whose connection attempt is under way.
@@ -257,15 +286,18 @@ impl Fleet {
                 reader: FrameReader::new(MAX_MESSAGE),
                 mask: keys.next_key(),
                 deflate: None,
+                tls: None,
             })
             .collect();
         assert!(!targets.is_empty(), "a fleet needs a server");
+        let tls = targets.iter().any(|t| t.tls.is_some());
         Ok(Fleet {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
             targets,
             clients,
             read_buf: vec![0; READ_CHUNK],
+            plain_buf: if tls { vec![0; READ_CHUNK] } else { Vec::new() },
             dirty: Vec::new(),
             attempts: Vec::new(),
             next_start: 0,
@@ -282,7 +314,8 @@ impl Fleet {
     }
 
     /// Bytes read from all the sockets so far, and written to them: what crossed the
-    /// wire (there is no TLS), handshakes, frame headers and control frames included.
+    /// wire, TLS records (with TLS), handshakes, frame headers and control frames
+    /// included.
     pub fn wire_bytes(&self) -> (u64, u64) {
         (self.bytes_read, self.bytes_written)
     }
@@ -504,8 +537,10 @@ impl Fleet {
                 continue;
             };
             if now.saturating_duration_since(since) >= CONNECT_TIMEOUT {
-                let what = match self.clients[i].state {
+                let c = &self.clients[i];
+                let what = match c.state {
                     ClientState::Connecting(_) => "TCP connect",
+                    _ if c.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) => "TLS handshake",
                     _ => "WebSocket handshake",
                 };
                 self.fail(
@@ -542,7 +577,13 @@ impl Fleet {
             }
             None => ClientHandshake::new(&target.ws.authority, &target.ws.path),
         };
+        // rustls holds the upgrade request until its own handshake is done.
+        let tls = target
+            .tls
+            .as_ref()
+            .map(|t| Box::new(tls::connect(&t.config, t.name.clone())));
         let c = &mut self.clients[i];
+        c.tls = tls;
         let since = match c.state {
             ClientState::Connecting(since) => since,
             _ => Instant::now(),
@@ -612,7 +653,11 @@ impl Fleet {
                     self.bytes_read += n as u64;
                     let at_ns = self.ns(Instant::now());
                     let buf = std::mem::take(&mut self.read_buf);
-                    self.receive(i, &buf[..n], at_ns, driver);
+                    if self.clients[i].tls.is_some() {
+                        self.receive_tls(i, &buf[..n], at_ns, driver);
+                    } else {
+                        self.receive(i, &buf[..n], at_ns, driver);
+                    }
                     self.read_buf = buf;
                     if n < self.read_buf.len() && !closed {
                         return;
@@ -623,6 +668,46 @@ impl Fleet {
                 Err(e) => return self.on_eof(i, driver, &io_reason(&e)),
             }
         }
+    }
+
+    /// TLS records from the server: each piece of plaintext in them goes to
+    /// [`receive`](Fleet::receive). Whatever rustls then has to send (the handshake's
+    /// next flight, an alert) goes out with the turn's flush.
+    fn receive_tls(&mut self, i: usize, ciphertext: &[u8], at_ns: u64, driver: &mut impl Driver) {
+        let mut plain = std::mem::take(&mut self.plain_buf);
+        let mut decrypt = Decrypt::new(ciphertext);
+        // Until the connection is over (finish drops its socket and rustls state).
+        loop {
+            let c = &mut self.clients[i];
+            let (Some(tls), Some(stream)) = (c.tls.as_deref_mut(), c.stream.as_mut()) else {
+                break;
+            };
+            match decrypt.next(tls, &mut plain) {
+                Ok(Plaintext::Bytes(n)) => self.receive(i, &plain[..n], at_ns, driver),
+                Ok(Plaintext::Used) => {
+                    if tls.wants_write() {
+                        self.mark_dirty(i);
+                    }
+                    break;
+                }
+                Ok(Plaintext::Closed) => {
+                    self.on_eof(i, driver, "the server ended TLS without a Close frame");
+                    break;
+                }
+                Err(error) => {
+                    // rustls has queued an alert that says why: one try to send it.
+                    let _ = tls::send(tls, &[], stream);
+                    let host = self.target(i).ws.host.clone();
+                    let reason = TlsError::Failed { host, error }.to_string();
+                    match self.clients[i].state {
+                        ClientState::Handshaking { .. } => self.fail(i, &reason),
+                        _ => self.lose(i, driver, &reason),
+                    }
+                    break;
+                }
+            }
+        }
+        self.plain_buf = plain;
     }
 
     /// Bytes from the server: the handshake response, then frames.
@@ -760,6 +845,7 @@ impl Fleet {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         c.state = ClientState::Done;
+        c.tls = None;
         c.out = Vec::new();
         c.written = 0;
         c.reader = FrameReader::default();
@@ -796,7 +882,16 @@ impl Fleet {
         let Some(stream) = c.stream.as_mut() else {
             return;
         };
-        while c.written < c.out.len() {
+        if let Some(tls) = c.tls.as_deref_mut() {
+            match tls::send(tls, &c.out[c.written..], stream) {
+                Ok(sent) => {
+                    c.written += sent.taken;
+                    self.bytes_written += sent.written as u64;
+                }
+                Err(e) => return self.on_eof(i, driver, &io_reason(&e)),
+            }
+        }
+        while c.tls.is_none() && c.written < c.out.len() {
             match stream.write(&c.out[c.written..]) {
                 Ok(0) => return self.on_eof(i, driver, "the socket accepts no more bytes"),
                 Ok(n) => {
@@ -815,7 +910,8 @@ impl Fleet {
             c.out.drain(..c.written);
             c.written = 0;
         }
-        let want = c.written < c.out.len();
+        // With TLS, records rustls could not write yet count as queued output.
+        let want = c.written < c.out.len() || c.tls.as_ref().is_some_and(|t| t.wants_write());
         if want != c.writable {
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE

@@ -40,8 +40,12 @@
 //! - **Payloads** (`--payload`): the marker padded with filler (the default, and the
 //!   zero-copy, pre-encoded fast path), or chat-like JSON with new sentences in every
 //!   message ([`payload::ChatJson`]), which compresses as chat does.
+//! - **TLS** (`wss://` URLs, with `--ca-file` or `--insecure`): one rustls client
+//!   configuration for the run, shared by every connection; each connection's rustls
+//!   state decrypts what the fleet's one large read brought and encrypts its queue as it
+//!   is flushed (see [`fleet`] and [`crate::client::tls`]). The report says `tls: yes`.
 //! - **Bytes on the wire**: the fleet counts what it reads from and writes to its
-//!   sockets; the report gives, for the measured window, the bytes received per delivery
+//!   sockets (TLS records included, with TLS); the report gives, for the measured window, the bytes received per delivery
 //!   and sent per message, to set beside the message size.
 //! - **Bounded phases**: connect (10 s per attempt; abandoned after 15 s without a
 //!   success), warm-up, measure, drain (ends early when everything has arrived), close
@@ -90,9 +94,9 @@ pub mod stats;
 pub use args::{BenchCommand, PayloadKind, Scenario};
 pub use report::Report;
 
-use crate::client::{UrlError, WsUrl};
+use crate::client::{TlsArgs, TlsError, UrlError, WsUrl, tls};
 use args::{BroadcastLoad, CommonArgs, ConnectionsArgs, SweepArgs};
-use fleet::{Fleet, FleetCounts, Quiet, Target, Until};
+use fleet::{Fleet, FleetCounts, Quiet, Target, TlsTarget, Until};
 use load::{Load, LoadPlan, Pacing};
 use loopchat::ws::mask::MaskKeys;
 use report::{ConnectionFigures, Details, Progress, ServerFigures};
@@ -113,9 +117,12 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(500);
 /// Why a benchmark could not run.
 #[derive(Debug, Error)]
 pub enum BenchError {
-    /// The URL is not a usable `ws://` URL.
+    /// The URL is not a usable `ws://` or `wss://` URL.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// `wss://` URLs without a way to check the certificate, or a bad `--ca-file`.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The host did not resolve.
     #[error("cannot resolve {host}: {source}")]
     Resolve {
@@ -174,6 +181,7 @@ pub fn main(command: BenchCommand) -> ExitCode {
                     label: common.label,
                     url: urls.join(","),
                     urls: urls.to_vec(),
+                    tls: speaks_tls(urls),
                     deflate_offered: common.deflate,
                     error: Some(error.to_string()),
                     ..Report::default()
@@ -289,17 +297,50 @@ impl<'a> LoadSpec<'a> {
     }
 }
 
-/// Resolves each URL's host.
-fn resolve_all(urls: &[String]) -> Result<Vec<Target>, BenchError> {
-    if urls.is_empty() {
+/// Resolves each URL's host, and with `wss://` URLs makes the one TLS configuration
+/// every connection shares. The URLs must agree on the scheme, so that the report's
+/// `tls` says what every connection did.
+fn resolve_all(urls: &[String], tls_args: &TlsArgs) -> Result<Vec<Target>, BenchError> {
+    let Some(first) = urls.first() else {
         return Err(BenchError::Invalid("--url is empty".into()));
+    };
+    let parsed = urls
+        .iter()
+        .map(|url| WsUrl::parse(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.iter().any(|url| url.tls != parsed[0].tls) {
+        return Err(BenchError::Invalid(
+            "--url mixes ws:// and wss://: give URLs of one scheme".into(),
+        ));
     }
-    urls.iter().map(|url| resolve(url)).collect()
+    let config = if parsed[0].tls {
+        Some(tls_args.client_config(first)?)
+    } else {
+        None
+    };
+    parsed
+        .into_iter()
+        .map(|ws| {
+            let tls = match &config {
+                Some(config) => Some(TlsTarget {
+                    config: config.clone(),
+                    name: tls::server_name(&ws.host)?,
+                }),
+                None => None,
+            };
+            resolve(ws, tls)
+        })
+        .collect()
+}
+
+/// Whether the URLs are `wss://` ones, for a report (resolve_all refuses a mix).
+fn speaks_tls(urls: &[String]) -> bool {
+    urls.iter()
+        .any(|url| WsUrl::parse(url).is_ok_and(|url| url.tls))
 }
 
 /// Resolves the URL's host.
-fn resolve(url: &str) -> Result<Target, BenchError> {
-    let ws = WsUrl::parse(url)?;
+fn resolve(ws: WsUrl, tls: Option<TlsTarget>) -> Result<Target, BenchError> {
     let addr = (ws.host.as_str(), ws.port)
         .to_socket_addrs()
         .map_err(|source| BenchError::Resolve {
@@ -311,7 +352,7 @@ fn resolve(url: &str) -> Result<Target, BenchError> {
             host: ws.host.clone(),
             source: io::Error::new(io::ErrorKind::NotFound, "no address"),
         })?;
-    Ok(Target { ws, addr })
+    Ok(Target { ws, addr, tls })
 }
 
 /// Raises the open-file limit to the hard limit; returns the limit, and a note if it is
@@ -512,7 +553,8 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
             spec.senders, spec.clients
         )));
     }
-    let targets = resolve_all(spec.urls)?;
+    let targets = resolve_all(spec.urls, &spec.common.tls)?;
+    let tls = targets[0].tls.is_some();
     let mut notes = Vec::new();
     raise_open_files(spec.clients, &mut notes);
     let pids = &spec.common.server_pids;
@@ -614,6 +656,7 @@ fn run_load(spec: &LoadSpec<'_>, progress: Progress) -> Result<Report, BenchErro
         senders: Some(sender_count),
         size: Some(spec.size),
         payload: Some(payload_name(spec.payload).into()),
+        tls,
         deflate_offered: deflate,
         deflate_negotiated: deflate,
         window,
@@ -706,7 +749,8 @@ fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, Ben
     if args.clients == 0 {
         return Err(BenchError::Invalid("--clients must be at least 1".into()));
     }
-    let targets = resolve_all(&args.urls)?;
+    let targets = resolve_all(&args.urls, &args.common.tls)?;
+    let tls = targets[0].tls.is_some();
     let mut notes = Vec::new();
     raise_open_files(args.clients, &mut notes);
     let pids = &args.common.server_pids;
@@ -744,6 +788,7 @@ fn connections(args: &ConnectionsArgs, progress: Progress) -> Result<Report, Ben
         url: args.urls.join(","),
         urls: args.urls.clone(),
         clients: Some(args.clients),
+        tls,
         deflate_offered: deflate,
         deflate_negotiated: deflate,
         bench_cpu_s: usage.bench_cpu_s,
@@ -791,8 +836,9 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
                 }
                 points.push(report);
             }
-            // A server that declines deflate declines it at every client count.
-            Err(e @ BenchError::DeflateDeclined { .. }) => return Err(e),
+            // A server that declines deflate declines it at every client count, and
+            // wss:// URLs that cannot be trusted cannot be at any.
+            Err(e @ (BenchError::DeflateDeclined { .. } | BenchError::Tls(_))) => return Err(e),
             Err(e) => notes.push(format!("{clients} clients: {e}")),
         }
     }
@@ -821,6 +867,7 @@ fn sweep(args: &SweepArgs, progress: fn() -> Progress) -> Result<Report, BenchEr
         senders: Some(args.load.senders as usize),
         size: Some(args.load.size),
         payload: Some(payload_name(args.load.payload).into()),
+        tls: speaks_tls(&args.urls),
         deflate_offered: args.common.deflate,
         deflate_negotiated: args.common.deflate && !points.is_empty(),
         window,

@@ -31,6 +31,8 @@ pub struct Report {
     pub size: Option<usize>,
     /// What the messages say: `filler` or `chat-json` (`--payload`).
     pub payload: Option<String>,
+    /// Whether the clients spoke TLS (`wss://` URLs). Then the wire bytes are TLS bytes.
+    pub tls: bool,
     /// Whether every client offered permessage-deflate (`--deflate`).
     pub deflate_offered: bool,
     /// Whether the server agreed to it on every connection that opened (a run with
@@ -224,6 +226,7 @@ impl Report {
         if !setup.is_empty() {
             row("setup", setup.join(", "));
         }
+        row("tls", (if self.tls { "yes" } else { "no" }).to_owned());
         if self.error.is_none() {
             let opened = self
                 .connections

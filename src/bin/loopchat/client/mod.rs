@@ -24,7 +24,9 @@
 //! - `console`: standard output for the chat, one event per line group, flushed at once;
 //!   standard error for notices about the client itself (could not connect, the server
 //!   closed the connection with code X).
-//! - [`url`]: `ws://` URLs. `wss://` is refused with a clear error: there is no TLS here.
+//! - [`url`]: `ws://` and `wss://` URLs.
+//! - [`tls`]: `wss://`: rustls driven sans-IO on the same socket, trusting `--ca-file`'s
+//!   roots or, with `--insecure`, any certificate. The load generator uses it too.
 //!
 //! permessage-deflate (`--deflate on`, the default): the handshake offers it as a browser
 //! does (`permessage-deflate; client_max_window_bits`) and fails on an answer RFC 7692
@@ -44,7 +46,7 @@
 //!
 //! 0 after a clean closing handshake: begun by the client (end of input, `/quit`) and
 //! answered with 1000 or 1001 (or an empty Close), or begun by the server with code 1000
-//! (normal) or 1001 (going away). 1 for everything else: a bad URL, a refused connection
+//! (normal) or 1001 (going away). 1 for everything else: a bad URL, a wss:// URL without --ca-file or --insecure, a failed TLS handshake, a refused connection
 //! or handshake, a lost connection, a protocol error, or a server's Close with any other
 //! code, or with none when the server closes first (say, a 1008 for going over the rate
 //! limit). What went wrong is said on standard error. Ctrl-C ends the process at once;
@@ -53,6 +55,7 @@
 mod console;
 pub mod input;
 pub mod session;
+pub mod tls;
 pub mod url;
 
 use std::io;
@@ -64,13 +67,16 @@ use thiserror::Error;
 use loopchat::http::ClientHandshakeError;
 use loopchat::ws::{CloseCode, ProtocolError};
 pub use session::{Ending, Session};
+pub use tls::{TlsArgs, TlsError};
 pub use url::{UrlError, WsUrl};
 
 /// What the client is asked to do: the command line's options.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The server's WebSocket URL, `ws://HOST[:PORT][/PATH]`.
+    /// The server's WebSocket URL, `ws://HOST[:PORT][/PATH]` or `wss://...`.
     pub url: String,
+    /// How a `wss://` server's certificate is checked.
+    pub tls: TlsArgs,
     /// The nickname to ask for as soon as the connection is open.
     pub nick: Option<String>,
     /// How long to keep receiving after standard input ends, before closing.
@@ -87,6 +93,15 @@ pub enum ClientError {
     /// The URL cannot be used.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// `wss://`: no way to check the certificate, or the TLS handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The server closed the connection before the TLS handshake was done.
+    #[error("the server closed the connection during the TLS handshake")]
+    ClosedDuringTlsHandshake,
+    /// The TLS handshake was not done in time.
+    #[error("the TLS handshake did not finish within {0:?}")]
+    TlsHandshakeTimeout(Duration),
     /// The host name did not resolve.
     #[error("cannot resolve {host}: {source}")]
     Resolve {

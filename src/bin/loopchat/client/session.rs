@@ -21,6 +21,12 @@
 //! the server's answer), and with `--nick` until the server has granted the name: a
 //! refusal closes the session before any of them is said.
 //!
+//! With a `wss://` URL the session also holds a rustls client connection, and TLS is a
+//! transform between the socket and the rest (see [`super::tls`]): what a read brings is
+//! decrypted before it is decoded, and the output queue is encrypted as it is written.
+//! The loop's shape does not change; a flush also writes what rustls has to say on its
+//! own (the handshake, alerts), and the handshake deadline covers the TLS handshake too.
+//!
 //! The closing handshake: on `/quit`, or at end of input (after the linger time), the
 //! client sends Close 1000 and keeps reading, printing whatever arrives, until the
 //! server's Close; if the server closes first, its Close is echoed. Either way the client
@@ -38,8 +44,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use rustls::ClientConnection;
+
 use super::console::Console;
 use super::input::Input;
+use super::tls::{self, Decrypt, Plaintext, TlsError};
 use super::url::WsUrl;
 use super::{ClientConfig, ClientError};
 use loopchat::apps::chat::protocol::{
@@ -137,6 +146,18 @@ impl Outbound {
         &mut self.bytes
     }
 
+    /// Encrypts what rustls takes and writes its records until it has none left or the
+    /// socket would block.
+    fn encrypt_to(&mut self, tls: &mut ClientConnection, sink: &mut impl Write) -> io::Result<()> {
+        let sent = tls::send(tls, &self.bytes[self.written..], sink)?;
+        self.written += sent.taken;
+        if self.written == self.bytes.len() {
+            self.bytes.clear();
+            self.written = 0;
+        }
+        Ok(())
+    }
+
     /// Writes until everything is written or the socket would block.
     fn write_to(&mut self, sink: &mut impl Write) -> io::Result<()> {
         while self.written < self.bytes.len() {
@@ -167,6 +188,10 @@ pub struct Session {
     poll: Poll,
     waker: Arc<Waker>,
     stream: TcpStream,
+    /// With `wss://`: TLS over `stream`, which carries only what this writes and reads.
+    tls: Option<ClientConnection>,
+    /// The URL's host, to name the server in TLS errors.
+    host: String,
     phase: Phase,
     outbound: Outbound,
     /// Whether the socket is registered for `WRITABLE` as well as `READABLE`.
@@ -203,7 +228,10 @@ pub struct Session {
     /// its context is a few hundred KiB, right for one client connection.
     compressor: Option<MessageCompressor>,
     console: Console,
+    /// What one read takes from the socket (ciphertext, with TLS).
     read_buf: Vec<u8>,
+    /// With TLS, the plaintext decrypted from `read_buf`, a piece at a time.
+    plain_buf: Vec<u8>,
 }
 
 impl Session {
@@ -211,6 +239,13 @@ impl Session {
     /// is the one step that blocks (up to [`CONNECT_TIMEOUT`] per address): until it is
     /// done, there is nothing else for the client to do.
     pub fn connect(url: &WsUrl, config: &ClientConfig) -> Result<Session, ClientError> {
+        // A wss:// URL that cannot be checked fails before anything is sent.
+        let tls_setup = if url.tls {
+            let name = tls::server_name(&url.host)?;
+            Some((config.tls.client_config(&config.url)?, name))
+        } else {
+            None
+        };
         let addresses: Vec<_> = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|source| ClientError::Resolve {
@@ -260,12 +295,15 @@ impl Session {
         } else {
             ClientHandshake::new(&url.authority, &url.path)
         };
+        // rustls holds the request until its handshake is done.
         let mut outbound = Outbound::default();
         outbound.buffer().extend_from_slice(handshake.request());
         Ok(Session {
             poll,
             waker,
             stream,
+            tls: tls_setup.map(|(config, name)| tls::connect(&config, name)),
+            host: url.host.clone(),
             phase: Phase::Handshaking {
                 handshake,
                 response: Vec::new(),
@@ -286,6 +324,11 @@ impl Session {
             compressor: None,
             console: Console::default(),
             read_buf: vec![0; READ_CHUNK],
+            plain_buf: if url.tls {
+                vec![0; READ_CHUNK]
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -357,6 +400,11 @@ impl Session {
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => break self.on_peer_closed(),
+                Ok(n) if self.tls.is_some() => {
+                    if let Err(e) = self.receive_tls(&buf[..n]) {
+                        break Err(e);
+                    }
+                }
                 Ok(n) => {
                     if let Err(e) = self.receive(&buf[..n]) {
                         break Err(e);
@@ -377,6 +425,37 @@ impl Session {
         result
     }
 
+    /// Ciphertext from the server: each piece of plaintext in it goes to
+    /// [`receive`](Session::receive); the end of TLS is the end of the connection.
+    fn receive_tls(&mut self, ciphertext: &[u8]) -> Result<(), ClientError> {
+        let mut plain = std::mem::take(&mut self.plain_buf);
+        let mut decrypt = Decrypt::new(ciphertext);
+        let result = loop {
+            let Some(tls) = self.tls.as_mut() else {
+                break Ok(());
+            };
+            match decrypt.next(tls, &mut plain) {
+                Ok(Plaintext::Bytes(n)) => {
+                    if let Err(e) = self.receive(&plain[..n]) {
+                        break Err(e);
+                    }
+                }
+                Ok(Plaintext::Used) => break Ok(()),
+                Ok(Plaintext::Closed) => break self.on_peer_closed(),
+                Err(error) => {
+                    // rustls has queued an alert that says why: one try to send it.
+                    let _ = tls::send(tls, &[], &mut self.stream);
+                    break Err(ClientError::Tls(TlsError::Failed {
+                        host: self.host.clone(),
+                        error,
+                    }));
+                }
+            }
+        };
+        self.plain_buf = plain;
+        result
+    }
+
     /// The server closed TCP. Fine after a closing handshake; otherwise the connection
     /// was lost.
     fn on_peer_closed(&mut self) -> Result<(), ClientError> {
@@ -385,6 +464,9 @@ impl Session {
             // The closing handshake is done; an echo of the server's Close queued in this
             // turn is still written before the loop ends.
             return Ok(());
+        }
+        if self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+            return Err(ClientError::ClosedDuringTlsHandshake);
         }
         match &self.phase {
             // A refusal whose body ends with the connection (no Content-Length) is
@@ -575,6 +657,9 @@ impl Session {
         self.deadline = None;
         match deadline {
             // A refusal whose body is still coming is reported as what it is.
+            Deadline::Handshake if self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) => {
+                Err(ClientError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))
+            }
             Deadline::Handshake => Err(self
                 .refusal_so_far()
                 .unwrap_or(ClientError::HandshakeTimeout(HANDSHAKE_TIMEOUT))),
@@ -715,9 +800,13 @@ impl Session {
     }
 
     /// Writes what is queued until the socket would block, and registers interest in
-    /// `WRITABLE` exactly while something remains.
+    /// `WRITABLE` exactly while something remains (in the queue, or in rustls).
     fn flush(&mut self) -> Result<(), ClientError> {
-        if let Err(e) = self.outbound.write_to(&mut self.stream) {
+        let written = match &mut self.tls {
+            Some(tls) => self.outbound.encrypt_to(tls, &mut self.stream),
+            None => self.outbound.write_to(&mut self.stream),
+        };
+        if let Err(e) = written {
             if self.outcome.is_none() {
                 return Err(ClientError::ConnectionLost(e));
             }
@@ -725,7 +814,8 @@ impl Session {
             self.outbound.clear();
             self.peer_closed = true;
         }
-        let want_writable = self.outbound.pending() > 0;
+        let want_writable =
+            self.outbound.pending() > 0 || self.tls.as_ref().is_some_and(|tls| tls.wants_write());
         if want_writable != self.writable_registered {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE

@@ -1,22 +1,26 @@
-//! `ws://host:port/path` URLs, parsed just far enough to connect and to write the
-//! handshake's request line and `Host` header.
+//! `ws://host:port/path` and `wss://host:port/path` URLs, parsed just far enough to
+//! connect (with TLS for `wss`, see [`super::tls`]) and to write the handshake's request
+//! line and `Host` header.
 //!
-//! RFC 6455 §3 defines the grammar. Only the `ws` scheme is accepted: `wss` needs TLS,
-//! which this client does not speak, and is refused with an error saying so rather than
-//! being tried in the clear. Fragments are not allowed (§3), nor are user names (no
+//! RFC 6455 §3 defines the grammar. Fragments are not allowed (§3), nor are user names (no
 //! WebSocket server asks for them in the URL); the query, if any, stays part of the path.
 
 use thiserror::Error;
 
 /// The default port of `ws://` URLs.
 pub const DEFAULT_PORT: u16 = 80;
+/// The default port of `wss://` URLs.
+pub const DEFAULT_TLS_PORT: u16 = 443;
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection speaks TLS, and the server's certificate must name
+    /// [`host`](WsUrl::host).
+    pub tls: bool,
     /// The host, without the brackets of an IPv6 literal: what to resolve.
     pub host: String,
-    /// The port, [`DEFAULT_PORT`] if the URL names none.
+    /// The port: [`DEFAULT_PORT`] (or [`DEFAULT_TLS_PORT`]) if the URL names none.
     pub port: u16,
     /// The path and query for the request line, starting with `/`.
     pub path: String,
@@ -27,17 +31,11 @@ pub struct WsUrl {
 /// Why a string is not a usable WebSocket URL.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UrlError {
-    /// `wss://`: encrypted WebSocket, which needs TLS.
-    #[error(
-        "wss:// URLs need TLS, which this client does not support; use a ws:// URL \
-         (or put a TLS proxy such as stunnel in front of a ws:// server)"
-    )]
-    TlsNotSupported,
     /// Some other scheme, such as `http://`.
-    #[error("unsupported URL scheme {0:?}: the URL must start with ws://")]
+    #[error("unsupported URL scheme {0:?}: the URL must start with ws:// or wss://")]
     UnsupportedScheme(String),
     /// No `scheme://` at all.
-    #[error("{0:?} is not a URL: expected ws://HOST[:PORT][/PATH]")]
+    #[error("{0:?} is not a URL: expected ws://HOST[:PORT][/PATH] or wss://...")]
     NoScheme(String),
     /// Nothing between `ws://` and the path.
     #[error("the URL names no host")]
@@ -61,7 +59,8 @@ pub enum UrlError {
 }
 
 impl WsUrl {
-    /// Parses a `ws://HOST[:PORT][/PATH][?QUERY]` URL. The scheme is case-insensitive.
+    /// Parses a `ws://HOST[:PORT][/PATH][?QUERY]` URL, or the same with `wss://`. The
+    /// scheme is case-insensitive.
     pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
         let url = url.trim();
         if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -70,11 +69,11 @@ impl WsUrl {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(UrlError::NoScheme(url.to_owned()));
         };
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" => {}
-            "wss" => return Err(UrlError::TlsNotSupported),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "ws" => false,
+            "wss" => true,
             _ => return Err(UrlError::UnsupportedScheme(scheme.to_owned())),
-        }
+        };
         if rest.contains('#') {
             return Err(UrlError::Fragment);
         }
@@ -93,6 +92,7 @@ impl WsUrl {
             return Err(UrlError::MissingHost);
         }
         let port = match port {
+            None if tls => DEFAULT_TLS_PORT,
             None => DEFAULT_PORT,
             Some(digits) => digits
                 .parse::<u16>()
@@ -101,6 +101,7 @@ impl WsUrl {
                 .ok_or_else(|| UrlError::InvalidPort(digits.to_owned()))?,
         };
         Ok(WsUrl {
+            tls,
             host: host.to_owned(),
             port,
             path,
@@ -134,6 +135,7 @@ mod tests {
 
     fn url(host: &str, port: u16, path: &str, authority: &str) -> WsUrl {
         WsUrl {
+            tls: false,
             host: host.into(),
             port,
             path: path.into(),
@@ -177,10 +179,30 @@ mod tests {
     }
 
     #[test]
+    fn wss_urls_speak_tls_on_port_443_by_default() {
+        let secure = |host, port, path, authority| WsUrl {
+            tls: true,
+            ..url(host, port, path, authority)
+        };
+        let cases = [
+            (
+                "wss://example.com/ws",
+                secure("example.com", 443, "/ws", "example.com"),
+            ),
+            (
+                "WSS://127.0.0.1:8443/chat",
+                secure("127.0.0.1", 8443, "/chat", "127.0.0.1:8443"),
+            ),
+            ("wss://[::1]", secure("::1", 443, "/", "[::1]")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(WsUrl::parse(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
     fn invalid_urls() {
         let cases = [
-            ("wss://example.com/ws", UrlError::TlsNotSupported),
-            ("WSS://example.com/ws", UrlError::TlsNotSupported),
             (
                 "http://example.com/",
                 UrlError::UnsupportedScheme("http".into()),
