@@ -375,6 +375,7 @@ for index in "${!scenario_names[@]}"; do
         sleep 1
     done
 done
+scheme=ws
 
 # ---------------------------------------------------------------------------------------
 # The profile of loopchat in the broadcast scenario

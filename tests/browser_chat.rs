@@ -50,19 +50,18 @@ fn chromium_chats_over_https_and_wss() {
     let screenshots = ["chat-desktop.png", "chat-phone.png"];
     let out_dir = prepare(root, &screenshots).join("tls");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = common::certs::Certs::new(dir.path(), "browser");
+    let certs = common::tls::TestCerts::new(&["127.0.0.1", "localhost"]);
     let config = loopchat::ServerConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         tls: Some(loopchat::tls::TlsFiles {
-            cert: certs.cert.clone(),
-            key: certs.key.clone(),
+            cert: certs.cert_pem.clone(),
+            key: certs.key_pem.clone(),
         }),
         ..loopchat::ServerConfig::default()
     };
     let addr = common::start_with(config, Chat::new(ChatConfig::default()));
     let env = [
-        ("LOOPCHAT_TEST_TLS_CERT", certs.cert.as_path()),
+        ("LOOPCHAT_TEST_TLS_CERT", certs.cert_pem.as_path()),
         ("NODE_EXTRA_CA_CERTS", certs.ca_pem.as_path()),
     ];
     let base = format!("https://localhost:{}", addr.port());

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::certs::Certs;
 use common::process::ServerProcess;
+use common::tls::TestCerts as Certs;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{Read, Write};
@@ -18,9 +18,9 @@ use tungstenite::{Message, WebSocket};
 fn serve(certs: &Certs, extra: &[&str]) -> ServerProcess {
     let mut args = vec![
         "--tls-cert",
-        certs.cert.to_str().unwrap(),
+        certs.cert_pem.to_str().unwrap(),
         "--tls-key",
-        certs.key.to_str().unwrap(),
+        certs.key_pem.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     ServerProcess::start(&args)
@@ -75,8 +75,7 @@ fn wait_for_log(server: &ServerProcess, text: &str) {
 
 #[test]
 fn wss_echoes_small_and_large_messages_and_negotiates_http_1_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::new(dir.path(), "a");
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
     let server = serve(&certs, &["--mode", "echo"]);
     let stream = tls_connect(server.addr, certs.client()).unwrap();
     assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
@@ -94,8 +93,7 @@ fn wss_echoes_small_and_large_messages_and_negotiates_http_1_1() {
 
 #[test]
 fn https_serves_the_chat_page_and_broadcasts_go_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::new(dir.path(), "a");
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
     let server = serve(&certs, &["--mode", "broadcast"]);
     let mut page = tls_connect(server.addr, certs.client()).unwrap();
     page.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -123,8 +121,7 @@ fn https_serves_the_chat_page_and_broadcasts_go_over_tls() {
 
 #[test]
 fn plain_http_garbage_and_a_silent_client_on_the_tls_port_disturb_no_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::new(dir.path(), "a");
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
     let server = serve(&certs, &["--mode", "echo", "--handshake-timeout", "1"]);
     let mut good = wss(server.addr, certs.client());
 
@@ -170,14 +167,13 @@ fn plain_http_garbage_and_a_silent_client_on_the_tls_port_disturb_no_one() {
 
 #[test]
 fn sighup_reloads_the_certificate_without_dropping_connections_and_refuses_a_bad_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Certs::new(dir.path(), "first");
+    let first = Certs::new(&["127.0.0.1", "localhost"]);
     let server = serve(&first, &["--mode", "echo"]);
     let mut old = wss(server.addr, first.client());
 
     // The files are replaced by a certificate from another CA, then SIGHUP.
-    let second = Certs::new(dir.path(), "second");
-    second.write_server(&first.cert, &first.key);
+    let second = Certs::new(&["127.0.0.1", "localhost"]);
+    second.write_server(&first.cert_pem, &first.key_pem);
     server.signal("HUP");
     wait_for_log(&server, "certificate and key reloaded");
     let mut new = wss(server.addr, second.client());
@@ -192,7 +188,7 @@ fn sighup_reloads_the_certificate_without_dropping_connections_and_refuses_a_bad
     assert_eq!(next_data(&mut old), Message::text("old connection"));
 
     // A bad file: refused, with a log line, and the certificate in use kept.
-    std::fs::write(&first.key, "not a key\n").unwrap();
+    std::fs::write(&first.key_pem, "not a key\n").unwrap();
     server.signal("HUP");
     wait_for_log(&server, "reload refused");
     let mut after = wss(server.addr, second.client());
@@ -222,8 +218,7 @@ fn a_bad_certificate_stops_the_start_with_the_reason() {
 
 #[test]
 fn sigterm_closes_wss_clients_with_1001() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::new(dir.path(), "a");
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
     let mut server = serve(&certs, &["--mode", "echo"]);
     let mut socket = wss(server.addr, certs.client());
     socket.send(Message::text("before")).unwrap();
@@ -246,5 +241,70 @@ fn sigterm_closes_wss_clients_with_1001() {
         server.log_text().contains("every connection closed"),
         "{}",
         server.log_text()
+    );
+}
+
+#[test]
+fn loopchat_bench_and_client_speak_wss_to_loopchat() {
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
+    let server = serve(&certs, &["--mode", "echo"]);
+    let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
+    let ca = certs.ca_pem.to_str().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args([
+            "bench",
+            "echo",
+            "--url",
+            &url,
+            "--ca-file",
+            ca,
+            "--clients",
+            "20",
+        ])
+        .args([
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["tls"], true, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(
+        report["round_trips_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+
+    // The terminal client: a line out, its echo back, through TLS both ways.
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args(["client", &url, "--ca-file", ca, "--linger", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello through wss\n")
+        .unwrap();
+    let output = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("hello through wss"),
+        "status {}, stdout {stdout}, stderr {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -7,9 +7,6 @@
 /// Running the headless-Chromium scripts of `tests/browser/`.
 pub mod browser;
 
-/// Certificates made at test time by a test CA, for the TLS tests.
-pub mod certs;
-
 /// The `loopchat` program as a child process (built with the `cli` feature only).
 #[cfg(feature = "cli")]
 pub mod process;

@@ -513,7 +513,7 @@ enum Running {
 }
 
 impl Running {
-    fn start(target: Target, server: Srv, tls: Option<&common::certs::Certs>) -> Running {
+    fn start(target: Target, server: Srv, tls: Option<&common::tls::TestCerts>) -> Running {
         match target {
             Target::InProcess => Running::InProcess(start_in_process(server)),
             Target::Binary | Target::BinaryTls => Running::Binary(start_binary(server, tls)),
@@ -544,7 +544,7 @@ fn start_in_process(server: Srv) -> SocketAddr {
 /// `loopchat serve --mode echo --addr 127.0.0.1:0`, with `--max-message-size` for
 /// [`Srv::EchoMaxMessage`], and TLS with `tls`'s certificate: the echo server as a user
 /// runs it.
-fn start_binary(server: Srv, tls: Option<&common::certs::Certs>) -> ServerProcess {
+fn start_binary(server: Srv, tls: Option<&common::tls::TestCerts>) -> ServerProcess {
     let max = match server {
         Srv::EchoMaxMessage(max) => Some(max.to_string()),
         Srv::Echo => None,
@@ -556,9 +556,9 @@ fn start_binary(server: Srv, tls: Option<&common::certs::Certs>) -> ServerProces
     if let Some(certs) = tls {
         args.extend([
             "--tls-cert",
-            certs.cert.to_str().unwrap(),
+            certs.cert_pem.to_str().unwrap(),
             "--tls-key",
-            certs.key.to_str().unwrap(),
+            certs.key_pem.to_str().unwrap(),
         ]);
     }
     ServerProcess::start(&args)
@@ -701,10 +701,9 @@ fn run_cases(target: Target, cases: &[&Case]) -> (String, Vec<String>) {
     let mut servers: HashMap<Srv, Running> = HashMap::new();
     let mut failures = Vec::new();
     let mut ran = 0;
-    let dir = tempfile::tempdir().expect("a folder for the certificates");
-    let certs =
-        (target == Target::BinaryTls).then(|| common::certs::Certs::new(dir.path(), "conformance"));
-    let client = certs.as_ref().map(common::certs::Certs::client);
+    let certs = (target == Target::BinaryTls)
+        .then(|| common::tls::TestCerts::new(&["127.0.0.1", "localhost"]));
+    let client = certs.as_ref().map(common::tls::TestCerts::client);
     for case in cases {
         ran += 1;
         let addr = servers

@@ -116,10 +116,8 @@ impl TlsArgs {
     /// The configuration for connecting to `url`, a `wss://` URL: one per process,
     /// shared by every connection. With `--insecure`, a warning on standard error.
     pub fn client_config(&self, url: &str) -> Result<Arc<ClientConfig>, TlsError> {
-        // ring is the provider Cargo.toml chose; rustls 0.23.48 deprecates it only for
-        // having no post-quantum key exchange, which a test and load tool can do without.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The server's provider (ring, X25519 first): see `loopchat::tls::provider`.
+        let provider = loopchat::tls::provider();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions");

@@ -645,7 +645,13 @@ fn tls(f: &Folders) -> Result<Section> {
     // (plain scenario, TLS scenario, what is compared, its JSON field, how it is shown)
     type Show = fn(f64) -> String;
     let rows: [(&str, &str, &str, &str, Show); 4] = [
-        ("broadcast", "tls-broadcast", "broadcast: deliveries/s", "deliveries_per_s", rate),
+        (
+            "broadcast",
+            "tls-broadcast",
+            "broadcast: deliveries/s",
+            "deliveries_per_s",
+            rate,
+        ),
         (
             "broadcast",
             "tls-broadcast",
@@ -653,7 +659,13 @@ fn tls(f: &Folders) -> Result<Section> {
             "server.cpu_ns_per_delivery",
             ns,
         ),
-        ("echo", "tls-echo", "echo: round trips/s", "round_trips_per_s", rate),
+        (
+            "echo",
+            "tls-echo",
+            "echo: round trips/s",
+            "round_trips_per_s",
+            rate,
+        ),
         (
             "connections",
             "tls-connections",
@@ -700,7 +712,10 @@ fn tls(f: &Folders) -> Result<Section> {
     // The figure shows throughput and memory; CPU per delivery is in the table.
     panels.remove(1);
     let svg = charts::bars(
-        &format!("TLS: loopchat and Bun, plain and over TLS ({})", load_of(&first_run)),
+        &format!(
+            "TLS: loopchat and Bun, plain and over TLS ({})",
+            load_of(&first_run)
+        ),
         &panels,
     )?;
     let echo = json(&dir.join("tls-echo.loopchat.json"))?;
@@ -713,7 +728,10 @@ fn tls(f: &Folders) -> Result<Section> {
         opt(num(&echo, "window"), count),
         opt(num(&echo, "size"), bytes),
         opt(num(&idle, "connections.opened"), count),
-        provenance(dir, "docs/bench/results/tls-*.json and their plain scenarios")
+        provenance(
+            dir,
+            "docs/bench/results/tls-*.json and their plain scenarios"
+        )
     );
     Ok(section("tls", md, svg))
 }
