@@ -644,7 +644,7 @@ fn tls(f: &Folders) -> Result<Section> {
     let dir = &f.compare;
     // (plain scenario, TLS scenario, what is compared, its JSON field, how it is shown)
     type Show = fn(f64) -> String;
-    let rows: [(&str, &str, &str, &str, Show); 4] = [
+    let rows: [(&str, &str, &str, &str, Show); 5] = [
         (
             "broadcast",
             "tls-broadcast",
@@ -672,6 +672,13 @@ fn tls(f: &Folders) -> Result<Section> {
             "idle connections: server memory per connection",
             "connections.bytes_per_idle_connection",
             bytes,
+        ),
+        (
+            "connections",
+            "tls-connections",
+            "idle connections: handshakes/s",
+            "connections.handshakes_per_s",
+            rate,
         ),
     ];
     let servers = [("loopchat", "loopchat", LOOPCHAT), ("bun", "Bun", BUN)];
@@ -709,7 +716,9 @@ fn tls(f: &Folders) -> Result<Section> {
             series,
         });
     }
-    // The figure shows throughput and memory; CPU per delivery is in the table.
+    // The figure shows throughput and memory; CPU per delivery and handshakes are in
+    // the table.
+    panels.remove(4);
     panels.remove(1);
     let svg = charts::bars(
         &format!(
