@@ -105,10 +105,10 @@ pub(crate) struct Acceptor {
     retry_scheduled: [bool; 3],
     /// Set once the server stops accepting, for good (a graceful shutdown).
     stopped: bool,
-    /// The most connections at once.
     /// Whether the main port speaks TLS: then a client refused there gets no plaintext
     /// 503, which it could not read, only the end of the connection.
     tls: bool,
+    /// The most connections at once.
     max_connections: usize,
 }
 

@@ -82,7 +82,7 @@ pub(crate) struct Connection {
     pub stream: TcpStream,
     /// Its TLS session, on a server with TLS (see `wire.rs`): everything read and
     /// written above it is plaintext.
-    pub tls: Option<Box<rustls::ServerConnection>>,
+    pub tls: Option<Box<super::wire::TlsSession>>,
     /// The peer's address, for logs.
     pub peer: SocketAddr,
     /// A number unique to this connection for the life of the server. Slab keys are

@@ -19,7 +19,7 @@ use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
 use super::timers::{TimerQueue, TimerTarget};
-use super::wire::Wire;
+use super::wire::{TlsSession, Wire};
 use crate::line::LineReader;
 use crate::ws::frame::encoded_len;
 use crate::ws::{CloseCode, Message, State, WebSocket};
@@ -141,7 +141,7 @@ impl Connections {
         let tls = match &self.tls {
             Some(tls) if transport == Transport::WebSocket && !admin => {
                 match rustls::ServerConnection::new(Arc::clone(tls)) {
-                    Ok(session) => Some(Box::new(session)),
+                    Ok(session) => Some(Box::new(TlsSession::new(session))),
                     Err(e) => {
                         warn!("{peer}: cannot start TLS: {e}");
                         return None;

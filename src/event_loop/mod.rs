@@ -541,7 +541,7 @@ impl<H: Handler> Server<H> {
         // TLS may have records to send that no output asked for: the handshake's, or an
         // answer to a key update.
         if let Some(conn) = self.conns.slab.get(key)
-            && conn.tls.as_ref().is_some_and(|tls| tls.wants_write())
+            && conn.tls.as_ref().is_some_and(|tls| tls.conn.wants_write())
         {
             self.conns.schedule_flush(key);
         }
@@ -559,7 +559,9 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.read_closed = true;
-        if conn.out.is_empty() {
+        // With TLS the connection lingers even with nothing queued: records rustls holds
+        // go out, then close_notify, then FIN.
+        if conn.out.is_empty() && conn.tls.is_none() {
             return self.remove(key, "peer closed the connection");
         }
         if !matches!(conn.phase, Phase::Lingering(_)) {
@@ -606,17 +608,20 @@ impl<H: Handler> Server<H> {
                 }
                 Phase::Http(_) => {
                     let response = Response::text(408, "no complete request in time\n");
-                    if let Some(tls) = &mut conn.tls {
-                        // Through TLS, if its handshake is done; else there is no one
-                        // to say it to.
-                        if !tls.is_handshaking() {
-                            let _ = tls.writer().write_all(&response.encode(false, false));
-                            let _ = Wire::new(&mut conn.stream, Some(tls)).flush_tls();
+                    match conn.tls.as_deref_mut() {
+                        // Through TLS once its handshake is done: the answer, then
+                        // close_notify and FIN, as the connection lingers.
+                        Some(tls) if !tls.conn.is_handshaking() => {
+                            let _ = tls.conn.writer().write_all(&response.encode(false, false));
+                            self.conns.linger(key);
                         }
-                    } else {
-                        accept::refuse_now(&mut conn.stream, &response);
+                        // A TLS handshake not done in time: no one to answer.
+                        Some(_) => self.remove(key, "TLS handshake timed out"),
+                        None => {
+                            accept::refuse_now(&mut conn.stream, &response);
+                            self.remove(key, "request timed out");
+                        }
                     }
-                    self.remove(key, "request timed out");
                 }
                 _ => {
                     self.conns.stats.close_timed_out += 1;
@@ -752,10 +757,6 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.conns.slab.get_mut(key) else {
             return;
         };
-        if conn.out.is_empty() && conn.read_closed {
-            return self.remove(key, "peer closed the connection; output written");
-        }
-
         let lingering = conn.out.is_empty() && matches!(conn.phase, Phase::Lingering(_));
         let mut tls_pending = tls_pending;
         if lingering
@@ -763,11 +764,14 @@ impl<H: Handler> Server<H> {
             && let Some(tls) = &mut conn.tls
         {
             // Everything is said: TLS says so first (close_notify), then TCP.
-            tls.send_close_notify();
+            tls.conn.send_close_notify();
             match Wire::new(&mut conn.stream, Some(tls)).flush_tls() {
-                Ok(()) => tls_pending = tls.wants_write(),
+                Ok(()) => tls_pending = tls.conn.wants_write(),
                 Err(e) => return self.remove(key, &format!("write failed: {e}")),
             }
+        }
+        if conn.out.is_empty() && !tls_pending && conn.read_closed {
+            return self.remove(key, "peer closed the connection; output written");
         }
         let want_writable = !conn.out.is_empty() || tls_pending;
         if want_writable != conn.writable_registered {
