@@ -18,40 +18,13 @@ mod common;
 
 use common::IO_TIMEOUT;
 use common::tls::TestCerts;
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{expect_line, lines_of};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Reads `source` line by line into a channel, in a thread that ends with the stream.
-fn lines_of(source: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(source).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line satisfying `wanted` (at most [`IO_TIMEOUT`]); panics with what came.
-fn expect_line(lines: &Receiver<String>, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if wanted(&line) => return line,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("no line {what} ({e:?}); saw {seen:#?}"),
-        }
-    }
-}
 
 /// A Node `ws` server over TLS, killed on drop.
 struct NodeWss {

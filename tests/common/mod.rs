@@ -29,6 +29,38 @@ use std::time::{Duration, Instant};
 /// loaded CI machine, and a passing test never waits this long.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Reads `source` line by line into a channel, in a thread that ends with the stream.
+pub fn lines_of(source: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in io::BufRead::lines(io::BufReader::new(source)) {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line satisfying `wanted` (at most [`IO_TIMEOUT`]); panics with what came.
+pub fn expect_line(
+    lines: &mpsc::Receiver<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no line {what} ({e:?}); saw {seen:#?}"),
+        }
+    }
+}
+
 /// Starts a server with `handler` on 127.0.0.1, any free port, in a background thread,
 /// and returns its address. The server runs until the test process exits.
 pub fn start<H: Handler + Send + 'static>(handler: H) -> SocketAddr {
