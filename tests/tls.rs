@@ -399,3 +399,20 @@ fn loopchat_bench_and_client_speak_wss_to_loopchat() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_full_tls_server_refuses_without_plaintext() {
+    // Past --max-connections a plain server answers 503 in plaintext; a TLS client could
+    // not read that, so on the TLS port the refusal is the end of the connection.
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
+    let server = serve(&certs, &["--mode", "echo", "--max-connections", "1"]);
+    let mut first = wss(server.addr, certs.client());
+    let mut second = TcpStream::connect(server.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let answer = read_until_closed(&mut second);
+    assert!(answer.is_empty(), "refused with {answer:?}");
+    first.send(Message::text("still served")).unwrap();
+    assert_eq!(next_data(&mut first), Message::text("still served"));
+}
