@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Samples a loopchat admin port's /stats, for benches/experiments.sh.
 
-    stats_sampler.py URL --once               one compact sample on stdout
     stats_sampler.py URL --every 0.25 --for 20 [--pid PID] > samples.jsonl
 
 A sample is one JSON object a line: `t` (seconds since the first sample), the server's
@@ -53,15 +52,11 @@ def compact(stats: dict, t: float, pid: int | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
-    parser.add_argument("--once", action="store_true")
     parser.add_argument("--every", type=float, default=0.25)
     parser.add_argument("--for", dest="duration", type=float, default=10.0)
     parser.add_argument("--pid", type=int)
     args = parser.parse_args()
     start = time.monotonic()
-    if args.once:
-        print(json.dumps(compact(fetch(args.url), 0.0, args.pid)))
-        return 0
     next_at = start
     while time.monotonic() - start < args.duration:
         now = time.monotonic()

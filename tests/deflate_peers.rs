@@ -11,67 +11,28 @@
 mod common;
 
 use common::IO_TIMEOUT;
+use common::node_ws::NodeWs;
 use common::{expect_line, lines_of};
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
 
-/// The Node `ws` echo server, killed on drop.
-struct NodeEcho {
-    child: Child,
-    /// Its standard input: the server exits when it closes.
-    _stdin: ChildStdin,
-    port: u16,
-    stdout: Receiver<String>,
-}
+/// The Node `ws` echo server.
+struct NodeEcho(NodeWs);
 
 impl NodeEcho {
     fn start() -> NodeEcho {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let ws = root.join("tests/browser/node_modules/ws/package.json");
-        assert!(
-            ws.is_file(),
-            "{} not found: install the Node tests' packages with `npm ci --prefix tests/browser` \
-             (Node.js 20 or newer)",
-            ws.display()
-        );
-        let mut child = Command::new("node")
-            .arg(root.join("tests/browser/ws_echo_server.mjs"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `node` ({e}): install Node.js 20 or newer"));
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = lines_of(child.stdout.take().expect("stdout"));
-        let line = expect_line(&stdout, "listening PORT", |l| l.starts_with("listening "));
-        let port = line["listening ".len()..].parse().expect("a port");
-        NodeEcho {
-            child,
-            _stdin: stdin,
-            port,
-            stdout,
-        }
+        NodeEcho(NodeWs::start::<&str>(&[]))
     }
 
     fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
+        format!("ws://127.0.0.1:{}/", self.0.port)
     }
 
     /// The Sec-WebSocket-Extensions it answered the next handshake with.
     fn next_answer(&self) -> String {
-        let line = expect_line(&self.stdout, "answer ...", |l| l.starts_with("answer "));
-        line["answer ".len()..].to_owned()
-    }
-}
-
-impl Drop for NodeEcho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.next("answer")
     }
 }
 

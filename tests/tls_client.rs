@@ -17,23 +17,17 @@
 mod common;
 
 use common::IO_TIMEOUT;
+use common::node_ws::NodeWs;
 use common::tls::TestCerts;
 use common::{expect_line, lines_of};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A Node `ws` server over TLS, killed on drop.
-struct NodeWss {
-    child: Child,
-    /// Its standard input: the server exits when it closes.
-    _stdin: ChildStdin,
-    port: u16,
-    stdout: Receiver<String>,
-}
+/// A Node `ws` server over TLS.
+struct NodeWss(NodeWs);
 
 impl NodeWss {
     /// An echo server serving `certs`' server certificate.
@@ -47,61 +41,29 @@ impl NodeWss {
     }
 
     fn start(certs: &TestCerts, args: &[&str]) -> NodeWss {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let ws = root.join("tests/browser/node_modules/ws/package.json");
-        assert!(
-            ws.is_file(),
-            "{} not found: install the Node tests' packages with `npm ci --prefix tests/browser` \
-             (Node.js 20 or newer)",
-            ws.display()
-        );
-        let mut child = Command::new("node")
-            .arg(root.join("tests/browser/ws_echo_server.mjs"))
-            .arg("--tls-cert")
-            .arg(&certs.cert_pem)
-            .arg("--tls-key")
-            .arg(&certs.key_pem)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `node` ({e}): install Node.js 20 or newer"));
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = lines_of(child.stdout.take().expect("stdout"));
-        let line = expect_line(&stdout, "listening PORT", |l| l.starts_with("listening "));
-        let port = line["listening ".len()..].parse().expect("a port");
-        NodeWss {
-            child,
-            _stdin: stdin,
-            port,
-            stdout,
-        }
+        let mut all = vec![
+            "--tls-cert".as_ref(),
+            certs.cert_pem.as_os_str(),
+            "--tls-key".as_ref(),
+            certs.key_pem.as_os_str(),
+        ];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        NodeWss(NodeWs::start(&all))
     }
 
     /// Its URL, naming it by `host` (`127.0.0.1` or `localhost`).
     fn url(&self, host: &str) -> String {
-        format!("wss://{host}:{}/", self.port)
+        format!("wss://{host}:{}/", self.0.port)
     }
 
     /// Waits for Node to report the next TLS handshake: `sni=NAME alpn=PROTOCOL`.
     fn next_handshake(&self) -> String {
-        let line = expect_line(&self.stdout, "tls ...", |l| l.starts_with("tls "));
-        line["tls ".len()..].to_owned()
+        self.0.next("tls")
     }
 
     /// Waits for Node to report a failed TLS handshake (the alert our client sent).
     fn expect_tls_error(&self) -> String {
-        expect_line(&self.stdout, "tls-error ...", |l| {
-            l.starts_with("tls-error ")
-        })
-    }
-}
-
-impl Drop for NodeWss {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("tls-error {}", self.0.next("tls-error"))
     }
 }
 
@@ -411,7 +373,7 @@ fn bench_refuses_an_untrusted_server_and_a_mix_of_schemes() {
         "{error}"
     );
 
-    let plain = format!("ws://127.0.0.1:{}/", node.port);
+    let plain = format!("ws://127.0.0.1:{}/", node.0.port);
     let (output, report) = bench(&["echo", "--url", &url, "--url", &plain, "--insecure"]);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(

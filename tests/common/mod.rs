@@ -7,6 +7,9 @@
 /// Running the headless-Chromium scripts of `tests/browser/`.
 pub mod browser;
 
+/// Node's `ws` as an independent server, for the client-role tests.
+pub mod node_ws;
+
 /// The `loopchat` program as a child process (built with the `cli` feature only).
 #[cfg(feature = "cli")]
 pub mod process;
