@@ -28,6 +28,8 @@
 //!   connection's RESP3 conversation (the handshake, commands matched to replies, pub/sub
 //!   pushes) over bytes the loop moves, with `redis-protocol` for the RESP3 frames.
 //!   [`redis::RedisUrl`] parses `redis://` URLs and never prints their password.
+//! - [`workers`]: every core: N loops on N threads sharing one port (`SO_REUSEPORT`),
+//!   and the bus over which they pass messages, each worker woken by its [`Waker`].
 //! - [`apps`]: applications: [`apps::Chat`], [`apps::Echo`] and [`apps::Broadcast`].
 //!
 //! The `loopchat` program (`src/bin/loopchat/`) is not part of the library: the command
@@ -67,10 +69,11 @@ pub mod line;
 pub mod rate;
 pub mod redis;
 pub mod tls;
+pub mod workers;
 pub mod ws;
 
 pub use event_loop::{
     ConnectionId, Context, Handler, LinkEvent, LinkId, SendError, Server, ServerConfig,
-    SharedFrame, Transport,
+    SharedFrame, Transport, Waker,
 };
 pub use ws::{CloseCode, Message};

@@ -34,7 +34,8 @@ const LISTENER: Token = Token(usize::MAX);
 const LINE_LISTENER: Token = Token(usize::MAX - 1);
 
 /// The admin port's listener's token. (`usize::MAX - 2` is the signals', in
-/// `shutdown.rs`; links count up from `usize::MAX / 2`.)
+/// `shutdown.rs`, and `usize::MAX - 4` the waker's, in `waker.rs`; links count up from
+/// `usize::MAX / 2`.)
 const ADMIN_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Which listener a client came in on.
@@ -115,11 +116,11 @@ pub(crate) struct Acceptor {
 impl Acceptor {
     /// Binds the listeners `config` asks for and registers them with `registry`.
     pub fn bind(config: &ServerConfig, registry: &Registry) -> io::Result<Acceptor> {
-        let mut websocket = listen(config.addr)?;
+        let mut websocket = listen(config.addr, config.reuse_port)?;
         registry.register(&mut websocket, LISTENER, Interest::READABLE)?;
         let line = match config.line_addr {
             Some(addr) => {
-                let mut listener = listen(addr)?;
+                let mut listener = listen(addr, config.reuse_port)?;
                 registry.register(&mut listener, LINE_LISTENER, Interest::READABLE)?;
                 Some(listener)
             }
@@ -127,7 +128,7 @@ impl Acceptor {
         };
         let admin = match &config.admin {
             Some(admin) => {
-                let mut listener = listen(admin.addr)?;
+                let mut listener = listen(admin.addr, false)?;
                 registry.register(&mut listener, ADMIN_LISTENER, Interest::READABLE)?;
                 Some(listener)
             }
@@ -331,13 +332,16 @@ impl Acceptor {
 
 /// A non-blocking listening socket on `addr`, with `SO_REUSEADDR` (so that a restarted
 /// server can bind at once) and a [`LISTEN_BACKLOG`] long backlog.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         Some(socket2::Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;

@@ -569,7 +569,7 @@ mod tests {
             .untaken_frames(0, Lane::Deflate, 2)
             .cloned()
             .collect::<Vec<_>>();
-        assert!(std::rc::Rc::ptr_eq(
+        assert!(std::sync::Arc::ptr_eq(
             &shared[0].bytes,
             &once[0].as_ref().unwrap().bytes
         ));
@@ -578,7 +578,7 @@ mod tests {
             frames[1].as_bytes(),
             "short: sent plain"
         );
-        assert!(std::rc::Rc::ptr_eq(
+        assert!(std::sync::Arc::ptr_eq(
             &shared[2].bytes,
             &once[2].as_ref().unwrap().bytes
         ));

@@ -100,6 +100,11 @@ pub struct ServerConfig {
     /// load at start, and again on SIGHUP when the server listens for signals. Default:
     /// none (plain HTTP and `ws://`). The line port and the admin port stay plain.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Whether other sockets may listen on the same main and line-port addresses
+    /// (`SO_REUSEPORT`), the kernel spreading new connections among them by a hash of
+    /// their addresses: how the loops of several workers share one port (see
+    /// `crate::workers`). Default false: a second server on the port is refused.
+    pub reuse_port: bool,
 }
 
 /// Where the admin port listens, and the bearer token it requires, if any. An address
@@ -139,6 +144,7 @@ impl Default for ServerConfig {
             trace_every: 1,
             admin: None,
             tls: None,
+            reuse_port: false,
         }
     }
 }

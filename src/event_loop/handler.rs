@@ -100,6 +100,14 @@ pub trait Handler {
         let _ = (ctx, link, event);
     }
 
+    /// Another thread woke the loop with its [`Waker`](super::Waker) (see
+    /// [`Server::waker`](super::Server::waker)): the handler takes what waits for it in
+    /// its channels, all of it, since wake-ups sent while it was waiting were merged into
+    /// this one.
+    fn on_wake(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
     /// The time set with [`Context::set_alarm`] has come. The alarm is then unset; set it
     /// again for the next.
     fn on_alarm(&mut self, ctx: &mut Context<'_>) {

@@ -79,6 +79,7 @@ mod shutdown;
 mod slow_consumer;
 mod stats;
 mod timers;
+mod waker;
 mod wire;
 
 pub use config::{AdminConfig, ServerConfig, SlowConsumer};
@@ -88,6 +89,7 @@ pub use links::{LinkEvent, LinkId};
 pub use metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Totals, Turn};
 pub use shared_frame::{SharedFrame, Transport};
 pub use stats::Stats;
+pub use waker::Waker;
 
 use crate::http::Response;
 use accept::{Acceptor, Listener};
@@ -105,6 +107,7 @@ use slow_consumer::Verdict;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as TcpShutdown, SocketAddr};
 use std::time::{Duration, Instant};
+use waker::WAKE;
 use wire::Wire;
 
 /// Bytes read from a socket per `read` call. One buffer serves every connection: bytes
@@ -148,6 +151,8 @@ pub struct Server<H: Handler> {
     shutdown: Shutdown,
     /// The admin port's state, if it has one.
     admin: Option<AdminState>,
+    /// What other threads wake the loop with (see `waker.rs`).
+    waker: Waker,
 }
 
 impl<H: Handler> Server<H> {
@@ -168,6 +173,7 @@ impl<H: Handler> Server<H> {
             None => None,
         };
         let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKE)?;
         let acceptor = Acceptor::bind(&config, poll.registry())?;
         let links = Links::new(poll.registry().try_clone()?);
         let mut conns = Connections::new(&config, links);
@@ -185,6 +191,7 @@ impl<H: Handler> Server<H> {
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
             shutdown: Shutdown::default(),
             admin,
+            waker,
         })
     }
 
@@ -201,6 +208,12 @@ impl<H: Handler> Server<H> {
     /// The address of the line port, if there is one.
     pub fn line_addr(&self) -> Option<SocketAddr> {
         self.acceptor.line_addr()
+    }
+
+    /// What wakes this loop from another thread: its handler then hears
+    /// [`Handler::on_wake`]. For loops that pass messages (see `crate::workers`).
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
     }
 
     /// The application handler.
@@ -398,6 +411,13 @@ impl<H: Handler> Server<H> {
             return false;
         }
         match event.token() {
+            WAKE => {
+                // Cleared before the handler drains its channels: a message sent after
+                // that wakes the loop again.
+                self.waker.heard();
+                self.handler.on_wake(&mut Context::new(&mut self.conns));
+                self.deliver_closes();
+            }
             SIGNALS => match self.shutdown.signals_arrived(&self.conns) {
                 SignalAction::None => {}
                 SignalAction::Begin => self.shut_down(),
@@ -830,6 +850,7 @@ mod tests {
     fn the_loops_tokens_are_all_different() {
         let mut tokens: Vec<usize> = Acceptor::tokens().iter().map(|t| t.0).collect();
         tokens.push(SIGNALS.0);
+        tokens.push(WAKE.0);
         let count = tokens.len();
         tokens.sort_unstable();
         tokens.dedup();

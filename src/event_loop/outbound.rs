@@ -19,7 +19,7 @@ use super::broadcast_log::Untaken;
 use super::shared_frame::SharedFrame;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// One piece of queued output.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ enum Chunk {
     /// Bytes for this connection only; small frames are appended to the same buffer.
     Owned(Vec<u8>),
     /// A frame shared with other connections.
-    Shared(Rc<[u8]>),
+    Shared(Arc<[u8]>),
 }
 
 impl Chunk {
@@ -84,7 +84,7 @@ impl OutboundQueue {
     pub fn push_shared(&mut self, frame: &SharedFrame) {
         self.len += frame.len();
         self.chunks
-            .push_back(Chunk::Shared(Rc::clone(&frame.bytes)));
+            .push_back(Chunk::Shared(Arc::clone(&frame.bytes)));
     }
 
     /// Queues raw bytes (an HTTP response, say) by copying them.
@@ -488,7 +488,7 @@ mod tests {
             .unwrap();
         assert_eq!(drain, Drain::Blocked);
         assert_eq!(queue.len(), 2 * frame.len());
-        assert_eq!(Rc::strong_count(&frame.bytes), 5, "queued by reference");
+        assert_eq!(Arc::strong_count(&frame.bytes), 5, "queued by reference");
     }
 
     #[test]
@@ -546,10 +546,10 @@ mod tests {
         let mut b = OutboundQueue::default();
         a.push_shared(&frame);
         b.push_shared(&frame);
-        assert_eq!(Rc::strong_count(&frame.bytes), 3);
+        assert_eq!(Arc::strong_count(&frame.bytes), 3);
         let mut sink = Vec::new();
         a.write_to(&mut sink).unwrap();
-        assert_eq!(Rc::strong_count(&frame.bytes), 2);
+        assert_eq!(Arc::strong_count(&frame.bytes), 2);
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use crate::ws::Message;
 use crate::ws::deflate::codec::{Compressor, DEFAULT_LEVEL, MAX_WINDOW_BITS};
 use crate::ws::frame::{FrameHeader, MAX_HEADER_LEN, Opcode, RSV1};
-use std::cell::{Cell, OnceCell, RefCell};
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, OnceLock};
 
 thread_local! {
     /// The loop's one compressor (about 380 KB of zlib state), reset after every message:
@@ -88,16 +88,20 @@ impl Lane {
 /// A message encoded once for the wire and shared by every queue it is pushed to: a
 /// WebSocket frame (server frames are not masked, so the same bytes are right for every
 /// recipient), or a text line for the line port.
+///
+/// It may cross threads: with several workers (`crate::workers`), a broadcast is
+/// encoded, and compressed, once for the clients of every loop. Its counts are atomic
+/// for that; cloning one costs an uncontended atomic increment.
 #[derive(Debug, Clone)]
 pub struct SharedFrame {
     /// The encoded bytes, shared by every queue the frame is pushed to.
-    pub(super) bytes: Rc<[u8]>,
+    pub(super) bytes: Arc<[u8]>,
     /// The transport the bytes are encoded for.
     transport: Transport,
     /// The same message compressed with permessage-deflate, for the recipients that
     /// negotiated it: made the first time one of them needs it and then shared by all of
     /// them, like `bytes` (`None` inside when compressing does not make it smaller).
-    deflated: Rc<OnceCell<Option<SharedFrame>>>,
+    deflated: Arc<OnceLock<Option<SharedFrame>>>,
     /// The payload's length (the bytes after the frame header).
     payload_len: usize,
     /// Whether compressing is worth trying: not for images in formats that are already
@@ -119,13 +123,13 @@ impl SharedFrame {
         };
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        // Both halves are slice iterators of known length, so `Rc<[u8]>` allocates once
+        // Both halves are slice iterators of known length, so `Arc<[u8]>` allocates once
         // at the exact size and copies into place.
         let bytes = head[..head_len].iter().chain(payload).copied().collect();
         SharedFrame {
             bytes,
             transport: Transport::WebSocket,
-            deflated: Rc::default(),
+            deflated: Arc::default(),
             payload_len: payload.len(),
             // Images in these formats are compressed already: deflating them again saves nothing.
             compressible: !matches!(message, Message::Binary(b) if crate::images::detect(b).is_some()),
@@ -188,7 +192,7 @@ impl SharedFrame {
                 .copied()
                 .collect(),
             transport: self.transport,
-            deflated: Rc::default(),
+            deflated: Arc::default(),
             payload_len: compressed.len(),
             compressible: false,
         })
@@ -200,7 +204,7 @@ impl SharedFrame {
         SharedFrame {
             bytes,
             transport: Transport::Line,
-            deflated: Rc::default(),
+            deflated: Arc::default(),
             payload_len: text.len() + 1,
             compressible: false,
         }
@@ -240,7 +244,7 @@ mod tests {
         let compressed = frame.deflated().expect("chat JSON compresses");
         let again = frame.deflated().expect("again");
         assert!(
-            Rc::ptr_eq(&compressed.bytes, &again.bytes),
+            Arc::ptr_eq(&compressed.bytes, &again.bytes),
             "compressed once"
         );
         let bytes = compressed.as_bytes();

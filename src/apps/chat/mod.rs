@@ -10,7 +10,7 @@
 //!   holds (its connections, and its rooms with their history).
 //! - `requests`: what each request asks, checked; `updates`: a change of the shared chat
 //!   (a join, a message, ...) carried out here: the notices and deliveries it means.
-//! - `hub` and `redis_chat`: with `--redis`, changes go to Redis, which orders them and
+//! - `hub` and `sharing`: with `--redis`, changes go to Redis, which orders them and
 //!   announces them to every instance; each instance applies what it hears with the same
 //!   `updates` code. Without Redis, changes are applied at once.
 //!
@@ -23,7 +23,7 @@ mod directory;
 mod hub;
 mod page;
 pub mod protocol;
-mod redis_chat;
+mod sharing;
 mod requests;
 mod state;
 mod updates;
@@ -38,8 +38,9 @@ use crate::{
 };
 use base64::engine::general_purpose::STANDARD as BASE64_ENGINE;
 use directory::{Directory, MemberKey};
+pub use hub::{HubLink, hub_for_workers};
 use protocol::{Command, ErrorCode, Limits, ServerEvent};
-use redis_chat::RedisChat;
+use sharing::SharedChat;
 use state::{Input, Local, MAX_WAITING, Room, TokenBucket};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -119,7 +120,7 @@ pub struct Chat {
     next_id: u64,
     next_serial: u64,
     /// The link to Redis, with `--redis`.
-    redis: Option<RedisChat>,
+    sharing: Option<SharedChat>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -128,7 +129,7 @@ impl std::fmt::Debug for Chat {
             .field("config", &self.config)
             .field("instance", &format_args!("{:016x}", self.instance))
             .field("members", &self.directory.len())
-            .field("redis", &self.redis.is_some())
+            .field("sharing", &self.sharing.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +150,7 @@ impl Chat {
             next_guest: 0,
             next_id: 0,
             next_serial: 0,
-            redis: None,
+            sharing: None,
         }
     }
 
@@ -164,7 +165,14 @@ impl Chat {
     /// members are removed everywhere; a Redis that does not answer within it is taken
     /// for gone: the chat is split until it is back.
     pub fn with_redis(mut self, url: RedisUrl, addr: SocketAddr, timeout: Duration) -> Chat {
-        self.redis = Some(RedisChat::new(url, addr, self.instance, timeout));
+        self.sharing = Some(SharedChat::new(url, addr, self.instance, timeout));
+        self
+    }
+
+    /// Makes this chat one worker's of several in one process, sharing the chat through
+    /// their in-process hub (see [`hub_for_workers`]).
+    pub fn with_hub(mut self, link: HubLink) -> Chat {
+        self.sharing = Some(SharedChat::in_process(link, self.instance));
         self
     }
 
@@ -202,12 +210,12 @@ impl Chat {
 
     /// Whether changes go through Redis now (it is configured and connected).
     fn shared(&self) -> bool {
-        self.redis.as_ref().is_some_and(RedisChat::is_up)
+        self.sharing.as_ref().is_some_and(SharedChat::is_up)
     }
 
     /// Whether Redis is configured but not connected: the chat is split.
     fn split(&self) -> bool {
-        self.redis.as_ref().is_some_and(|r| !r.is_up())
+        self.sharing.as_ref().is_some_and(|r| !r.is_up())
     }
 
     /// A fresh `guest-N` nickname no one here knows of.
@@ -375,13 +383,13 @@ impl Chat {
 
     /// Lets the hub write what was queued and set its alarm; and acts on what that
     /// raised (a Redis that takes no more is gone: the split is told at once).
-    fn flush_redis(&mut self, ctx: &mut Context<'_>) {
+    fn flush_hub(&mut self, ctx: &mut Context<'_>) {
         for _ in 0..4 {
-            let Some(redis) = &mut self.redis else {
+            let Some(sharing) = &mut self.sharing else {
                 return;
             };
-            redis.flush(ctx);
-            if !redis.has_events() {
+            sharing.flush(ctx);
+            if !sharing.has_events() {
                 return;
             }
             self.take_hub_events(ctx);
@@ -392,10 +400,13 @@ impl Chat {
 /// What a request handler returns: nothing, or an error to report to the client.
 type Outcome = Result<(), (ErrorCode, String)>;
 
-/// The encodings `publish` made, for reuse (the history keeps them).
+/// The encodings `publish` made, for reuse (the history keeps them); or given to it, made
+/// already.
 struct Encoded {
     json: Option<String>,
     line: Option<String>,
+    /// The event framed for WebSocket clients (by the workers' hub, once for all).
+    frame: Option<SharedFrame>,
 }
 
 /// Sends `event` to each recipient in the form its transport needs, encoding it at most
@@ -411,6 +422,7 @@ fn publish(
         Encoded {
             json: None,
             line: None,
+            frame: None,
         },
         event,
     )
@@ -423,7 +435,7 @@ fn publish_encoded(
     mut encoded: Encoded,
     event: &ServerEvent,
 ) -> Encoded {
-    let mut frame: Option<SharedFrame> = None;
+    let mut frame: Option<SharedFrame> = encoded.frame.take();
     let mut line_frame: Option<SharedFrame> = None;
     for conn in recipients {
         match ctx.transport(conn) {
@@ -520,7 +532,7 @@ impl Handler for Chat {
 
     /// With `--redis`, the link to Redis.
     fn links(&self) -> Vec<LinkReport> {
-        self.redis.iter().map(RedisChat::report).collect()
+        self.sharing.iter().filter_map(SharedChat::report).collect()
     }
 
     fn accept_upgrade(&mut self, request: &Request) -> Result<(), Response> {
@@ -534,10 +546,10 @@ impl Handler for Chat {
     }
 
     fn on_start(&mut self, ctx: &mut Context<'_>) {
-        if let Some(redis) = &mut self.redis {
-            redis.start(ctx);
+        if let Some(sharing) = &mut self.sharing {
+            sharing.start(ctx);
         }
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_open(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, request: Option<&Request>) {
@@ -546,7 +558,7 @@ impl Handler for Chat {
         let local = Local::new(bucket, self.next_serial, resume_list(request));
         self.locals.insert(conn, local);
         self.arrive(ctx, conn);
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {
@@ -559,7 +571,7 @@ impl Handler for Chat {
             Message::Binary(bytes) => Input::Binary(bytes.to_vec()),
         };
         self.take_input(ctx, conn, input);
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
@@ -572,25 +584,34 @@ impl Handler for Chat {
             room.waiting.retain(|(c, _)| *c != conn);
         }
         self.depart(ctx, me);
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_link(&mut self, ctx: &mut Context<'_>, link: LinkId, event: LinkEvent<'_>) {
-        let Some(redis) = &mut self.redis else {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        redis.on_link(ctx, link, event);
+        sharing.on_link(ctx, link, event);
         self.take_hub_events(ctx);
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_alarm(&mut self, ctx: &mut Context<'_>) {
-        let Some(redis) = &mut self.redis else {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        redis.on_alarm(ctx);
+        sharing.on_alarm(ctx);
         self.take_hub_events(ctx);
-        self.flush_redis(ctx);
+        self.flush_hub(ctx);
+    }
+
+    fn on_wake(&mut self, ctx: &mut Context<'_>) {
+        let Some(sharing) = &mut self.sharing else {
+            return;
+        };
+        sharing.on_wake();
+        self.take_hub_events(ctx);
+        self.flush_hub(ctx);
     }
 
     fn on_http(&mut self, request: &Request) -> Response {

@@ -1,13 +1,13 @@
 //! Each request, checked, and turned into a change of the chat: applied here at once
 //! without Redis ([`Chat::apply`]), or sent to Redis, which orders it and announces it to
-//! every instance (`redis_chat.rs`). While the chat is split, changes that need every
+//! every instance (`sharing.rs`). While the chat is split, changes that need every
 //! instance (a new nickname, a private message to someone elsewhere) are refused, and the
 //! rest are applied here.
 
 use super::directory::MemberKey;
 use super::hub::keys;
 use super::protocol::{ClientRequest, ErrorCode, ServerEvent};
-use super::redis_chat::Tag;
+use super::sharing::Tag;
 use super::state::{Input, clean_text, valid_nick, valid_room};
 use super::updates::Update;
 use super::{BASE64_ENGINE, Chat, Outcome, now_ms, strip_data_url};
@@ -60,7 +60,7 @@ impl Chat {
     /// A new connection: a guest nickname, the welcome, and the default room.
     pub(super) fn arrive(&mut self, ctx: &mut Context<'_>, conn: ConnectionId) {
         let me = self.me(conn);
-        if self.redis.as_ref().is_some_and(|r| !r.settled()) {
+        if self.sharing.as_ref().is_some_and(|r| !r.settled()) {
             // The first connection to Redis is under way: a guest name given now could
             // be given elsewhere too. Wait for it (or for it to fail).
             if let Some(local) = self.locals.get_mut(&conn) {
@@ -343,6 +343,7 @@ impl Chat {
                 room,
                 event,
                 json: None,
+                frame: None,
             },
         );
     }

@@ -37,6 +37,8 @@ pub enum Update {
         room: String,
         event: ServerEvent,
         json: Option<String>,
+        /// The event framed already, by the workers' hub.
+        frame: Option<crate::SharedFrame>,
     },
     /// A private message or image.
     Private {
@@ -128,7 +130,12 @@ impl Chat {
                     self.release_room(room);
                 }
             }
-            Update::Said { room, event, json } => self.said(ctx, &room, event, json),
+            Update::Said {
+                room,
+                event,
+                json,
+                frame,
+            } => self.said(ctx, &room, event, Encoded { json, line: None, frame }),
             Update::Private {
                 to,
                 from,
@@ -143,7 +150,12 @@ impl Chat {
                         recipients.push(conn);
                     }
                 }
-                publish_encoded(ctx, recipients, Encoded { json, line: None }, &event);
+                let encoded = Encoded {
+                    json,
+                    line: None,
+                    frame: None,
+                };
+                publish_encoded(ctx, recipients, encoded, &event);
             }
         }
     }
@@ -208,7 +220,7 @@ impl Chat {
         ctx: &mut Context<'_>,
         room: &str,
         event: ServerEvent,
-        json: Option<String>,
+        encoded: Encoded,
     ) {
         let (max_len, max_bytes) = (self.config.history_len, self.config.history_bytes);
         let Some(state) = self.rooms.get_mut(room) else {
@@ -217,7 +229,7 @@ impl Chat {
         let id = event_id(&event);
         if let Some(buffer) = &mut state.loading {
             // The history being loaded may hold it already; it is sorted out then.
-            let json = json.unwrap_or_else(|| event.to_json());
+            let json = encoded.json.unwrap_or_else(|| event.to_json());
             let line = event.render_line();
             buffer.push(HistoryEntry { id, json, line });
             return;
@@ -225,12 +237,7 @@ impl Chat {
         if id != 0 && id <= state.last_id {
             return; // had it already (from a history loaded meanwhile)
         }
-        let encoded = publish_encoded(
-            ctx,
-            state.members.iter().copied(),
-            Encoded { json, line: None },
-            &event,
-        );
+        let encoded = publish_encoded(ctx, state.members.iter().copied(), encoded, &event);
         if id != 0 {
             let json = encoded.json.unwrap_or_else(|| event.to_json());
             let line = encoded.line.unwrap_or_else(|| event.render_line());
@@ -298,14 +305,14 @@ impl Chat {
         if !state.unused() {
             return;
         }
-        match &mut self.redis {
+        match &mut self.sharing {
             None if room != self.config.default_room && !self.directory.room_exists(room) => {
                 self.rooms.remove(room);
             }
             None => {}
-            Some(redis) => {
+            Some(sharing) => {
                 self.rooms.remove(room);
-                redis.hub.unsubscribe_room(room);
+                sharing.hub.unsubscribe_room(room);
             }
         }
     }

@@ -14,12 +14,15 @@ mod lab;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use client::parse_seconds;
 use log::{debug, info};
-use loopchat::apps::{Broadcast, Chat, ChatConfig, Echo};
+use loopchat::apps::chat::hub_for_workers;
+use loopchat::apps::{Broadcast, BroadcastWorker, Chat, ChatConfig, Echo};
 use loopchat::event_loop::SlowConsumer;
 use loopchat::http::OriginPolicy;
 use loopchat::http::static_files::StaticFiles;
 use loopchat::rate::Rate;
 use loopchat::redis::RedisUrl;
+use loopchat::workers::bus::bus;
+use loopchat::workers::{Wakers, Workers};
 use loopchat::ws::KeepaliveConfig;
 use loopchat::{Handler, Server, ServerConfig};
 use std::net::SocketAddr;
@@ -140,6 +143,13 @@ struct ServeArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Event loops to run, each on a thread of its own with its own connections, all on
+    /// --addr (SO_REUSEPORT: the kernel spreads new connections among them). 0 means one
+    /// per core. The chat stays one chat across them; the broadcast mode relays to the
+    /// clients of every one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    workers: usize,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -347,34 +357,64 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
         eprintln!("loopchat: {what} is for chat mode");
         ExitCode::FAILURE
     };
+    let workers = match args.workers {
+        0 => loopchat::workers::per_core(),
+        n => n,
+    };
+    let wakers = Wakers::new(workers);
     match args.mode {
         Mode::Chat => {
-            let mut chat = Chat::new(ChatConfig::default());
-            if let Some(url) = &args.redis {
-                match redis_address(url) {
-                    Ok((url, addr)) => chat = chat.with_redis(url, addr, args.redis_timeout),
+            let redis = match args.redis.as_deref().map(redis_address).transpose() {
+                Ok(redis) => redis,
+                Err(e) => {
+                    eprintln!("loopchat: --redis: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let public = match args.public.as_deref().map(StaticFiles::new).transpose() {
+                Ok(public) => public,
+                Err(e) => {
+                    let dir = args.public.as_deref().unwrap_or(std::path::Path::new(""));
+                    eprintln!("loopchat: cannot serve {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            // Several workers without Redis share the chat through a hub thread; with
+            // Redis, each worker is one more instance on it.
+            let mut links = match (workers, &redis) {
+                (1, _) | (_, Some(_)) => Vec::new(),
+                _ => match hub_for_workers(&wakers) {
+                    Ok(links) => links,
                     Err(e) => {
-                        eprintln!("loopchat: --redis: {e}");
+                        eprintln!("loopchat: cannot start the chat's hub thread: {e}");
                         return ExitCode::FAILURE;
                     }
-                }
+                },
             }
-            if let Some(dir) = &args.public {
-                match StaticFiles::new(dir) {
-                    Ok(files) => chat = chat.with_public_files(files),
-                    Err(e) => {
-                        eprintln!("loopchat: cannot serve {}: {e}", dir.display());
-                        return ExitCode::FAILURE;
-                    }
+            .into_iter();
+            let chats = (0..workers).map(|_| {
+                let mut chat = Chat::new(ChatConfig::default());
+                if let Some((url, addr)) = &redis {
+                    chat = chat.with_redis(url.clone(), *addr, args.redis_timeout);
+                } else if let Some(link) = links.next() {
+                    chat = chat.with_hub(link);
                 }
-            }
-            serve(config, chat, "chat")
+                if let Some(files) = &public {
+                    chat = chat.with_public_files(files.clone());
+                }
+                chat
+            });
+            serve(config, chats.collect(), &wakers, "chat")
         }
         _ if args.tcp_addr.is_some() => chat_only("--tcp-addr"),
         _ if args.redis.is_some() => chat_only("--redis"),
         _ if args.public.is_some() => chat_only("--public"),
-        Mode::Echo => serve(config, Echo, "echo"),
-        Mode::Broadcast => serve(config, Broadcast, "broadcast"),
+        Mode::Echo => serve(config, vec![Echo; workers], &wakers, "echo"),
+        Mode::Broadcast if workers == 1 => serve(config, vec![Broadcast], &wakers, "broadcast"),
+        Mode::Broadcast => {
+            let relays = bus(&wakers).into_iter().map(BroadcastWorker::new);
+            serve(config, relays.collect(), &wakers, "broadcast")
+        }
     }
 }
 
@@ -393,7 +433,13 @@ fn redis_address(url: &str) -> Result<(RedisUrl, SocketAddr), String> {
     Ok((url, addr))
 }
 
-fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
+/// Runs the server: one loop on this thread, or one worker per handler.
+fn serve<H: Handler + Send + 'static>(
+    config: ServerConfig,
+    handlers: Vec<H>,
+    wakers: &Wakers,
+    mode: &str,
+) -> ExitCode {
     // Each connection is a file descriptor; the usual soft limit of 1024 would cap the
     // server far below what it can serve. Raise it to the hard limit.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -402,36 +448,71 @@ fn serve(config: ServerConfig, handler: impl Handler, mode: &str) -> ExitCode {
     }
     let addr = config.addr;
     let tls = config.tls.is_some();
-    let mut server = match Server::bind(config, handler) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("loopchat: cannot listen on {addr}: {e}");
+    let count = handlers.len();
+    let mut handlers = handlers;
+    let (mut server, workers) = if count == 1 {
+        let Some(handler) = handlers.pop() else {
             return ExitCode::FAILURE;
+        };
+        match Server::bind(config, handler).and_then(|mut server| {
+            server.shut_down_on_signals()?;
+            Ok(server)
+        }) {
+            Ok(server) => (Some(server), None),
+            Err(e) => {
+                eprintln!("loopchat: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match Workers::start(config, handlers, wakers, true) {
+            Ok(workers) => (None, Some(workers)),
+            Err(e) => {
+                eprintln!("loopchat: cannot start {count} workers on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     };
-    if let Err(e) = server.shut_down_on_signals() {
-        eprintln!("loopchat: cannot handle SIGINT and SIGTERM: {e}");
-        return ExitCode::FAILURE;
-    }
-    let local = server.local_addr().unwrap_or(addr);
+    let (local, line, admin) = match (&server, &workers) {
+        (Some(server), _) => (
+            server.local_addr().unwrap_or(addr),
+            server.line_addr(),
+            server.admin_addr(),
+        ),
+        (_, Some(workers)) => (
+            workers.local_addr(),
+            workers.line_addr(),
+            workers.admin_addr(),
+        ),
+        _ => return ExitCode::FAILURE,
+    };
     let (http, ws) = if tls {
         ("https", "wss")
     } else {
         ("http", "ws")
     };
     info!("loopchat {mode} server: open {http}://{local}/ (WebSocket at {ws}://{local}/ws)");
+    if count > 1 {
+        info!("{count} workers, each an event loop on a thread of its own, sharing the port");
+    }
     if tls {
         info!("TLS: SIGHUP reloads the certificate and key");
     }
-    if let Some(line) = server.line_addr() {
+    if let Some(line) = line {
         info!("line port for nc/telnet on {line}");
     }
-    if let Some(admin) = server.admin_addr() {
+    if let Some(admin) = admin {
+        let whose = if count > 1 { " (worker 0's loop)" } else { "" };
         info!(
-            "admin port: http://{admin}/metrics, /stats, and the live view at http://{admin}/inspect"
+            "admin port{whose}: http://{admin}/metrics, /stats, and the live view at http://{admin}/inspect"
         );
     }
-    match server.run() {
+    let ran = match (&mut server, workers) {
+        (Some(server), _) => server.run(),
+        (_, Some(workers)) => workers.wait(),
+        _ => Ok(()),
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loopchat: event loop failed: {e}");

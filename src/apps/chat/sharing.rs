@@ -1,25 +1,29 @@
-//! The chat over Redis: what the chat sends through the hub, and what it makes of what
-//! comes back.
+//! The chat shared by several instances: what the chat sends through its hub, and what it
+//! makes of what comes back. The hub is Redis (`--redis`: instances in any number of
+//! processes) or the in-process hub of a process's workers (`--workers N`); the chat
+//! talks to both the same way (`hub/mod.rs`).
 //!
-//! - Every change of the shared chat is one call of a function in `hub/functions.lua`,
-//!   which changes Redis and announces the change atomically. The announcement comes back
-//!   to every instance (this one too) on the presence channel, a room's channel, or an
-//!   instance's inbox, and is applied with `updates.rs`. The caller's own answer (a
-//!   nickname taken, say) comes as the call's reply. A connection's next request waits
-//!   for that reply, so it gets its answers in the order it asked.
+//! - Every change of the shared chat is one call of a function in `hub/functions.lua`
+//!   (in process, the same function in `hub/store.rs`), which changes the shared state and
+//!   announces the change atomically. The announcement comes back to every instance (this
+//!   one too) on the presence channel, a room's channel, or an instance's inbox, and is
+//!   applied with `updates.rs`. The caller's own answer (a nickname taken, say) comes as
+//!   the call's reply. A connection's next request waits for that reply, so it gets its
+//!   answers in the order it asked.
 //! - On connecting (and on reconnecting after a split) the instance registers its members
 //!   again (`lc_restore`), loads the directory (`lc_snapshot`) and the history of each
 //!   room it holds (`lc_history`), and listens to their channels. On one connection to a
 //!   node, a function's announcements reach its subscribers before its reply, and a
 //!   subscription made before a call covers everything published after it: so a history
 //!   loaded after subscribing, merged with the messages that arrive meanwhile by id, has
-//!   no gap and no duplicate.
+//!   no gap and no duplicate. The in-process hub keeps the same order.
 //! - When Redis goes away the chat is split: everyone is told, the instance goes on alone
 //!   (messages said meanwhile reach only its members and carry id 0), and the hub
-//!   reconnects with backoff.
+//!   reconnects with backoff. The in-process hub never goes away.
 
 use super::directory::{Directory, Entry, MemberKey};
-use super::hub::{HubEvent, RedisHub, keys};
+use super::hub::redis::RedisHub;
+use super::hub::{Hub, HubEvent, HubLink, WorkersHub, keys};
 use super::protocol::{ErrorCode, ServerEvent};
 use super::state::{HistoryEntry, Input, Room};
 use super::updates::{Update, event_id};
@@ -55,9 +59,9 @@ pub enum Tag {
     History(String),
 }
 
-/// The chat's side of the link to Redis.
-pub struct RedisChat {
-    pub(super) hub: RedisHub<Tag>,
+/// The chat's side of its hub.
+pub struct SharedChat {
+    pub(super) hub: Hub<Tag>,
     /// The directory is loaded and the presence channel is being applied.
     synced: bool,
     /// The version of the directory applied last.
@@ -71,11 +75,23 @@ pub struct RedisChat {
     instance: u64,
 }
 
-impl RedisChat {
-    /// Not yet connected.
-    pub fn new(url: RedisUrl, addr: SocketAddr, instance: u64, timeout: Duration) -> RedisChat {
-        RedisChat {
-            hub: RedisHub::new(url, addr, instance, timeout),
+impl SharedChat {
+    /// Through Redis; not yet connected.
+    pub fn new(url: RedisUrl, addr: SocketAddr, instance: u64, timeout: Duration) -> SharedChat {
+        let hub = Hub::Redis(RedisHub::new(url, addr, instance, timeout));
+        SharedChat::with(hub, instance, timeout)
+    }
+
+    /// Through the in-process hub of a process's workers. (No instance is ever taken
+    /// for dead there, so the timeout only fills `lc_restore`'s argument.)
+    pub fn in_process(link: HubLink, instance: u64) -> SharedChat {
+        let hub = Hub::Workers(WorkersHub::new(link, instance));
+        SharedChat::with(hub, instance, Duration::from_secs(10))
+    }
+
+    fn with(hub: Hub<Tag>, instance: u64, timeout: Duration) -> SharedChat {
+        SharedChat {
+            hub,
             synced: false,
             version: 0,
             whole: true,
@@ -100,8 +116,9 @@ impl RedisChat {
         self.hub.is_up()
     }
 
-    /// Where the link to Redis stands, for the admin port.
-    pub fn report(&self) -> LinkReport {
+    /// Where the link to Redis stands, for the admin port (the in-process hub is no
+    /// link).
+    pub fn report(&self) -> Option<LinkReport> {
         self.hub.report()
     }
 
@@ -124,13 +141,18 @@ impl RedisChat {
     pub fn on_alarm(&mut self, ctx: &mut Context<'_>) {
         self.hub.on_alarm(ctx);
     }
+
+    /// The loop was woken: the in-process hub may have sent something.
+    pub fn on_wake(&mut self) {
+        self.hub.on_wake();
+    }
 }
 
 impl Chat {
     /// Calls a function in Redis.
     pub(super) fn call(&mut self, tag: Tag, function: &str, key: &str, args: &[&[u8]]) {
-        if let Some(redis) = &mut self.redis {
-            let publish = redis.hub.publish_command();
+        if let Some(sharing) = &mut self.sharing {
+            let publish = sharing.hub.publish_command();
             let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 1);
             // The directory's functions announce what they change: they take the
             // publish command first.
@@ -138,7 +160,7 @@ impl Chat {
                 all.push(publish.as_bytes());
             }
             all.extend_from_slice(args);
-            redis.hub.call(tag, function, key, &all);
+            sharing.hub.call(tag, function, key, &all);
         }
     }
 
@@ -164,7 +186,7 @@ impl Chat {
 
     /// PUBLISH, or SPUBLISH on a cluster.
     pub(super) fn publish_command(&self) -> &'static str {
-        self.redis
+        self.sharing
             .as_ref()
             .map_or("publish", |r| r.hub.publish_command())
     }
@@ -179,8 +201,8 @@ impl Chat {
     }
 
     fn load_room(&mut self, room: &str) {
-        if let Some(redis) = &mut self.redis {
-            redis.hub.subscribe_room(room);
+        if let Some(sharing) = &mut self.sharing {
+            sharing.hub.subscribe_room(room);
         }
         self.call(
             Tag::History(room.to_owned()),
@@ -192,25 +214,26 @@ impl Chat {
 
     /// Acts on everything the hub has to tell.
     pub(super) fn take_hub_events(&mut self, ctx: &mut Context<'_>) {
-        while let Some(event) = self.redis.as_mut().and_then(|r| r.hub.poll()) {
+        while let Some(event) = self.sharing.as_mut().and_then(|r| r.hub.poll()) {
             match event {
                 HubEvent::Up => {
-                    self.redis_up();
+                    self.hub_up();
                     self.settle(ctx);
                 }
                 HubEvent::Down { unanswered } => {
-                    self.redis_down(ctx, unanswered);
+                    self.hub_down(ctx, unanswered);
                     self.settle(ctx);
                 }
                 HubEvent::Reply(tag, value) => self.reply(ctx, tag, value),
                 HubEvent::Presence(line) => self.presence(ctx, &line),
-                HubEvent::Said { room, json } => match serde_json::from_str(&json) {
+                HubEvent::Said { room, json, frame } => match serde_json::from_str(&json) {
                     Ok(event) => self.apply(
                         ctx,
                         super::updates::Update::Said {
                             room,
                             event,
                             json: Some(json),
+                            frame,
                         },
                     ),
                     Err(e) => warn!("redis: a message in #{room} is not an event: {e}"),
@@ -223,10 +246,10 @@ impl Chat {
     /// The first connection to Redis succeeded or failed: the connections that arrived
     /// meanwhile go on arriving.
     fn settle(&mut self, ctx: &mut Context<'_>) {
-        let Some(redis) = &mut self.redis else {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        if std::mem::replace(&mut redis.settled, true) {
+        if std::mem::replace(&mut sharing.settled, true) {
             return;
         }
         let waiting: Vec<ConnectionId> = self
@@ -241,13 +264,13 @@ impl Chat {
     }
 
     /// Connected: register the members here again, load the directory and the rooms.
-    fn redis_up(&mut self) {
-        let Some(redis) = &mut self.redis else {
+    fn hub_up(&mut self) {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        redis.synced = false;
-        let instance = format!("{:016x}", redis.instance);
-        let ttl = redis.timeout_ms.clone();
+        sharing.synced = false;
+        let instance = format!("{:016x}", sharing.instance);
+        let ttl = sharing.timeout_ms.clone();
         let members: Vec<(String, Entry)> = self
             .directory
             .of_instance(self.instance)
@@ -277,12 +300,12 @@ impl Chat {
 
     /// Redis is gone: the chat is split. Requests under way are finished here as far as
     /// they can be, and everyone is told.
-    fn redis_down(&mut self, ctx: &mut Context<'_>, unanswered: Vec<Tag>) {
-        let Some(redis) = &mut self.redis else {
+    fn hub_down(&mut self, ctx: &mut Context<'_>, unanswered: Vec<Tag>) {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        redis.synced = false;
-        let tell = std::mem::replace(&mut redis.whole, false);
+        sharing.synced = false;
+        let tell = std::mem::replace(&mut sharing.whole, false);
         if tell {
             self.tell_everyone(ctx, &ServerEvent::Split { time: now_ms() });
         }
@@ -353,8 +376,8 @@ impl Chat {
                 // Without its registration or its directory the instance is not whole:
                 // start again.
                 Tag::Restore | Tag::Snapshot => {
-                    if let Some(redis) = &mut self.redis {
-                        redis.hub.reconnect(ctx, format!("{tag:?} failed: {e}"));
+                    if let Some(sharing) = &mut self.sharing {
+                        sharing.hub.reconnect(ctx, format!("{tag:?} failed: {e}"));
                     }
                     return;
                 }
@@ -479,16 +502,16 @@ impl Chat {
             );
         }
         self.directory = directory;
-        let Some(redis) = &mut self.redis else {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
-        redis.synced = true;
-        redis.version = version;
+        sharing.synced = true;
+        sharing.version = version;
         info!(
             "redis: the chat is whole: {} members on every instance",
             self.directory.len()
         );
-        if !std::mem::replace(&mut redis.whole, true) {
+        if !std::mem::replace(&mut sharing.whole, true) {
             self.tell_everyone(ctx, &ServerEvent::Whole { time: now_ms() });
             let locals: Vec<ConnectionId> = self.locals.keys().copied().collect();
             for conn in locals {
@@ -506,17 +529,17 @@ impl Chat {
 
     /// A line on the presence channel: "VERSION TAB KIND TAB MEMBER ...".
     fn presence(&mut self, ctx: &mut Context<'_>, line: &str) {
-        let Some(redis) = &mut self.redis else {
+        let Some(sharing) = &mut self.sharing else {
             return;
         };
         let mut fields = line.split('\t');
         let Some(version) = fields.next().and_then(|v| v.parse::<u64>().ok()) else {
             return;
         };
-        if !redis.synced || version <= redis.version {
+        if !sharing.synced || version <= sharing.version {
             return; // the snapshot has it
         }
-        redis.version = version;
+        sharing.version = version;
         let (Some(kind), Some(member)) = (
             fields.next(),
             fields.next().and_then(|m| m.parse::<MemberKey>().ok()),

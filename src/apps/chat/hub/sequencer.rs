@@ -1,0 +1,168 @@
+//! The hub thread of a process's workers: it owns the chat's shared state (`store.rs`)
+//! and is the one place where changes are ordered, as Redis is for instances.
+//!
+//! It sleeps on its channel. A worker's calls of one turn arrive together, as one batch
+//! (the in-process form of Redis's pipelining); the thread takes every batch waiting,
+//! applies each call in order, and then sends each worker, in one message and with one
+//! wake-up, everything for it: the replies to its calls, in the order it made them, and
+//! what was published on the channels it listens to, in the order it was published. A
+//! publication reaches a worker before the reply to the call that made it, as on one
+//! connection to Redis.
+//!
+//! A message said in a room is framed here once, as a WebSocket text frame, and that one
+//! [`SharedFrame`] goes to every worker listening to the room: each hands the same bytes
+//! to its clients.
+
+use super::store::{ChatStore, Publication};
+use crate::redis::Value;
+use crate::workers::Wakers;
+use crate::{Message, SharedFrame};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a worker asks of the hub.
+#[derive(Debug)]
+pub enum Request {
+    /// A call of one of the chat's functions.
+    Call {
+        function: String,
+        key: String,
+        args: Vec<Vec<u8>>,
+    },
+    /// Listen to a channel.
+    Subscribe(String),
+    /// Stop listening to a channel.
+    Unsubscribe(String),
+}
+
+/// A worker's requests of one turn.
+#[derive(Debug)]
+pub struct Batch {
+    pub worker: usize,
+    pub requests: Vec<Request>,
+}
+
+/// What the hub sends a worker.
+#[derive(Debug)]
+pub enum Delivery {
+    /// The reply to the worker's oldest call not yet answered.
+    Reply(Value),
+    /// Something published on a channel the worker listens to.
+    Message {
+        channel: Arc<str>,
+        payload: Arc<str>,
+        /// For a room's message, the message framed once for everyone.
+        frame: Option<SharedFrame>,
+    },
+}
+
+/// The hub's end of the channels.
+pub struct Sequencer {
+    store: ChatStore,
+    inbox: Receiver<Batch>,
+    outboxes: Vec<Sender<Vec<Delivery>>>,
+    wakers: Wakers,
+    /// Channel to the workers listening to it.
+    subscribers: HashMap<String, BTreeSet<usize>>,
+}
+
+impl Sequencer {
+    /// A hub taking batches from `inbox` and answering worker `i` on `outboxes[i]`.
+    pub fn new(
+        inbox: Receiver<Batch>,
+        outboxes: Vec<Sender<Vec<Delivery>>>,
+        wakers: Wakers,
+    ) -> Sequencer {
+        Sequencer {
+            store: ChatStore::new(),
+            inbox,
+            outboxes,
+            wakers,
+            subscribers: HashMap::new(),
+        }
+    }
+
+    /// Runs until every worker has gone (their ends of the channel are dropped).
+    pub fn run(mut self) {
+        while let Ok(first) = self.inbox.recv() {
+            let mut out: Vec<Vec<Delivery>> = self.outboxes.iter().map(|_| Vec::new()).collect();
+            self.apply(first, &mut out);
+            while let Ok(batch) = self.inbox.try_recv() {
+                self.apply(batch, &mut out);
+            }
+            for (worker, deliveries) in out.into_iter().enumerate() {
+                if deliveries.is_empty() {
+                    continue;
+                }
+                if let Some(outbox) = self.outboxes.get(worker)
+                    && outbox.send(deliveries).is_ok()
+                {
+                    self.wakers.wake(worker);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: Batch, out: &mut [Vec<Delivery>]) {
+        let now = now_ms();
+        for request in batch.requests {
+            match request {
+                Request::Subscribe(channel) => {
+                    self.subscribers
+                        .entry(channel)
+                        .or_default()
+                        .insert(batch.worker);
+                }
+                Request::Unsubscribe(channel) => {
+                    if let Some(workers) = self.subscribers.get_mut(&channel) {
+                        workers.remove(&batch.worker);
+                        if workers.is_empty() {
+                            self.subscribers.remove(&channel);
+                        }
+                    }
+                }
+                Request::Call {
+                    function,
+                    key,
+                    args,
+                } => {
+                    let (reply, published) = self.store.call(now, &function, &key, &args);
+                    for publication in published {
+                        self.publish(publication, out);
+                    }
+                    if let Some(deliveries) = out.get_mut(batch.worker) {
+                        deliveries.push(Delivery::Reply(reply));
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self, publication: Publication, out: &mut [Vec<Delivery>]) {
+        let Some(workers) = self.subscribers.get(&publication.channel) else {
+            return;
+        };
+        let frame = super::keys::room_of_channel(&publication.channel)
+            .map(|_| SharedFrame::new(Message::Text(&publication.payload)));
+        let channel: Arc<str> = publication.channel.into();
+        let payload: Arc<str> = publication.payload.into();
+        for &worker in workers {
+            if let Some(deliveries) = out.get_mut(worker) {
+                deliveries.push(Delivery::Message {
+                    channel: Arc::clone(&channel),
+                    payload: Arc::clone(&payload),
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, as Redis's `TIME` gives the functions.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
