@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::chat::ChatClient as Client;
 use common::process::ServerProcess;
 use common::redis::{RedisCluster, RedisServer};
 use loopchat::apps::chat::protocol::{ErrorCode, LeaveReason, ServerEvent};
@@ -23,7 +24,6 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
 
 /// How long to wait for an event that must come.
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,171 +61,6 @@ impl Drop for Instance {
                 self.0.addr,
                 self.0.log_text()
             );
-        }
-    }
-}
-
-/// A chat client on tungstenite that keeps every event it reads.
-struct Client {
-    ws: WebSocket<TcpStream>,
-    nick: String,
-    seen: Vec<ServerEvent>,
-}
-
-impl Client {
-    /// Connects to an instance and reads its arrival: welcome, then the lobby's join,
-    /// members and history.
-    #[track_caller]
-    fn arrive(addr: SocketAddr) -> Client {
-        Client::arrive_at(addr, "/ws")
-    }
-
-    #[track_caller]
-    fn arrive_at(addr: SocketAddr, path: &str) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), stream)
-            .unwrap_or_else(|e| panic!("handshake: {e}"));
-        let mut client = Client {
-            ws,
-            nick: String::new(),
-            seen: Vec::new(),
-        };
-        let welcome = client.expect(|e| matches!(e, ServerEvent::Welcome { .. }));
-        let ServerEvent::Welcome { nick, .. } = welcome else {
-            unreachable!()
-        };
-        client.nick = nick;
-        client.expect(|e| matches!(e, ServerEvent::History { .. }));
-        client
-    }
-
-    fn send(&mut self, request: serde_json::Value) {
-        self.ws
-            .send(Message::text(request.to_string()))
-            .expect("send");
-    }
-
-    /// The next event, or None after `within`.
-    fn next_within(&mut self, within: Duration) -> Option<ServerEvent> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(Message::Text(text)) => {
-                    let event: ServerEvent = serde_json::from_str(&text)
-                        .unwrap_or_else(|e| panic!("not an event ({e}): {text}"));
-                    self.seen.push(event.clone());
-                    return Some(event);
-                }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("{}: read failed: {e}", self.nick),
-            }
-        }
-        None
-    }
-
-    /// Reads until an event matches, and returns it; panics after [`WAIT`].
-    #[track_caller]
-    fn expect(&mut self, wanted: impl Fn(&ServerEvent) -> bool) -> ServerEvent {
-        self.expect_within(WAIT, wanted)
-    }
-
-    #[track_caller]
-    fn expect_within(
-        &mut self,
-        within: Duration,
-        wanted: impl Fn(&ServerEvent) -> bool,
-    ) -> ServerEvent {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(event) = self.next_within(deadline - Instant::now())
-                && wanted(&event)
-            {
-                return event;
-            }
-        }
-        panic!(
-            "{}: no such event within {within:?}; saw {:#?}",
-            self.nick,
-            self.seen.iter().rev().take(10).collect::<Vec<_>>()
-        );
-    }
-
-    /// Reads until an error with this code.
-    #[track_caller]
-    fn expect_error(&mut self, code: ErrorCode) {
-        self.expect(|e| matches!(e, ServerEvent::Error { code: c, .. } if *c == code));
-    }
-
-    /// The `history` of the lobby it got on arrival: its messages, and its `after`.
-    fn arrival_history(&self) -> (Vec<ServerEvent>, Option<u64>) {
-        self.seen
-            .iter()
-            .find_map(|e| match e {
-                ServerEvent::History {
-                    messages, after, ..
-                } => Some((messages.clone(), *after)),
-                _ => None,
-            })
-            .expect("a history on arrival")
-    }
-
-    #[track_caller]
-    fn set_nick(&mut self, nick: &str) {
-        self.send(json!({"type": "nick", "nick": nick}));
-        self.expect(|e| matches!(e, ServerEvent::Nick { new, .. } if new == nick));
-        self.nick = nick.to_owned();
-    }
-
-    #[track_caller]
-    fn say(&mut self, text: &str) -> u64 {
-        self.send(json!({"type": "message", "text": text}));
-        let me = self.nick.clone();
-        match self.expect(
-            |e| matches!(e, ServerEvent::Message { text: t, from, .. } if t == text && *from == me),
-        ) {
-            ServerEvent::Message { id, .. } => id,
-            _ => unreachable!(),
-        }
-    }
-
-    #[track_caller]
-    fn hears(&mut self, from: &str, text: &str) -> u64 {
-        match self.expect(
-            |e| matches!(e, ServerEvent::Message { text: t, from: f, .. } if t == text && f == from),
-        ) {
-            ServerEvent::Message { id, .. } => id,
-            _ => unreachable!(),
-        }
-    }
-
-    /// Reads until `done` holds for everything seen so far; false if that takes longer
-    /// than `within`.
-    fn saw_within(&mut self, within: Duration, done: impl Fn(&[ServerEvent]) -> bool) -> bool {
-        let deadline = Instant::now() + within;
-        while !done(&self.seen) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.next_within(left).is_none() {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// The members of a room, from `who`.
-    #[track_caller]
-    fn who(&mut self, room: &str) -> Vec<String> {
-        self.send(json!({"type": "who", "room": room}));
-        match self.expect(|e| matches!(e, ServerEvent::Members { room: r, .. } if r == room)) {
-            ServerEvent::Members { members, .. } => members,
-            _ => unreachable!(),
         }
     }
 }
@@ -1128,4 +963,43 @@ fn the_terminal_client_shows_the_split_and_its_end() {
     expect("the chat is whole again");
     let _ = client.kill();
     let _ = client.wait();
+}
+
+#[test]
+fn workers_and_instances_compose_over_redis() {
+    // Two processes of two workers each: four instances on one Redis, one chat.
+    let redis = RedisServer::start();
+    let processes: Vec<Instance> = (0..2)
+        .map(|_| {
+            Instance(ServerProcess::start(&[
+                "--redis",
+                &redis.url(),
+                "--workers",
+                "2",
+            ]))
+        })
+        .collect();
+    let mut clients: Vec<Client> = processes
+        .iter()
+        .flat_map(|p| (0..3).map(|_| Client::arrive(p.addr)).collect::<Vec<_>>())
+        .collect();
+    let guests: std::collections::BTreeSet<String> =
+        clients.iter().map(|c| c.nick.clone()).collect();
+    assert_eq!(guests.len(), clients.len(), "guest names are unique");
+    let last = clients.last().unwrap().nick.clone();
+    clients[0].expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
+    clients[0].set_nick("Ada");
+    for client in clients.iter_mut().skip(1) {
+        client.send(json!({"type": "nick", "nick": "ADA"}));
+        client.expect_error(ErrorCode::NickTaken);
+    }
+    let id = clients[0].say("hello, everyone");
+    for client in clients.iter_mut().skip(1) {
+        assert_eq!(client.hears("Ada", "hello, everyone"), id);
+    }
+    let mut members = clients[5].who("lobby");
+    members.sort();
+    let mut everyone: Vec<String> = clients.iter().map(|c| c.nick.clone()).collect();
+    everyone.sort();
+    assert_eq!(members, everyone);
 }

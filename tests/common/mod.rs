@@ -7,6 +7,9 @@
 /// Running the headless-Chromium scripts of `tests/browser/`.
 pub mod browser;
 
+/// A chat client that keeps every event it reads.
+pub mod chat;
+
 /// Node's `ws` as an independent server, for the client-role tests.
 pub mod node_ws;
 

@@ -23,8 +23,8 @@ mod directory;
 mod hub;
 mod page;
 pub mod protocol;
-mod sharing;
 mod requests;
+mod sharing;
 mod state;
 mod updates;
 

@@ -78,7 +78,7 @@ pub struct SharedChat {
 impl SharedChat {
     /// Through Redis; not yet connected.
     pub fn new(url: RedisUrl, addr: SocketAddr, instance: u64, timeout: Duration) -> SharedChat {
-        let hub = Hub::Redis(RedisHub::new(url, addr, instance, timeout));
+        let hub = Hub::Redis(Box::new(RedisHub::new(url, addr, instance, timeout)));
         SharedChat::with(hub, instance, timeout)
     }
 

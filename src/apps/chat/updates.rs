@@ -135,7 +135,16 @@ impl Chat {
                 event,
                 json,
                 frame,
-            } => self.said(ctx, &room, event, Encoded { json, line: None, frame }),
+            } => self.said(
+                ctx,
+                &room,
+                event,
+                Encoded {
+                    json,
+                    line: None,
+                    frame,
+                },
+            ),
             Update::Private {
                 to,
                 from,
@@ -215,13 +224,7 @@ impl Chat {
     }
 
     /// A message or image in a room: to everyone here in it, and into its history.
-    fn said(
-        &mut self,
-        ctx: &mut Context<'_>,
-        room: &str,
-        event: ServerEvent,
-        encoded: Encoded,
-    ) {
+    fn said(&mut self, ctx: &mut Context<'_>, room: &str, event: ServerEvent, encoded: Encoded) {
         let (max_len, max_bytes) = (self.config.history_len, self.config.history_bytes);
         let Some(state) = self.rooms.get_mut(room) else {
             return;

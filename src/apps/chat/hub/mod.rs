@@ -57,8 +57,9 @@ pub enum HubEvent<T> {
 
 /// The hub the chat talks to.
 pub enum Hub<T> {
-    /// Redis, shared with other processes.
-    Redis(RedisHub<T>),
+    /// Redis, shared with other processes. (Boxed: it is the bigger, and there is one
+    /// per chat.)
+    Redis(Box<RedisHub<T>>),
     /// The other workers of this process.
     Workers(WorkersHub<T>),
 }

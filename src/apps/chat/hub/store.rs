@@ -221,7 +221,13 @@ impl ChatStore {
     }
 
     /// `lc_nick`: 1 done, 0 taken, -1 no such member.
-    fn nick(&mut self, published: &mut Vec<Publication>, member: &str, nick: &str, lower: &str) -> i64 {
+    fn nick(
+        &mut self,
+        published: &mut Vec<Publication>,
+        member: &str,
+        nick: &str,
+        lower: &str,
+    ) -> i64 {
         let Some(old_lower) = self.members.get(member).map(|m| m.lower.clone()) else {
             return -1;
         };
@@ -246,7 +252,11 @@ impl ChatStore {
         let Some(m) = self.members.remove(member) else {
             return 0;
         };
-        if self.nicks.get(&m.lower).is_some_and(|owner| owner == member) {
+        if self
+            .nicks
+            .get(&m.lower)
+            .is_some_and(|owner| owner == member)
+        {
             self.nicks.remove(&m.lower);
         }
         let instance = instance_of(member);
@@ -385,7 +395,12 @@ mod tests {
         list.iter().map(|a| a.as_bytes().to_vec()).collect()
     }
 
-    fn call(store: &mut ChatStore, function: &str, key: &str, list: &[&str]) -> (Value, Vec<Publication>) {
+    fn call(
+        store: &mut ChatStore,
+        function: &str,
+        key: &str,
+        list: &[&str],
+    ) -> (Value, Vec<Publication>) {
         store.call(1_000, function, key, &args(list))
     }
 
@@ -400,16 +415,40 @@ mod tests {
         assert_eq!(published[0].channel, keys::PRESENCE);
         assert_eq!(published[0].payload, format!("1\tA\t{A}\tguest-1\t"));
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", B]);
-        let taken = call(&mut store, "lc_nick", keys::DIRECTORY, &["publish", A, "Ada", "ada"]);
+        let taken = call(
+            &mut store,
+            "lc_nick",
+            keys::DIRECTORY,
+            &["publish", A, "Ada", "ada"],
+        );
         assert_eq!(taken.0, Value::Int(1));
-        let refused = call(&mut store, "lc_nick", keys::DIRECTORY, &["publish", B, "ADA", "ada"]);
+        let refused = call(
+            &mut store,
+            "lc_nick",
+            keys::DIRECTORY,
+            &["publish", B, "ADA", "ada"],
+        );
         assert_eq!(refused, (Value::Int(0), vec![]));
         let (gone, published) = call(&mut store, "lc_depart", keys::DIRECTORY, &["publish", A]);
         assert_eq!(gone, Value::Int(1));
         assert_eq!(published[0].payload, format!("4\tD\t{A}"));
-        let free = call(&mut store, "lc_nick", keys::DIRECTORY, &["publish", B, "ADA", "ada"]);
+        let free = call(
+            &mut store,
+            "lc_nick",
+            keys::DIRECTORY,
+            &["publish", B, "ADA", "ada"],
+        );
         assert_eq!(free.0, Value::Int(1));
-        assert_eq!(call(&mut store, "lc_nick", keys::DIRECTORY, &["publish", A, "x", "x"]).0, Value::Int(-1));
+        assert_eq!(
+            call(
+                &mut store,
+                "lc_nick",
+                keys::DIRECTORY,
+                &["publish", A, "x", "x"]
+            )
+            .0,
+            Value::Int(-1)
+        );
     }
 
     #[test]
@@ -419,18 +458,35 @@ mod tests {
         let channel = keys::room_channel("lobby");
         let say = |store: &mut ChatStore, text: &str| {
             let head = format!("{{\"text\":\"{text}\",\"id\":");
-            store.call(5, "lc_say", &seq, &args(&["publish", &channel, &head, "}", "2", "1000", "60000"]))
+            store.call(
+                5,
+                "lc_say",
+                &seq,
+                &args(&["publish", &channel, &head, "}", "2", "1000", "60000"]),
+            )
         };
         let (id, published) = say(&mut store, "a");
         assert_eq!(id, Value::Int(5001));
-        assert_eq!(published, vec![Publication { channel: channel.clone(), payload: "{\"text\":\"a\",\"id\":5001}".into() }]);
+        assert_eq!(
+            published,
+            vec![Publication {
+                channel: channel.clone(),
+                payload: "{\"text\":\"a\",\"id\":5001}".into()
+            }]
+        );
         say(&mut store, "b");
         say(&mut store, "c");
         let (history, _) = store.call(6, "lc_history", &seq, &[]);
         let items = history.into_array().unwrap();
         assert_eq!(items[0], Value::Int(5003));
         let texts: Vec<&str> = items[1..].iter().filter_map(Value::as_str).collect();
-        assert_eq!(texts, ["{\"text\":\"b\",\"id\":5002}", "{\"text\":\"c\",\"id\":5003}"]);
+        assert_eq!(
+            texts,
+            [
+                "{\"text\":\"b\",\"id\":5002}",
+                "{\"text\":\"c\",\"id\":5003}"
+            ]
+        );
         // After its expiry, the room is forgotten and counts again from the time.
         let (history, _) = store.call(70_000, "lc_history", &seq, &[]);
         assert_eq!(history.into_array().unwrap(), [Value::Int(0)]);
@@ -442,14 +498,29 @@ mod tests {
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", A]);
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", B]);
         let (ia, ib) = (keys::inbox(0xa), keys::inbox(0xb));
-        let (id, published) = call(&mut store, "lc_pm", keys::PRIVATE_IDS, &["publish", &ib, &ia, B, A, "{\"id\":", "}"]);
+        let (id, published) = call(
+            &mut store,
+            "lc_pm",
+            keys::PRIVATE_IDS,
+            &["publish", &ib, &ia, B, A, "{\"id\":", "}"],
+        );
         assert_eq!(id, Value::Int(1));
         let channels: Vec<&str> = published.iter().map(|p| p.channel.as_str()).collect();
         assert_eq!(channels, [ib.as_str(), ia.as_str()]);
         assert_eq!(published[0].payload, format!("{B}\t{A}\t{{\"id\":1}}"));
-        let (same, published) = call(&mut store, "lc_pm", keys::PRIVATE_IDS, &["publish", &ia, &ia, A, A, "", ""]);
+        let (same, published) = call(
+            &mut store,
+            "lc_pm",
+            keys::PRIVATE_IDS,
+            &["publish", &ia, &ia, A, A, "", ""],
+        );
         assert_eq!((same, published.len()), (Value::Int(2), 1));
-        let stranger = call(&mut store, "lc_pm", keys::PRIVATE_IDS, &["publish", &ia, &ia, "0:0:0", A, "", ""]);
+        let stranger = call(
+            &mut store,
+            "lc_pm",
+            keys::PRIVATE_IDS,
+            &["publish", &ia, &ia, "0:0:0", A, "", ""],
+        );
         assert_eq!(stranger, (Value::Int(0), vec![]));
     }
 
@@ -457,7 +528,12 @@ mod tests {
     fn a_restore_keeps_the_instance_to_the_members_it_names_and_renames_a_taken_nick() {
         let mut store = ChatStore::new();
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", A]);
-        call(&mut store, "lc_nick", keys::DIRECTORY, &["publish", A, "Ada", "ada"]);
+        call(
+            &mut store,
+            "lc_nick",
+            keys::DIRECTORY,
+            &["publish", A, "Ada", "ada"],
+        );
         let a2 = "000000000000000a:2:3";
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", a2]);
         // Instance b says it has B, called "ada" too, in rust and lobby.
@@ -465,16 +541,37 @@ mod tests {
             &mut store,
             "lc_restore",
             keys::DIRECTORY,
-            &["publish", "000000000000000b", "10000", "1", B, "Ada", "ada", "rust,lobby"],
+            &[
+                "publish",
+                "000000000000000b",
+                "10000",
+                "1",
+                B,
+                "Ada",
+                "ada",
+                "rust,lobby",
+            ],
         );
         assert_eq!(renamed, Value::Array(vec![bytes(B), bytes("guest-3")]));
-        assert_eq!(published.last().unwrap().payload, format!("5\tA\t{B}\tguest-3\trust,lobby"));
+        assert_eq!(
+            published.last().unwrap().payload,
+            format!("5\tA\t{B}\tguest-3\trust,lobby")
+        );
         // Instance a now has only A: a2 departs.
         let (_, published) = call(
             &mut store,
             "lc_restore",
             keys::DIRECTORY,
-            &["publish", "000000000000000a", "10000", "1", A, "Ada", "ada", ""],
+            &[
+                "publish",
+                "000000000000000a",
+                "10000",
+                "1",
+                A,
+                "Ada",
+                "ada",
+                "",
+            ],
         );
         assert_eq!(published[0].payload, format!("6\tD\t{a2}"));
         let (snapshot, _) = call(&mut store, "lc_snapshot", keys::DIRECTORY, &[]);
@@ -489,12 +586,46 @@ mod tests {
         let mut store = ChatStore::new();
         call(&mut store, "lc_arrive", keys::DIRECTORY, &["publish", A]);
         for room in ["lobby", "rust", "lobby"] {
-            assert_eq!(call(&mut store, "lc_join", keys::DIRECTORY, &["publish", A, room]).0, Value::Int(1));
+            assert_eq!(
+                call(
+                    &mut store,
+                    "lc_join",
+                    keys::DIRECTORY,
+                    &["publish", A, room]
+                )
+                .0,
+                Value::Int(1)
+            );
         }
-        assert_eq!(call(&mut store, "lc_leave", keys::DIRECTORY, &["publish", A, "go"]).0, Value::Int(0));
-        assert_eq!(call(&mut store, "lc_leave", keys::DIRECTORY, &["publish", A, "rust"]).0, Value::Int(1));
+        assert_eq!(
+            call(
+                &mut store,
+                "lc_leave",
+                keys::DIRECTORY,
+                &["publish", A, "go"]
+            )
+            .0,
+            Value::Int(0)
+        );
+        assert_eq!(
+            call(
+                &mut store,
+                "lc_leave",
+                keys::DIRECTORY,
+                &["publish", A, "rust"]
+            )
+            .0,
+            Value::Int(1)
+        );
         let (snapshot, _) = call(&mut store, "lc_snapshot", keys::DIRECTORY, &[]);
-        assert_eq!(snapshot.into_array().unwrap()[2].as_str(), Some("guest-1\tguest-1\tlobby"));
-        assert!(call(&mut store, "lc_nope", keys::DIRECTORY, &[]).0.is_error());
+        assert_eq!(
+            snapshot.into_array().unwrap()[2].as_str(),
+            Some("guest-1\tguest-1\tlobby")
+        );
+        assert!(
+            call(&mut store, "lc_nope", keys::DIRECTORY, &[])
+                .0
+                .is_error()
+        );
     }
 }

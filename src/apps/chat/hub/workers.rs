@@ -83,7 +83,8 @@ impl<T> WorkersHub<T> {
     /// to Redis.
     pub fn start(&mut self) {
         self.up = true;
-        self.queued.push(Request::Subscribe(keys::PRESENCE.to_owned()));
+        self.queued
+            .push(Request::Subscribe(keys::PRESENCE.to_owned()));
         self.queued
             .push(Request::Subscribe(keys::inbox(self.instance)));
         for room in &self.rooms {
