@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
         "metrics",
         "timers",
         "wire",
+        "waker",
         "config",
         "links",
     ],

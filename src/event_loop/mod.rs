@@ -6,7 +6,8 @@
 //! 1. **Sleep** in `poll` until a socket is ready or the earliest deadline comes (not at
 //!    all if work was left over from the last turn).
 //! 2. **Dispatch** each readiness event by token: a listener's token means accept; the
-//!    signal pipe's means shut down; a link's (see `links.rs`) means the handler hears
+//!    signal pipe's means shut down; the waker's means another thread has messages for
+//!    the handler ([`Handler::on_wake`]); a link's (see `links.rs`) means the handler hears
 //!    what arrived on it; any other token is a slab key, and the connection is read (and,
 //!    if it was writable, put on the flush list).
 //! 3. **Read again** the connections (and links) that stopped at their read budget last
@@ -43,11 +44,13 @@
 //! From the bottom up; each imports only files above it in this list (`cargo test
 //! --test module_graph` checks that there is no cycle):
 //!
-//! - `shared_frame.rs`, `stats.rs`, `metrics.rs`, `timers.rs`, `config.rs`, `links.rs`:
-//!   leaves. What every layer shares ([`Transport`], [`SharedFrame`]), the counts, what
-//!   the loop measures of each turn ([`LoopMetrics`]), the deadline heap,
-//!   the settings, and the application's own TCP links (to Redis, say), read and written
-//!   by the same turn as the clients.
+//! - `shared_frame.rs`, `stats.rs`, `metrics.rs`, `timers.rs`, `wire.rs`, `waker.rs`,
+//!   `config.rs`, `links.rs`: leaves. What every layer shares ([`Transport`],
+//!   [`SharedFrame`]), the counts, what the loop measures of each turn
+//!   ([`LoopMetrics`]), the deadline heap, a connection's socket or TLS over it, what
+//!   wakes the loop from another thread ([`Waker`]), the settings, and the
+//!   application's own TCP links (to Redis, say), read and written by the same turn as
+//!   the clients.
 //! - `broadcast_log.rs`: the O(1) broadcast, whole: publish, what a connection has not
 //!   taken as slices ready for `writev`, retire.
 //! - `outbound.rs`: one connection's queued output and its vectored writes.

@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(renamed, Value::Array(vec![bytes(B), bytes("guest-3")]));
         assert_eq!(
             published.last().unwrap().payload,
-            format!("5\tA\t{B}\tguest-3\trust,lobby")
+            format!("4\tA\t{B}\tguest-3\trust,lobby")
         );
         // Instance a now has only A: a2 departs.
         let (_, published) = call(
@@ -573,10 +573,10 @@ mod tests {
                 "",
             ],
         );
-        assert_eq!(published[0].payload, format!("6\tD\t{a2}"));
+        assert_eq!(published[0].payload, format!("5\tD\t{a2}"));
         let (snapshot, _) = call(&mut store, "lc_snapshot", keys::DIRECTORY, &[]);
         let items = snapshot.into_array().unwrap();
-        assert_eq!(items[0], Value::Int(7));
+        assert_eq!(items[0], Value::Int(6));
         assert_eq!(items.len(), 1 + 2 * 2);
         assert_eq!(store.size(), (2, 0));
     }
