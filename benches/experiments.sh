@@ -21,6 +21,13 @@
 #                every client), 15 s, plus one client that stops reading
 #                (benches/stalled_reader.py), connected before the load starts; /stats
 #                sampled every 100 ms from then on (benches/stats_sampler.py, on CPU 1)
+#   workers      `loopchat serve --workers N` for N = 1 (pinned to CPU 0) and 2 (CPUs 0
+#                and 1: the second is the load generator's too): broadcast mode at
+#                C=1,000, 10 senders, 64 bytes, window 8; the chat at C=1,000, 100
+#                senders at 10 messages/s each, 200-byte chat JSON (a million deliveries
+#                a second offered); and the chat lightly loaded (C=100, 10 senders at 5
+#                a second), where latency shows the hop through the hub. Each thread's
+#                CPU over the middle 60 % of the measured window (benches/thread_cpu.py)
 #
 # Everything goes to target/bench-results/experiments-<UTC timestamp>/ (or --out): the
 # JSON of each run, the samples (.jsonl), meta.tsv, commands.tsv, runs.tsv,
@@ -80,11 +87,11 @@ while (($# > 0)); do
 done
 
 if ((quick)); then
-    clients=100 duration=1 floor_duration=0.3 windows="1 8"
+    clients=100 duration=1 floor_duration=0.3 windows="1 8" chat_rate=2
     floor_k="1,8,64" floor_connections=100
     stalled_clients=50 stalled_duration=3
 else
-    clients=1000 duration=5 floor_duration=2 windows="1 2 4 8 16 32 64"
+    clients=1000 duration=5 floor_duration=2 windows="1 2 4 8 16 32 64" chat_rate=10
     floor_k="1,2,4,8,16,32,64,128,256,512" floor_connections=1000
     stalled_clients=200 stalled_duration=15
 fi
@@ -191,6 +198,56 @@ for policy in none close drop; do
         forget "$stalled_pid"
     fi
     stop_server
+done
+
+# ---------------------------------------------------------------------------------------
+# Workers: the same load on one worker (pinned to CPU 0) and on two (CPUs 0 and 1, the
+# second shared with the load generator). Each thread's CPU over the middle of the
+# measured window is read from /proc (benches/thread_cpu.py): the workers' and, in chat
+# mode, the hub thread's.
+threads_of() {
+    local name=$1
+    local sampler=(python3 "$ROOT/benches/thread_cpu.py" "$server_pid"
+        --after "$workers_after" --for "$workers_span")
+    local shown=("${sampler[@]}")
+    # shellcheck disable=SC2016 # the record says $SERVER_PID, not this run's number
+    shown[2]='$SERVER_PID'
+    record_command workers "$name" threads "${shown[@]}"
+    "${sampler[@]}" >"$out/workers.$name.threads.json" 2>"$out/logs/workers.$name.threads.log"
+}
+workers_after=$(python3 -c "print(1 + $duration * 0.2)")
+workers_span=$(python3 -c "print($duration * 0.6)")
+for mode in broadcast chat chat-light; do
+    for n in 1 2; do
+        name="$mode-$n"
+        note "workers: $name"
+        server_cpus=$SERVER_CPU
+        ((n == 1)) || server_cpus="$SERVER_CPU,$BENCH_CPU"
+        start_server workers "$name" "$port" "$loopchat" serve --mode "${mode%-light}" \
+            --workers "$n" --addr "127.0.0.1:$port"
+        unset server_cpus
+        during_bench=threads_of_run
+        threads_of_run() { threads_of "$name"; }
+        case $mode in
+        broadcast)
+            run_bench workers "$name" "$port" broadcast --clients "$clients" --senders 10 \
+                --size 64 --window 8 --duration "$duration"
+            ;;
+        chat)
+            run_bench workers "$name" "$port" broadcast --clients "$clients" --senders 100 \
+                --rate "$chat_rate" --payload chat-json --size 200 --self-delivery \
+                --duration "$duration"
+            ;;
+        chat-light)
+            run_bench workers "$name" "$port" broadcast --clients 100 --senders 10 \
+                --rate 5 --payload chat-json --size 200 --self-delivery \
+                --duration "$duration"
+            ;;
+        esac
+        during_bench=""
+        [[ $run_status == ok ]] || failed=1
+        stop_server
+    done
 done
 
 # ---------------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ start_server() {
     shift 3
     local log="$out/logs/$scenario.$name.server.log"
     port_open "$port" && die "port $port is already in use (choose others with --port-base)"
-    local command=(taskset -c "$SERVER_CPU" "$@")
+    local command=(taskset -c "${server_cpus:-$SERVER_CPU}" "$@")
     record_command "$scenario" "$name" server "${command[@]}"
     # taskset execs the server, so $! is the server itself: the pid the bench measures.
     RUST_LOG=info "${command[@]}" >"$log" 2>&1 &

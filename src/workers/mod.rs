@@ -167,7 +167,7 @@ impl Workers {
             let (gate_tx, gate_rx) = mpsc::channel::<bool>();
             let finished_tx = finished_tx.clone();
             let wakers = wakers.clone();
-            let thread = spawn_vital(format!("loopchat worker {index}"), move || {
+            let thread = spawn_vital(format!("lc-worker-{index}"), move || {
                 worker(
                     index,
                     config,

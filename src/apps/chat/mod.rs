@@ -10,9 +10,10 @@
 //!   holds (its connections, and its rooms with their history).
 //! - `requests`: what each request asks, checked; `updates`: a change of the shared chat
 //!   (a join, a message, ...) carried out here: the notices and deliveries it means.
-//! - `hub` and `sharing`: with `--redis`, changes go to Redis, which orders them and
-//!   announces them to every instance; each instance applies what it hears with the same
-//!   `updates` code. Without Redis, changes are applied at once.
+//! - `hub` and `sharing`: with `--redis` (or several workers, through their hub thread),
+//!   changes go to the hub, which orders them and announces them to every instance; each
+//!   instance applies what it hears with the same `updates` code. A chat alone applies
+//!   changes at once.
 //!
 //! Every event is serialized at most once per transport however many receive it: to JSON
 //! and framed once into a [`SharedFrame`] for the WebSocket clients, and rendered once as a

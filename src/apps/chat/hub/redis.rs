@@ -11,7 +11,7 @@
 //! (the presence channel, this instance's inbox, and each room with members here), beat
 //! the instance's heartbeat, and notice that Redis is gone (a link closes, or stops
 //! answering). What the chat means by its calls and by what arrives is the chat's
-//! business (`super::redis_chat`): the hub hands it [`HubEvent`]s.
+//! business (`super::super::sharing`): the hub hands it [`HubEvent`]s.
 
 use super::{HubEvent, keys};
 use crate::admin::{LinkReport, LinkState};

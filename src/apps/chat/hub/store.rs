@@ -1,7 +1,7 @@
 //! The chat's shared state for workers in one process: what `functions.lua` keeps in
 //! Redis, kept in memory by the hub thread (`sequencer.rs`), changed by the same calls
 //! with the same arguments, answering with the same replies and announcing the same
-//! lines. So the chat's code above the hub (`redis_chat.rs`, `updates.rs`) is the same
+//! lines. So the chat's code above the hub (`sharing.rs`, `updates.rs`) is the same
 //! whether its instances are processes joined by Redis or workers joined by this.
 //!
 //! Pure: calls in, a reply and publications out, the time passed in. Each call is applied

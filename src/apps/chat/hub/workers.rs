@@ -46,7 +46,7 @@ pub fn hub_for_workers(wakers: &Wakers) -> io::Result<Vec<HubLink>> {
         })
         .unzip();
     let sequencer = Sequencer::new(inbox, outboxes, wakers.clone());
-    spawn_vital("loopchat chat hub".into(), move || sequencer.run())?;
+    spawn_vital("lc-chat-hub".into(), move || sequencer.run())?;
     Ok(links)
 }
 

@@ -33,6 +33,7 @@ pub fn all(folders: &Folders) -> Result<Vec<Section>> {
         compression(folders)?,
         tls(folders)?,
         redis_hop(folders)?,
+        workers(folders)?,
     ])
 }
 
@@ -743,6 +744,150 @@ fn tls(f: &Folders) -> Result<Section> {
         )
     );
     Ok(section("tls", md, svg))
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// The CPU seconds of a run's threads over the sampled window: the workers' together,
+/// and the chat hub's (`workers.NAME.threads.json`, from benches/thread_cpu.py). A
+/// single loop runs on the main thread, named after the program.
+fn thread_cpu(threads: &Value) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let window = num(threads, "window_s");
+    let Some(all) = threads.get("threads").and_then(Value::as_object) else {
+        return (window, None, None);
+    };
+    let mut workers = 0.0;
+    let mut hub = None;
+    for (name, cpu) in all {
+        let cpu = cpu.as_f64().unwrap_or(0.0);
+        if name == "lc-chat-hub" {
+            hub = Some(cpu);
+        } else if name.starts_with("lc-worker-") || all.len() == 1 {
+            workers += cpu;
+        }
+    }
+    (window, Some(workers), hub)
+}
+
+fn workers(f: &Folders) -> Result<Section> {
+    let dir = &f.experiments;
+    let modes = [
+        ("broadcast", "broadcast mode", LOOPCHAT),
+        ("chat", "chat", REFERENCE),
+        ("chat-light", "chat, light load", OTHER),
+    ];
+    let mut md = figure("workers.svg", "One worker and two, on two cores");
+    md.push_str(
+        "| setup | load | server CPUs | deliveries/s | p50 | p99 | lost | workers' CPU, \
+         of one core | CPU per delivery, workers | hub thread's CPU, of one core | hub CPU \
+         per message |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let (mut rates, mut p99s) = (Vec::new(), Vec::new());
+    // The model's inputs, from the two-worker chat and broadcast runs.
+    let (mut chat_delivery_ns, mut hub_message_ns, mut broadcast_delivery_ns) = (None, None, None);
+    let mut chat_clients = None;
+    for (mode, title, color) in modes {
+        let (mut rate_row, mut p99_row) = (Vec::new(), Vec::new());
+        for n in [1, 2] {
+            let name = format!("{mode}-{n}");
+            let run = json(&dir.join(format!("workers.{name}.json")))?;
+            let threads = json(&dir.join(format!("workers.{name}.threads.json")))?;
+            let (window, worker_cpu, hub_cpu) = thread_cpu(&threads);
+            let deliveries = num(&run, "deliveries_per_s");
+            let messages = num(&run, "rate")
+                .zip(num(&run, "senders"))
+                .map(|(r, s)| r * s);
+            let per_delivery = worker_cpu
+                .zip(window)
+                .zip(deliveries)
+                .map(|((cpu, w), d)| cpu / (w * d) * 1e9);
+            let per_message = hub_cpu
+                .zip(window)
+                .zip(messages)
+                .map(|((cpu, w), m)| cpu / (w * m) * 1e9);
+            if n == 2 {
+                match mode {
+                    "chat" => {
+                        chat_delivery_ns = per_delivery;
+                        hub_message_ns = per_message;
+                        chat_clients = num(&run, "clients");
+                    }
+                    "broadcast" => broadcast_delivery_ns = per_delivery,
+                    _ => {}
+                }
+            }
+            let _ = writeln!(
+                md,
+                "| {mode}, {n} worker{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                if n == 1 { "" } else { "s" },
+                load_of(&run),
+                if n == 1 { "CPU 0" } else { "CPUs 0 and 1" },
+                with_loss(opt(deliveries, rate), &run),
+                opt(num(&run, "latency_us.p50"), micros),
+                opt(num(&run, "latency_us.p99"), micros),
+                opt(num(&run, "lost"), count),
+                opt(ratio(worker_cpu, window), |v| format!("{:.0} %", v * 100.0)),
+                opt(per_delivery, ns),
+                opt(ratio(hub_cpu, window), |v| format!("{:.0} %", v * 100.0)),
+                opt(per_message, ns),
+            );
+            rate_row.push(deliveries);
+            p99_row.push(num(&run, "latency_us.p99"));
+        }
+        rates.push((title.to_owned(), color, rate_row));
+        p99s.push((title.to_owned(), color, p99_row));
+    }
+    let groups = vec!["1 worker".to_owned(), "2 workers".to_owned()];
+    let svg = charts::bars(
+        "Workers: one loop and two, on a two-core machine shared with the load generator",
+        &[
+            BarPanel {
+                caption: "deliveries per second".into(),
+                y_desc: "deliveries/s".into(),
+                log_y: true,
+                groups: groups.clone(),
+                series: rates,
+            },
+            BarPanel {
+                caption: "p99 latency, send to receipt".into(),
+                y_desc: "µs".into(),
+                log_y: true,
+                groups,
+                series: p99s,
+            },
+        ],
+    )?;
+    // The model: K workers on K cores of their own, the hub on one more.
+    md.push_str(
+        "\n**Model** (computed from the two-worker runs above, not measured: see \
+         [SCALING.md](SCALING.md#workers-on-more-cores)). With K workers, each on a core of \
+         its own, and the hub on one more: the fan-out's ceiling is K ÷ (CPU per \
+         delivery); the chat's is also the hub's, one message per (hub CPU per message), \
+         times the room's clients.\n\n| cores for workers | broadcast mode: deliveries/s \
+         ceiling | chat, one room of the chat run's clients: deliveries/s ceiling | \
+         ... of which the hub allows |\n|---:|---:|---:|---:|\n",
+    );
+    for k in [2.0_f64, 8.0, 64.0] {
+        let fan_out = |per: Option<f64>| per.map(|ns| k / ns * 1e9);
+        let hub = hub_message_ns.zip(chat_clients).map(|(ns, c)| c / ns * 1e9);
+        let chat = match (fan_out(chat_delivery_ns), hub) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let _ = writeln!(
+            md,
+            "| {k:.0} | {} | {} | {} |",
+            opt(fan_out(broadcast_delivery_ns), rate),
+            opt(chat, rate),
+            opt(hub, rate),
+        );
+    }
+    let _ = write!(
+        md,
+        "\nSource: {}.\n",
+        provenance(dir, "docs/report/results/workers.*.json")
+    );
+    Ok(section("workers", md, svg))
 }
 
 // ---------------------------------------------------------------------------------------
