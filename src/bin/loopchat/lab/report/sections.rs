@@ -865,7 +865,7 @@ fn workers(f: &Folders) -> Result<Section> {
          delivery); the chat's is also the hub's, one message per (hub CPU per message), \
          times the room's clients.\n\n| cores for workers | broadcast mode: deliveries/s \
          ceiling | chat, one room of the chat run's clients: deliveries/s ceiling | \
-         ... of which the hub allows |\n|---:|---:|---:|---:|\n",
+         the hub's own ceiling, in deliveries/s |\n|---:|---:|---:|---:|\n",
     );
     for k in [2.0_f64, 8.0, 64.0] {
         let fan_out = |per: Option<f64>| per.map(|ns| k / ns * 1e9);
