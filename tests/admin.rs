@@ -7,32 +7,17 @@
 
 mod common;
 
+use common::http_get as get;
+
 use common::process::ServerProcess;
 use common::redis::RedisServer;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, connect};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// One HTTP/1.1 request, `Connection: close`; the status, the head and the body.
-fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
-    let status = head[9..12].parse().expect("a status");
-    (status, head.to_owned(), body.to_owned())
-}
 
 /// The value of metric line `name` (exactly, labels included) in an exposition.
 fn metric(text: &str, name: &str) -> f64 {

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
         "timers",
         "wire",
         "waker",
+        "board",
         "config",
         "links",
     ],

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::chat::ChatClient as Client;
+use common::chat::{ChatClient as Client, everyone_hears_everything_once_in_one_order};
 use common::process::ServerProcess;
 use common::redis::{RedisCluster, RedisServer};
 use loopchat::apps::chat::protocol::{ErrorCode, LeaveReason, ServerEvent};
@@ -152,46 +152,7 @@ fn every_message_reaches_everyone_once_in_one_order() {
         .iter()
         .flat_map(|i| [Client::arrive(i.addr), Client::arrive(i.addr)])
         .collect();
-    // Everyone must know of everyone before counting: wait until the last arrival's
-    // join reached the first client.
-    let last = clients.last().unwrap().nick.clone();
-    clients[0].expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
-    let per_client = 20;
-    for round in 0..per_client {
-        for client in &mut clients {
-            let text = format!("{} {round}", client.nick);
-            client.send(json!({"type": "message", "text": text}));
-        }
-    }
-    let total = per_client * clients.len();
-    let mut orders = Vec::new();
-    for client in &mut clients {
-        let mut ids = Vec::new();
-        let mut texts = std::collections::BTreeSet::new();
-        while ids.len() < total {
-            let Some(event) = client.next_within(WAIT) else {
-                panic!("{}: {} of {total} messages", client.nick, ids.len());
-            };
-            if let ServerEvent::Message { id, text, .. } = event {
-                assert!(texts.insert(text.clone()), "{text} twice");
-                ids.push(id);
-            }
-        }
-        assert!(
-            client
-                .next_within(Duration::from_millis(300))
-                .is_none_or(|e| { !matches!(e, ServerEvent::Message { .. }) })
-        );
-        orders.push(ids);
-    }
-    let first = &orders[0];
-    assert!(
-        first.windows(2).all(|w| w[1] == w[0] + 1),
-        "ids contiguous: {first:?}"
-    );
-    for order in &orders {
-        assert_eq!(order, first, "every client saw the room's one order");
-    }
+    everyone_hears_everything_once_in_one_order(&mut clients, 20);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::chat::{ChatClient, WAIT};
+use common::chat::{ChatClient, WAIT, everyone_hears_everything_once_in_one_order};
 use common::process::ServerProcess;
 use common::{IO_TIMEOUT, RawClient};
 use loopchat::apps::chat::protocol::{ErrorCode, LeaveReason, ServerEvent};
@@ -147,48 +147,27 @@ fn the_chat_is_one_chat_across_workers() {
 fn every_message_reaches_everyone_once_in_one_order_across_workers() {
     let server = ServerProcess::start(&["--workers", WORKERS]);
     let mut clients: Vec<ChatClient> = (0..8).map(|_| ChatClient::arrive(server.addr)).collect();
-    let last = clients.last().unwrap().nick.clone();
-    clients[0].expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
-    let per_client = 20;
-    for round in 0..per_client {
-        for client in &mut clients {
-            let text = format!("{} {round}", client.nick);
-            client.send(json!({"type": "message", "text": text}));
-        }
-    }
-    let total = per_client * clients.len();
-    let mut orders = Vec::new();
-    for client in &mut clients {
-        let mut ids = Vec::new();
-        let mut texts = BTreeSet::new();
-        while ids.len() < total {
-            let Some(event) = client.next_within(WAIT) else {
-                panic!("{}: {} of {total} messages", client.nick, ids.len());
-            };
-            if let ServerEvent::Message { id, text, .. } = event {
-                assert!(texts.insert(text.clone()), "{text} twice");
-                ids.push(id);
-            }
-        }
-        orders.push(ids);
-    }
-    let first = &orders[0];
-    assert!(
-        first.windows(2).all(|w| w[1] == w[0] + 1),
-        "ids contiguous: {first:?}"
-    );
-    for order in &orders {
-        assert_eq!(order, first, "every client saw the room's one order");
-    }
+    everyone_hears_everything_once_in_one_order(&mut clients, 20);
     drop(clients);
     stop_and_check_spread(server);
 }
 
-/// Runs `loopchat bench broadcast ARGS --json` and checks its loss and order accounting:
-/// every expected delivery arrived, once, in order, and every client closed cleanly.
+/// Runs `loopchat bench broadcast` with 100 clients, 10 senders, for 2 s, and `args`,
+/// and checks its loss and order accounting: every expected delivery arrived, once, in
+/// order, and every client closed cleanly.
 fn bench_is_clean(url: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
         .args(["bench", "broadcast", "--url", url, "--json"])
+        .args([
+            "--clients",
+            "100",
+            "--senders",
+            "10",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ])
         .args(args)
         .output()
         .expect("run loopchat bench");
@@ -220,10 +199,6 @@ fn the_load_generator_counts_nothing_lost_across_workers() {
     bench_is_clean(
         &url,
         &[
-            "--clients",
-            "100",
-            "--senders",
-            "10",
             "--rate",
             "5",
             "--payload",
@@ -231,10 +206,6 @@ fn the_load_generator_counts_nothing_lost_across_workers() {
             "--size",
             "200",
             "--self-delivery",
-            "--duration",
-            "2",
-            "--warmup",
-            "0.5",
         ],
     );
     stop_and_check_spread(chat);
@@ -242,19 +213,7 @@ fn the_load_generator_counts_nothing_lost_across_workers() {
     // The raw relay, flat out: every other client hears every message.
     let relay = ServerProcess::start(&["--workers", WORKERS, "--mode", "broadcast"]);
     let url = format!("ws://{}/ws", relay.addr);
-    bench_is_clean(
-        &url,
-        &[
-            "--clients",
-            "100",
-            "--senders",
-            "10",
-            "--duration",
-            "2",
-            "--warmup",
-            "0.5",
-        ],
-    );
+    bench_is_clean(&url, &[]);
     stop_and_check_spread(relay);
 }
 
@@ -376,4 +335,65 @@ fn a_worker_that_panics_takes_the_process_down() {
     let mut buf = [0; 16];
     let read = std::io::Read::read(&mut bystander.stream, &mut buf);
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[test]
+fn the_admin_port_gives_every_workers_figures() {
+    let server = ServerProcess::start(&[
+        "--workers",
+        WORKERS,
+        "--mode",
+        "echo",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let admin = server.admin_addr();
+    let mut clients: Vec<RawClient> = (0..12).map(|_| RawClient::open(server.addr)).collect();
+    for client in &mut clients {
+        client.send(&common::client_frame(true, 0x1, b"count me"));
+        client.expect_frame(0x1, b"count me");
+    }
+    // Each worker posts its figures after a turn, at most four times a second: wait for
+    // the board to show all twelve.
+    let deadline = Instant::now() + WAIT;
+    let workers = loop {
+        let (status, _, body) = common::http_get(admin, "/stats", "");
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let workers = stats["workers"].as_array().expect("workers").clone();
+        let connections: u64 = workers
+            .iter()
+            .map(|w| w["connections"].as_u64().unwrap())
+            .sum();
+        let echoed: u64 = workers
+            .iter()
+            .map(|w| w["totals"]["messages_in"].as_u64().unwrap())
+            .sum();
+        if connections == 12 && echoed == 12 {
+            break workers;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workers' figures never added up to 12 clients: {workers:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(workers.len(), 4);
+    let busy = workers
+        .iter()
+        .filter(|w| w["connections"].as_u64() > Some(0))
+        .count();
+    assert!(busy >= 2, "{workers:#?}");
+    let (_, _, metrics) = common::http_get(admin, "/metrics", "");
+    let sum: f64 = (0..4)
+        .map(|i| {
+            let name = format!("loopchat_worker_connections{{worker=\"{i}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&name)?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        })
+        .sum();
+    assert_eq!(sum, 12.0, "{metrics}");
+    drop(clients);
 }

@@ -5,7 +5,7 @@
 //! escaping as the format wants them. Names follow Prometheus's conventions: a
 //! `loopchat_` prefix, `_total` on counters, units (`_seconds`, `_bytes`) in the name.
 
-use super::snapshot::{HistogramSnapshot, LinkReport, LinkState, Snapshot};
+use super::snapshot::{HistogramSnapshot, LinkReport, LinkState, Snapshot, WorkerFigures};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -90,6 +90,72 @@ fn per_link(
         match metric_type {
             MetricType::Counter => ConstCounter::new(value(link)).encode(family)?,
             _ => ConstGauge::new(value(link) as i64).encode(family)?,
+        }
+    }
+    Ok(())
+}
+
+/// With several workers, a few of each worker's own figures, labelled `worker="N"`:
+/// nothing at all for one loop.
+fn workers(e: &mut DescriptorEncoder<'_>, workers: &[WorkerFigures]) -> Result<(), Error> {
+    if workers.is_empty() {
+        return Ok(());
+    }
+    type Figure = fn(&WorkerFigures) -> u64;
+    let families: [(&str, &str, MetricType, Figure); 7] = [
+        (
+            "worker_connections",
+            "Open client connections of each worker (--workers N; the kernel spreads new connections among them).",
+            MetricType::Gauge,
+            |w| w.connections,
+        ),
+        (
+            "worker_loop_turns",
+            "Turns of each worker's loop.",
+            MetricType::Counter,
+            |w| w.totals.turns,
+        ),
+        (
+            "worker_accepted_connections",
+            "Connections each worker accepted.",
+            MetricType::Counter,
+            |w| w.totals.accepted,
+        ),
+        (
+            "worker_received_messages",
+            "Messages and lines each worker received from its clients.",
+            MetricType::Counter,
+            |w| w.totals.messages_in,
+        ),
+        (
+            "worker_deliveries",
+            "Messages each worker handed to its clients.",
+            MetricType::Counter,
+            |w| w.totals.deliveries,
+        ),
+        (
+            "worker_received_bytes",
+            "Bytes each worker read from its clients.",
+            MetricType::Counter,
+            |w| w.totals.bytes_in,
+        ),
+        (
+            "worker_sent_bytes",
+            "Bytes each worker wrote to its clients.",
+            MetricType::Counter,
+            |w| w.totals.bytes_out,
+        ),
+    ];
+    for (name, help, metric_type, figure) in families {
+        let mut metric = e.encode_descriptor(name, help, None, metric_type)?;
+        for w in workers {
+            let index = w.worker.to_string();
+            let labels = [("worker", index.as_str())];
+            let family = metric.encode_family(&labels)?;
+            match metric_type {
+                MetricType::Counter => ConstCounter::new(figure(w)).encode(family)?,
+                _ => ConstGauge::new(figure(w) as i64).encode(family)?,
+            }
         }
     }
     Ok(())
@@ -291,6 +357,7 @@ impl Collector for Figures {
             s.queued_outbound_bytes as i64,
         )?;
         links(e, &s.links)?;
+        workers(e, &s.workers)?;
         let h = &s.histograms;
         histogram(
             e,
@@ -427,6 +494,35 @@ mod tests {
             let line = format!("# TYPE loopchat_{name} {kind}");
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn each_worker_has_its_own_series_and_one_loop_has_none() {
+        let figures = |worker, connections, deliveries| WorkerFigures {
+            worker,
+            connections,
+            totals: super::super::snapshot::Totals {
+                deliveries,
+                ..Default::default()
+            },
+            reported_seconds_ago: 0.0,
+        };
+        let snapshot = Snapshot {
+            workers: vec![figures(0, 3, 10), figures(1, 5, 20)],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        for line in [
+            "# TYPE loopchat_worker_connections gauge",
+            "loopchat_worker_connections{worker=\"0\"} 3",
+            "loopchat_worker_connections{worker=\"1\"} 5",
+            "# TYPE loopchat_worker_deliveries counter",
+            "loopchat_worker_deliveries_total{worker=\"1\"} 20",
+            "# TYPE loopchat_worker_loop_turns counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(!render(&Snapshot::default()).contains("worker"));
     }
 
     #[test]

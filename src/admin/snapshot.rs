@@ -32,6 +32,24 @@ pub struct Snapshot {
     /// The links the application keeps to other servers (the chat's to Redis, with
     /// `--redis`); none without.
     pub links: Vec<LinkReport>,
+    /// With several workers (`--workers N`), each worker's own figures, worker 0's (this
+    /// loop's) taken now and the others' as each last reported them; empty for one loop.
+    /// Everything else in the snapshot is this loop's.
+    pub workers: Vec<WorkerFigures>,
+}
+
+/// What one worker's loop has done, as it reported it to the admin port's worker.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WorkerFigures {
+    /// The worker's index, 0 to N-1.
+    pub worker: usize,
+    /// Its open client connections (the admin port's own left out).
+    pub connections: u64,
+    /// Its counters since it started.
+    pub totals: Totals,
+    /// Seconds since it reported them (it reports at most four times a second, and only
+    /// after a turn: an idle worker's figures are old and still true).
+    pub reported_seconds_ago: f64,
 }
 
 /// Which server this is.

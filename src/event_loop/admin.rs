@@ -10,13 +10,14 @@
 //! each [`PUSH_INTERVAL`], at the end of a turn, every feed is sent a snapshot with the
 //! turns since its previous one.
 
+use super::board::Board;
 use super::config::{AdminConfig, ServerConfig};
 use super::connection::{Connection, Phase};
 use super::connections::Connections;
 use super::metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Turn};
 use crate::admin::snapshot::{
     ConnectionCounts, Consumer, HistogramSnapshot, Histograms, RoomCount, ServerInfo,
-    TRANSPORT_PHASES, Totals, TurnSnapshot,
+    TRANSPORT_PHASES, Totals, TurnSnapshot, WorkerFigures,
 };
 use crate::admin::{AdminRequest, LinkReport, Route, Snapshot, prometheus, route};
 use crate::http::{Request, Response, Upgrade};
@@ -36,6 +37,9 @@ const SLOWEST: usize = 10;
 /// The admin port's state in the loop.
 #[derive(Debug)]
 pub(crate) struct AdminState {
+    /// With several workers, the board where each posts its figures, and this loop's
+    /// index among them.
+    pub board: Option<(Board, usize)>,
     /// The bearer token required, if any.
     token: Option<String>,
     /// What the server calls itself (`chat`, `echo`, ...), for the page.
@@ -71,6 +75,7 @@ impl AdminState {
     /// The state for an admin port as `config` says, started now.
     pub fn new(config: &AdminConfig, now: Instant) -> AdminState {
         AdminState {
+            board: None,
             token: config.token.clone(),
             mode: config.label.clone(),
             started: now,
@@ -234,9 +239,6 @@ pub(crate) fn snapshot(
         .saturating_duration_since(state.started)
         .as_secs_f64();
     let metrics = &conns.metrics;
-    let stats = &conns.stats;
-    let deflated = super::shared_frame::deflate_totals();
-    let t = &metrics.totals;
     let mut by_phase: BTreeMap<&'static str, u64> =
         ["handshake", "websocket", "line", "closing", "admin"]
             .map(|p| (p, 0))
@@ -300,28 +302,7 @@ pub(crate) fn snapshot(
             uptime_seconds: uptime,
             pid: std::process::id(),
         },
-        totals: Totals {
-            turns: t.turns,
-            events: t.events,
-            accepted: t.accepts,
-            refused: stats.refused_full,
-            refused_no_descriptors: stats.refused_no_descriptors,
-            messages_in: t.messages_in,
-            messages_out: t.deliveries,
-            bytes_in: t.bytes_in,
-            bytes_out: t.bytes_out,
-            broadcasts: t.broadcasts,
-            deliveries: t.deliveries,
-            writes: t.writes,
-            slow_closed: stats.slow_closed,
-            dropped_messages: stats.dropped_messages,
-            rate_limited: stats.rate_closed,
-            idle_dropped: stats.idle_dropped,
-            close_timed_out: stats.close_timed_out,
-            deflated_messages: deflated.messages,
-            deflate_bytes_in: deflated.bytes_in,
-            deflate_bytes_out: deflated.bytes_out,
-        },
+        totals: totals(conns),
         connections: ConnectionCounts {
             open: conns.slab.len() as u64,
             by_phase,
@@ -341,6 +322,57 @@ pub(crate) fn snapshot(
         slowest_consumers: consumers,
         rooms,
         links: app.links.clone(),
+        workers: state
+            .board
+            .as_ref()
+            .map(|(board, me)| {
+                let mut workers = board.read(conns.now);
+                // This loop's own figures are taken now.
+                if let Some(mine) = workers.get_mut(*me) {
+                    *mine = WorkerFigures {
+                        worker: *me,
+                        connections: client_connections(conns),
+                        totals: totals(conns),
+                        reported_seconds_ago: 0.0,
+                    };
+                }
+                workers
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The client connections (the admin port's own left out).
+pub(crate) fn client_connections(conns: &Connections) -> u64 {
+    (conns.slab.len() - conns.admin_connections) as u64
+}
+
+/// The loop's counters since it started.
+pub(crate) fn totals(conns: &Connections) -> Totals {
+    let t = &conns.metrics.totals;
+    let stats = &conns.stats;
+    let deflated = super::shared_frame::deflate_totals();
+    Totals {
+        turns: t.turns,
+        events: t.events,
+        accepted: t.accepts,
+        refused: stats.refused_full,
+        refused_no_descriptors: stats.refused_no_descriptors,
+        messages_in: t.messages_in,
+        messages_out: t.deliveries,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_out,
+        broadcasts: t.broadcasts,
+        deliveries: t.deliveries,
+        writes: t.writes,
+        slow_closed: stats.slow_closed,
+        dropped_messages: stats.dropped_messages,
+        rate_limited: stats.rate_closed,
+        idle_dropped: stats.idle_dropped,
+        close_timed_out: stats.close_timed_out,
+        deflated_messages: deflated.messages,
+        deflate_bytes_in: deflated.bytes_in,
+        deflate_bytes_out: deflated.bytes_out,
     }
 }
 

@@ -45,12 +45,12 @@
 //! --test module_graph` checks that there is no cycle):
 //!
 //! - `shared_frame.rs`, `stats.rs`, `metrics.rs`, `timers.rs`, `wire.rs`, `waker.rs`,
-//!   `config.rs`, `links.rs`: leaves. What every layer shares ([`Transport`],
-//!   [`SharedFrame`]), the counts, what the loop measures of each turn
+//!   `board.rs`, `config.rs`, `links.rs`: leaves. What every layer shares
+//!   ([`Transport`], [`SharedFrame`]), the counts, what the loop measures of each turn
 //!   ([`LoopMetrics`]), the deadline heap, a connection's socket or TLS over it, what
-//!   wakes the loop from another thread ([`Waker`]), the settings, and the
-//!   application's own TCP links (to Redis, say), read and written by the same turn as
-//!   the clients.
+//!   wakes the loop from another thread ([`Waker`]), where workers post their figures
+//!   ([`Board`]), the settings, and the application's own TCP links (to Redis, say),
+//!   read and written by the same turn as the clients.
 //! - `broadcast_log.rs`: the O(1) broadcast, whole: publish, what a connection has not
 //!   taken as slices ready for `writev`, retire.
 //! - `outbound.rs`: one connection's queued output and its vectored writes.
@@ -67,6 +67,7 @@
 
 mod accept;
 mod admin;
+mod board;
 mod broadcast_log;
 mod config;
 mod connection;
@@ -85,6 +86,7 @@ mod timers;
 mod waker;
 mod wire;
 
+pub use board::Board;
 pub use config::{AdminConfig, ServerConfig, SlowConsumer};
 pub use connections::SendError;
 pub use handler::{ConnectionId, Context, Handler};
@@ -156,6 +158,18 @@ pub struct Server<H: Handler> {
     admin: Option<AdminState>,
     /// What other threads wake the loop with (see `waker.rs`).
     waker: Waker,
+    /// With several workers, where this loop posts its figures (see `board.rs`).
+    board: Option<Posting>,
+}
+
+/// A worker's posting of its figures on the board.
+struct Posting {
+    board: Board,
+    worker: usize,
+    /// When it may post next.
+    next: Instant,
+    /// A turn since the last post has not been posted.
+    due: bool,
 }
 
 impl<H: Handler> Server<H> {
@@ -195,6 +209,7 @@ impl<H: Handler> Server<H> {
             shutdown: Shutdown::default(),
             admin,
             waker,
+            board: None,
         })
     }
 
@@ -217,6 +232,22 @@ impl<H: Handler> Server<H> {
     /// [`Handler::on_wake`]. For loops that pass messages (see `crate::workers`).
     pub fn waker(&self) -> Waker {
         self.waker.clone()
+    }
+
+    /// Makes this loop worker `worker` of several: it posts its figures on `board`
+    /// (after a turn, at most four times a second), and, if it serves the admin port,
+    /// `/stats` and `/metrics` give every worker's figures from the board. See
+    /// `crate::workers`, which does this for each worker.
+    pub fn post_figures_on(&mut self, board: Board, worker: usize) {
+        if let Some(admin) = &mut self.admin {
+            admin.board = Some((board.clone(), worker));
+        }
+        self.board = Some(Posting {
+            board,
+            worker,
+            next: Instant::now(),
+            due: true,
+        });
     }
 
     /// The application handler.
@@ -367,6 +398,7 @@ impl<H: Handler> Server<H> {
         if turn.seq.is_multiple_of(self.config.trace_every.max(1)) {
             log::trace!(target: "loopchat::trace", "{}", turn.trace_line());
         }
+        self.post_figures();
         // The live pages' snapshots are made after the turn is summed up, so that
         // reporting is not counted as work; they are written in the next turn, which
         // comes at once (see `poll_timeout`).
@@ -379,6 +411,27 @@ impl<H: Handler> Server<H> {
             admin::feed(state, &mut self.conns, app);
         }
         Ok(())
+    }
+
+    /// Posts the loop's figures on the workers' board, if it has one and may post now;
+    /// else leaves them due, for the wake-up at the next time it may.
+    fn post_figures(&mut self) {
+        let Some(posting) = &mut self.board else {
+            return;
+        };
+        let now = self.conns.now;
+        if now < posting.next {
+            posting.due = true;
+            return;
+        }
+        posting.board.post(
+            posting.worker,
+            admin::client_connections(&self.conns),
+            admin::totals(&self.conns),
+            now,
+        );
+        posting.next = now + board::POST_INTERVAL;
+        posting.due = false;
     }
 
     /// How long `poll` may sleep: not at all if work is waiting, else until the earliest
@@ -396,6 +449,7 @@ impl<H: Handler> Server<H> {
             self.shutdown.deadline(),
             self.conns.alarm,
             self.admin.as_ref().and_then(AdminState::deadline),
+            self.board.as_ref().filter(|p| p.due).map(|p| p.next),
         ]
         .into_iter()
         .flatten()

@@ -17,8 +17,10 @@
 //!
 //! - **Start.** [`Workers::start`] binds worker 0 first (so that port 0 means one port,
 //!   the one worker 0 got), then the others on the same addresses. Only worker 0 serves
-//!   the admin port. `max_connections` is shared out: each worker takes its part,
-//!   rounded up. No worker runs until every one is bound; if one cannot bind, none runs.
+//!   the admin port; its `/stats` and `/metrics` also give each worker's own figures, as
+//!   each posts them on a [`Board`] at most four times a second. `max_connections` is
+//!   shared out: each worker takes its part, rounded up. No worker runs until every one
+//!   is bound; if one cannot bind, none runs.
 //! - **Stop.** With signals asked for, SIGINT or SIGTERM reaches every worker (each loop
 //!   listens for them itself) and each shuts down gracefully: Close 1001 to its
 //!   WebSocket clients, and so on (see [`Server::shut_down`]). [`Workers::wait`] returns
@@ -29,6 +31,7 @@
 
 pub mod bus;
 
+use crate::event_loop::Board;
 use crate::{Handler, Server, ServerConfig};
 use log::error;
 use std::io;
@@ -150,6 +153,7 @@ impl Workers {
             ));
         }
         let (finished_tx, finished) = mpsc::channel();
+        let board = Board::new(count);
         let mut threads = Vec::with_capacity(count);
         let mut gates = Vec::with_capacity(count);
         let mut addresses: Option<Addresses> = None;
@@ -167,6 +171,7 @@ impl Workers {
             let (gate_tx, gate_rx) = mpsc::channel::<bool>();
             let finished_tx = finished_tx.clone();
             let wakers = wakers.clone();
+            let board = board.clone();
             let thread = spawn_vital(format!("lc-worker-{index}"), move || {
                 worker(
                     index,
@@ -174,6 +179,7 @@ impl Workers {
                     handler,
                     Worker {
                         wakers,
+                        board,
                         signals,
                         bound: bound_tx,
                         gate: gate_rx,
@@ -258,6 +264,7 @@ impl Workers {
 /// What a worker's thread is given besides its server.
 struct Worker {
     wakers: Wakers,
+    board: Board,
     signals: bool,
     bound: Sender<io::Result<Addresses>>,
     gate: Receiver<bool>,
@@ -270,6 +277,7 @@ fn worker<H: Handler>(index: usize, config: ServerConfig, handler: H, worker: Wo
         if worker.signals {
             server.shut_down_on_signals()?;
         }
+        server.post_figures_on(worker.board.clone(), index);
         let addresses = Addresses {
             main: server.local_addr()?,
             line: server.line_addr(),

@@ -175,3 +175,50 @@ impl ChatClient {
         }
     }
 }
+
+/// Every client says `per_client` messages in the room, all sent before any is read;
+/// then each client must hear every one of them once, the ids contiguous, and all clients
+/// in the one same order. The last client's arrival is waited for first, so that everyone
+/// knows of everyone before counting.
+#[track_caller]
+pub fn everyone_hears_everything_once_in_one_order(clients: &mut [ChatClient], per_client: usize) {
+    let last = clients.last().expect("clients").nick.clone();
+    clients[0].expect(|e| matches!(e, ServerEvent::Join { nick, .. } if *nick == last));
+    for round in 0..per_client {
+        for client in clients.iter_mut() {
+            let text = format!("{} {round}", client.nick);
+            client.send(json!({"type": "message", "text": text}));
+        }
+    }
+    let total = per_client * clients.len();
+    let mut orders = Vec::new();
+    for client in clients.iter_mut() {
+        let mut ids = Vec::new();
+        let mut texts = std::collections::BTreeSet::new();
+        while ids.len() < total {
+            let Some(event) = client.next_within(WAIT) else {
+                panic!("{}: {} of {total} messages", client.nick, ids.len());
+            };
+            if let ServerEvent::Message { id, text, .. } = event {
+                assert!(texts.insert(text.clone()), "{text} twice");
+                ids.push(id);
+            }
+        }
+        assert!(
+            client
+                .next_within(Duration::from_millis(300))
+                .is_none_or(|e| !matches!(e, ServerEvent::Message { .. })),
+            "{}: a message more than was said",
+            client.nick
+        );
+        orders.push(ids);
+    }
+    let first = &orders[0];
+    assert!(
+        first.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids contiguous: {first:?}"
+    );
+    for order in &orders {
+        assert_eq!(order, first, "every client saw the room's one order");
+    }
+}

@@ -67,6 +67,22 @@ pub fn expect_line(
     }
 }
 
+/// One HTTP/1.1 request, `Connection: close`; the status, the head and the body.
+pub fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let status = head[9..12].parse().expect("a status");
+    (status, head.to_owned(), body.to_owned())
+}
+
 /// Starts a server with `handler` on 127.0.0.1, any free port, in a background thread,
 /// and returns its address. The server runs until the test process exits.
 pub fn start<H: Handler + Send + 'static>(handler: H) -> SocketAddr {

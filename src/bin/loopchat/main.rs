@@ -502,10 +502,14 @@ fn serve<H: Handler + Send + 'static>(
         info!("line port for nc/telnet on {line}");
     }
     if let Some(admin) = admin {
-        let whose = if count > 1 { " (worker 0's loop)" } else { "" };
         info!(
-            "admin port{whose}: http://{admin}/metrics, /stats, and the live view at http://{admin}/inspect"
+            "admin port: http://{admin}/metrics, /stats, and the live view at http://{admin}/inspect"
         );
+        if count > 1 {
+            info!(
+                "the admin port is worker 0's: /metrics and /stats add every worker's own figures"
+            );
+        }
     }
     let ran = match (&mut server, workers) {
         (Some(server), _) => server.run(),
