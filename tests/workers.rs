@@ -397,3 +397,87 @@ fn the_admin_port_gives_every_workers_figures() {
     assert_eq!(sum, 12.0, "{metrics}");
     drop(clients);
 }
+
+/// Waits for a child to exit, at most `within`; panics (killing it) if it does not.
+fn exit_within(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running {within:?} after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_while_the_workers_start_still_stops_them_all() {
+    use std::os::unix::process::ExitStatusExt;
+    // A signal that comes while eight workers start one after another: before the
+    // process takes its signals it is killed by it; after, every worker must stop, never
+    // some of them only, which would leave the process running.
+    for delay_ms in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+            .args([
+                "serve",
+                "--workers",
+                "8",
+                "--mode",
+                "echo",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run loopchat serve");
+        std::thread::sleep(Duration::from_micros(500 * delay_ms));
+        let pid = child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = exit_within(&mut child, WAIT);
+        assert!(
+            status.success() || status.signal() == Some(15),
+            "after {delay_ms}: {status}"
+        );
+    }
+}
+
+#[test]
+fn a_second_sigterm_stops_every_worker_at_once() {
+    let mut server = ServerProcess::start(&[
+        "--workers",
+        WORKERS,
+        "--mode",
+        "echo",
+        "--close-timeout",
+        "120",
+    ]);
+    // Clients that never answer the server's Close: the graceful shutdown would wait for
+    // them until the close timeout, two minutes.
+    let clients: Vec<RawClient> = (0..8).map(|_| RawClient::open(server.addr)).collect();
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(WAIT);
+    assert!(status.success(), "{status}; log:\n{}", server.log_text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(60),
+        "stopped {:?} after the second signal, as if it waited for the close timeout",
+        asked.elapsed()
+    );
+    assert!(
+        server.log_text().contains("second signal"),
+        "{}",
+        server.log_text()
+    );
+    drop(clients);
+}

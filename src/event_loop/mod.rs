@@ -94,7 +94,7 @@ pub use links::{LinkEvent, LinkId};
 pub use metrics::{Histogram, LoopMetrics, Phase as TurnPhase, Totals, Turn};
 pub use shared_frame::{SharedFrame, Transport};
 pub use stats::Stats;
-pub use waker::Waker;
+pub use waker::{Remote, Waker};
 
 use crate::http::Response;
 use accept::{Acceptor, Listener};
@@ -158,6 +158,8 @@ pub struct Server<H: Handler> {
     admin: Option<AdminState>,
     /// What other threads wake the loop with (see `waker.rs`).
     waker: Waker,
+    /// What other threads ask of the loop (shut down, stop, reload).
+    remote: Remote,
     /// With several workers, where this loop posts its figures (see `board.rs`).
     board: Option<Posting>,
 }
@@ -208,6 +210,7 @@ impl<H: Handler> Server<H> {
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
             shutdown: Shutdown::default(),
             admin,
+            remote: Remote::new(waker.clone()),
             waker,
             board: None,
         })
@@ -248,6 +251,12 @@ impl<H: Handler> Server<H> {
             next: Instant::now(),
             due: true,
         });
+    }
+
+    /// Asks this loop, from another thread, to shut down, stop or reload its TLS
+    /// certificate: what `crate::workers` does for each worker when a signal comes.
+    pub fn remote(&self) -> Remote {
+        self.remote.clone()
     }
 
     /// The application handler.
@@ -472,6 +481,19 @@ impl<H: Handler> Server<H> {
                 // Cleared before the handler drains its channels: a message sent after
                 // that wakes the loop again.
                 self.waker.heard();
+                let asked = self.remote.take();
+                if asked.reload_tls() {
+                    self.reload_tls();
+                }
+                if asked.stop_now() {
+                    log::warn!("asked to stop now");
+                    self.shutdown.stop_now(&self.conns);
+                    self.acceptor.stop(self.poll.registry());
+                    return true;
+                }
+                if asked.shut_down() {
+                    self.shut_down();
+                }
                 self.handler.on_wake(&mut Context::new(&mut self.conns));
                 self.deliver_closes();
             }

@@ -114,7 +114,7 @@ impl Shutdown {
     }
 
     /// Ends the shutdown now, begun or not: the loop returns at the end of this turn.
-    fn stop_now(&mut self, conns: &Connections) {
+    pub fn stop_now(&mut self, conns: &Connections) {
         if self.deadline.is_none() {
             self.timed_out_before = conns.stats.close_timed_out;
         }

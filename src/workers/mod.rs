@@ -31,9 +31,11 @@
 
 pub mod bus;
 
-use crate::event_loop::Board;
+use crate::event_loop::{Board, Remote};
 use crate::{Handler, Server, ServerConfig};
-use log::error;
+use log::{error, info, warn};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -123,6 +125,12 @@ struct Addresses {
     admin: Option<SocketAddr>,
 }
 
+/// What a worker says once it is bound: where it listens, and its remote control.
+struct Bound {
+    addresses: Addresses,
+    remote: Remote,
+}
+
 /// Running workers.
 #[derive(Debug)]
 pub struct Workers {
@@ -137,8 +145,10 @@ impl Workers {
     /// documentation), and runs each on a thread of its own. `wakers` must have room for
     /// as many workers as there are handlers; each worker's waker is put in it before
     /// any worker runs. With `signals`, SIGINT and SIGTERM shut every worker down
-    /// gracefully (and SIGHUP reloads TLS), as [`Server::shut_down_on_signals`] does for
-    /// one. Fails, with no worker left running, if any worker cannot bind.
+    /// gracefully, a second one stops them at once, and SIGHUP reloads TLS, as
+    /// [`Server::shut_down_on_signals`] does for one: the signals are taken for the
+    /// process before the first worker starts, and handed on to each worker by a thread
+    /// of their own. Fails, with no worker left running, if any worker cannot bind.
     pub fn start<H: Handler + Send + 'static>(
         config: ServerConfig,
         handlers: Vec<H>,
@@ -152,8 +162,22 @@ impl Workers {
                 "one handler and one waker slot per worker, and at least one worker",
             ));
         }
+        // The process's signals are taken before any worker exists, for all of them at
+        // once: a signal that came while the workers were starting one by one would
+        // otherwise reach only those that had started, and the others would never stop.
+        // Until the thread that hands them on starts, they wait in `signals`.
+        let signals = if signals {
+            let mut wanted = vec![SIGINT, SIGTERM];
+            if config.tls.is_some() {
+                wanted.push(SIGHUP);
+            }
+            Some(Signals::new(wanted)?)
+        } else {
+            None
+        };
         let (finished_tx, finished) = mpsc::channel();
         let board = Board::new(count);
+        let mut remotes = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let mut gates = Vec::with_capacity(count);
         let mut addresses: Option<Addresses> = None;
@@ -180,7 +204,6 @@ impl Workers {
                     Worker {
                         wakers,
                         board,
-                        signals,
                         bound: bound_tx,
                         gate: gate_rx,
                         finished: finished_tx,
@@ -191,7 +214,8 @@ impl Workers {
             gates.push(gate_tx);
             match bound_rx.recv() {
                 Ok(Ok(bound)) => {
-                    addresses.get_or_insert(bound);
+                    addresses.get_or_insert(bound.addresses);
+                    remotes.push(bound.remote);
                 }
                 Ok(Err(e)) => {
                     // None runs: the gates say so, and the threads end.
@@ -208,6 +232,11 @@ impl Workers {
         }
         for gate in &gates {
             let _ = gate.send(true);
+        }
+        if let Some(signals) = signals {
+            spawn_vital("lc-signals".into(), move || {
+                hand_on_signals(signals, remotes)
+            })?;
         }
         let Some(addresses) = addresses else {
             return Err(io::Error::other("no worker bound"));
@@ -265,8 +294,7 @@ impl Workers {
 struct Worker {
     wakers: Wakers,
     board: Board,
-    signals: bool,
-    bound: Sender<io::Result<Addresses>>,
+    bound: Sender<io::Result<Bound>>,
     gate: Receiver<bool>,
     finished: Sender<(usize, io::Result<()>)>,
 }
@@ -274,9 +302,6 @@ struct Worker {
 /// One worker's thread: bind, say so, wait for the others, run.
 fn worker<H: Handler>(index: usize, config: ServerConfig, handler: H, worker: Worker) {
     let bound = Server::bind(config, handler).and_then(|mut server| {
-        if worker.signals {
-            server.shut_down_on_signals()?;
-        }
         server.post_figures_on(worker.board.clone(), index);
         let addresses = Addresses {
             main: server.local_addr()?,
@@ -288,7 +313,8 @@ fn worker<H: Handler>(index: usize, config: ServerConfig, handler: H, worker: Wo
     let mut server = match bound {
         Ok((server, addresses)) => {
             worker.wakers.set(index, server.waker());
-            let _ = worker.bound.send(Ok(addresses));
+            let remote = server.remote();
+            let _ = worker.bound.send(Ok(Bound { addresses, remote }));
             server
         }
         Err(e) => {
@@ -301,4 +327,25 @@ fn worker<H: Handler>(index: usize, config: ServerConfig, handler: H, worker: Wo
     }
     let result = server.run();
     let _ = worker.finished.send((index, result));
+}
+
+/// Hands the process's signals on to every worker: the first SIGINT or SIGTERM begins a
+/// graceful shutdown of each, another stops them all at once, SIGHUP reloads TLS.
+fn hand_on_signals(mut signals: Signals, remotes: Vec<Remote>) {
+    let mut stops = 0;
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => remotes.iter().for_each(Remote::reload_tls),
+            _ => {
+                stops += 1;
+                if stops == 1 {
+                    info!("shutting down every worker");
+                    remotes.iter().for_each(Remote::shut_down);
+                } else {
+                    warn!("second signal: stopping every worker now");
+                    remotes.iter().for_each(Remote::stop_now);
+                }
+            }
+        }
+    }
 }

@@ -2,13 +2,14 @@
 // playwright-core, opens the live inspector (/inspect) on a desktop and on a phone and
 // checks what it shows against the snapshots the page was sent: it goes live, turns per
 // second becomes a number, the strip of recent turns fills and ends with the newest
-// turn, the totals, the connections by phase and the links (the Redis card, shown only
-// when the server has links) follow the snapshots, the histograms
+// turn, the totals, the connections by phase, the links (the Redis card, shown only
+// when the server has links) and the workers (a card only with several) follow the
+// snapshots, the histograms
 // have their bars, a turn's figures show on hover and with the arrow keys (paused), the
 // phone layout does not scroll sideways, the page reconnects after its socket is cut,
 // and nothing is ever built as HTML. Against the real server:
 //
-//   node tests/browser/inspect.mjs http://127.0.0.1:ADMIN_PORT/inspect OUTPUT_DIR [--expect-rooms lobby,design] [--expect-links redis]
+//   node tests/browser/inspect.mjs http://127.0.0.1:ADMIN_PORT/inspect OUTPUT_DIR [--expect-rooms lobby,design] [--expect-links redis] [--expect-workers N]
 //
 // (a base URL `http://HOST:PORT` means its /inspect; a `?token=...` on the page URL is
 // passed on, and checked to reach the WebSocket's URL). The rooms to expect may also be
@@ -61,6 +62,19 @@ let expectLinks = '';
   }
 }
 expectLinks = expectLinks.split(',').map((l) => l.trim()).filter(Boolean);
+// `--expect-workers N`: a server with N workers, each shown on the workers card.
+let expectWorkers = 0;
+{
+  const i = process.argv.indexOf('--expect-workers');
+  if (i >= 0) {
+    expectWorkers = Number(process.argv[i + 1]);
+    if (!Number.isInteger(expectWorkers) || expectWorkers < 1) {
+      console.error('usage: --expect-workers N');
+      process.exit(2);
+    }
+    process.argv.splice(i, 2);
+  }
+}
 const { base, outDir } = parseArgs('tests/browser/inspect.mjs');
 const pageUrl = new URL(base);
 if (pageUrl.pathname === '/') pageUrl.pathname = '/inspect';
@@ -153,6 +167,9 @@ function readView(page) {
       rooms,
       links,
       linksHidden: document.querySelector('#links-card').hidden,
+      workersHidden: document.querySelector('#workers-card').hidden,
+      workers: Object.fromEntries(Array.from(document.querySelectorAll('#workers li'),
+        (li) => [li.dataset.worker, value(li.querySelector('.room-members'))])),
       seqs,
       eventBars: document.querySelectorAll('#hist-events li.bar').length,
       frameBars: document.querySelectorAll('#hist-frames li.bar').length,
@@ -192,6 +209,15 @@ function checkView(view, snap, seen, what) {
   const sentLinks = Object.fromEntries(links.map((l) => [l.name, l.state]));
   check(JSON.stringify(view.links) === JSON.stringify(sentLinks),
     `${what}: links shown ${JSON.stringify(view.links)}, sent ${JSON.stringify(sentLinks)}`);
+  const workers = snap.workers ?? [];
+  check(view.workersHidden === (workers.length === 0),
+    `${what}: the workers card is ${view.workersHidden ? 'hidden' : 'shown'} with ${workers.length} workers sent`);
+  const sentWorkers = Object.fromEntries(workers.map((w) => [String(w.worker), w.connections]));
+  check(JSON.stringify(view.workers) === JSON.stringify(sentWorkers),
+    `${what}: workers shown ${JSON.stringify(view.workers)}, sent ${JSON.stringify(sentWorkers)}`);
+  if (expectWorkers) {
+    check(workers.length === expectWorkers, `${what}: ${workers.length} workers sent, ${expectWorkers} expected`);
+  }
   for (const room of expectRooms) {
     const sent = (snap.rooms ?? []).find((r) => r.name === room);
     check(sent, `${what}: the snapshot has no room ${JSON.stringify(room)} (rooms: ${JSON.stringify(snap.rooms)})`);
@@ -294,6 +320,15 @@ async function main() {
     checkView(view, await snapshotOf(desk.seen, view), desk.seen, `snapshot ${view.snapshots}`);
     const heading = await desk.page.locator('#links-heading').textContent();
     ok(`the ${JSON.stringify(heading)} card shows the links as sent: ${JSON.stringify(view.links)}`);
+  }
+
+  if (expectWorkers) {
+    state.step = 'desktop: workers';
+    await until(desk.page, `the ${expectWorkers} workers are not all shown`,
+      (n) => document.querySelectorAll('#workers li').length === n, expectWorkers);
+    const view = await readView(desk.page);
+    checkView(view, await snapshotOf(desk.seen, view), desk.seen, `snapshot ${view.snapshots}`);
+    ok(`the workers card shows each worker's clients as sent: ${JSON.stringify(view.workers)}`);
   }
 
   state.step = 'desktop: nothing from the server became an element';

@@ -106,6 +106,8 @@
     linksCard: $('links-card'),
     linksHeading: $('links-heading'),
     links: $('links'),
+    workersCard: $('workers-card'),
+    workers: $('workers'),
     totals: $('totals'),
   };
 
@@ -360,6 +362,8 @@
       : null;
     const links = (Array.isArray(raw.links) ? raw.links : [])
       .filter((l) => l && typeof l === 'object' && typeof l.name === 'string');
+    const workers = (Array.isArray(raw.workers) ? raw.workers : [])
+      .filter((w) => w && typeof w === 'object' && num(w.worker) != null);
     return {
       version: str(server.version),
       mode: str(server.mode),
@@ -374,6 +378,7 @@
       consumers,
       rooms,
       links,
+      workers,
     };
   }
 
@@ -466,6 +471,7 @@
     renderConsumers(snap);
     renderRooms(snap);
     renderLinks(snap);
+    renderWorkers(snap);
     renderTotals(snap);
     // What has been drawn: tests compare it with the snapshots they saw go by.
     ui.board.dataset.snapshots = String(state.received);
@@ -867,6 +873,31 @@
       if (num(l.reconnects) != null) figures.push(plural(l.reconnects, 'reconnect', 'reconnects'));
       if (num(l.lost) != null) figures.push(`lost ${plural(l.lost, 'time', 'times')}`);
       li.append(el('span', 'remote-figures', figures.join(' · ')));
+      return li;
+    }));
+  }
+
+  /** Each worker's connections and deliveries: a card only with several workers. */
+  function renderWorkers(snap) {
+    ui.workersCard.hidden = snap.workers.length === 0;
+    const max = Math.max(1, ...snap.workers.map((w) => num(w.connections) ?? 0));
+    ui.workers.replaceChildren(...snap.workers.map((w) => {
+      const li = el('li');
+      li.dataset.worker = String(w.worker);
+      const connections = num(w.connections);
+      li.append(el('span', 'room-name', `worker ${w.worker}`));
+      const deliveries = num(w.totals?.deliveries);
+      const text = connections == null ? '—'
+        : `${fmtCount(connections)} ${connections === 1 ? 'client' : 'clients'}` +
+          (deliveries == null ? '' : ` · ${fmtCount(deliveries)} deliveries`);
+      const count = el('span', 'room-members', text);
+      count.dataset.value = connections == null ? '' : String(connections);
+      const meter = el('span', 'meter');
+      meter.setAttribute('aria-hidden', 'true');
+      const fill = el('span', 'meter-fill');
+      fill.style.width = `${(100 * (connections ?? 0)) / max}%`;
+      meter.append(fill);
+      li.append(count, meter);
       return li;
     }));
   }
