@@ -19,7 +19,7 @@ use super::shared_frame::{SharedFrame, Transport};
 use super::slow_consumer::{OutputLimit, Room, Verdict};
 use super::stats::Stats;
 use super::timers::{TimerQueue, TimerTarget};
-use super::wire::{TlsSession, Wire};
+use super::wire::{TlsBuffers, TlsSession, Wire};
 use crate::line::LineReader;
 use crate::ws::frame::encoded_len;
 use crate::ws::{CloseCode, Message, State, WebSocket};
@@ -92,6 +92,9 @@ pub(crate) struct Connections {
     /// The TLS configuration new connections on the main port start with, on a server
     /// with TLS; replaced on a reload, which leaves open connections as they are.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The buffers every TLS connection's writes share (see `wire.rs`); never grown on
+    /// a server without TLS.
+    pub tls_buffers: TlsBuffers,
 }
 
 impl Connections {
@@ -117,6 +120,7 @@ impl Connections {
             admin_connections: 0,
             next_serial: TimerTarget::NOT_A_CONNECTION + 1,
             tls: None,
+            tls_buffers: TlsBuffers::default(),
         }
     }
 
@@ -140,7 +144,7 @@ impl Connections {
         }
         let tls = match &self.tls {
             Some(tls) if transport == Transport::WebSocket && !admin => {
-                match rustls::ServerConnection::new(Arc::clone(tls)) {
+                match rustls::server::UnbufferedServerConnection::new(Arc::clone(tls)) {
                     Ok(session) => Some(Box::new(TlsSession::new(session))),
                     Err(e) => {
                         warn!("{peer}: cannot start TLS: {e}");
@@ -431,7 +435,11 @@ impl Connections {
         if !conn.is_open() {
             return Err(SendError::NotOpen);
         }
-        let mut wire = Wire::new(&mut conn.stream, conn.tls.as_deref_mut());
+        let mut wire = Wire::new(
+            &mut conn.stream,
+            conn.tls.as_deref_mut(),
+            &mut self.tls_buffers,
+        );
         let mut socket = Counted::new(&mut wire);
         let verdict =
             self.output_limit

@@ -109,7 +109,7 @@ use outbound::{Counted, Drain};
 use session::Sessions;
 use shutdown::{SIGNALS, Shutdown, SignalAction};
 use slow_consumer::Verdict;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown as TcpShutdown, SocketAddr};
 use std::time::{Duration, Instant};
 use waker::WAKE;
@@ -601,7 +601,10 @@ impl<H: Handler> Server<H> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.slab.get_mut(key) {
-            match Wire::new(&mut conn.stream, conn.tls.as_deref_mut()).read(&mut buf[..]) {
+            let tls_buffers = &mut self.conns.tls_buffers;
+            match Wire::new(&mut conn.stream, conn.tls.as_deref_mut(), tls_buffers)
+                .read(&mut buf[..])
+            {
                 Ok(0) => {
                     self.peer_finished(key);
                     break;
@@ -637,10 +640,11 @@ impl<H: Handler> Server<H> {
             }
         }
         self.read_buf = buf;
-        // TLS may have records to send that no output asked for: the handshake's, or an
-        // answer to a key update.
+        // TLS may have records left that no output asked for (the handshake's, or an
+        // answer to a key update), which the socket did not take: the flush keeps
+        // WRITABLE interest for them.
         if let Some(conn) = self.conns.slab.get(key)
-            && conn.tls.as_ref().is_some_and(|tls| tls.conn.wants_write())
+            && conn.tls.as_ref().is_some_and(|tls| tls.pending())
         {
             self.conns.schedule_flush(key);
         }
@@ -658,7 +662,7 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.read_closed = true;
-        // With TLS the connection lingers even with nothing queued: records rustls holds
+        // With TLS the connection lingers even with nothing queued: its unsent records
         // go out, then close_notify, then FIN.
         if conn.out.is_empty() && conn.tls.is_none() {
             return self.remove(key, "peer closed the connection");
@@ -707,11 +711,11 @@ impl<H: Handler> Server<H> {
                 }
                 Phase::Http(_) => {
                     let response = Response::text(408, "no complete request in time\n");
-                    match conn.tls.as_deref_mut() {
-                        // Through TLS once its handshake is done: the answer, then
-                        // close_notify and FIN, as the connection lingers.
-                        Some(tls) if !tls.conn.is_handshaking() => {
-                            let _ = tls.conn.writer().write_all(&response.encode(false, false));
+                    match conn.tls.as_deref() {
+                        // Through TLS once its handshake is done: the answer is queued,
+                        // then close_notify and FIN follow it, as the connection lingers.
+                        Some(tls) if !tls.is_handshaking() => {
+                            conn.out.push_bytes(&response.encode(false, false));
                             self.conns.linger(key);
                         }
                         // A TLS handshake not done in time: no one to answer.
@@ -814,6 +818,7 @@ impl<H: Handler> Server<H> {
             stats,
             metrics,
             output_limit,
+            tls_buffers,
             ..
         } = &mut self.conns;
         let end = log.end();
@@ -822,7 +827,7 @@ impl<H: Handler> Server<H> {
         };
         conn.flush_scheduled = false;
         let lane = conn.lane();
-        let mut wire = Wire::new(&mut conn.stream, conn.tls.as_deref_mut());
+        let mut wire = Wire::new(&mut conn.stream, conn.tls.as_deref_mut(), tls_buffers);
         // TLS records left from the last flush go before anything new.
         if let Err(e) = wire.flush_tls() {
             return self.remove(key, &format!("write failed: {e}"));
@@ -858,14 +863,12 @@ impl<H: Handler> Server<H> {
         };
         let lingering = conn.out.is_empty() && matches!(conn.phase, Phase::Lingering(_));
         let mut tls_pending = tls_pending;
-        if lingering
-            && !conn.shutdown_sent
-            && let Some(tls) = &mut conn.tls
-        {
+        if lingering && !conn.shutdown_sent && conn.tls.is_some() {
             // Everything is said: TLS says so first (close_notify), then TCP.
-            tls.conn.send_close_notify();
-            match Wire::new(&mut conn.stream, Some(tls)).flush_tls() {
-                Ok(()) => tls_pending = tls.conn.wants_write(),
+            let tls = conn.tls.as_deref_mut();
+            let mut wire = Wire::new(&mut conn.stream, tls, &mut self.conns.tls_buffers);
+            match wire.close_notify() {
+                Ok(()) => tls_pending = wire.pending(),
                 Err(e) => return self.remove(key, &format!("write failed: {e}")),
             }
         }

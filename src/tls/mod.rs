@@ -1,11 +1,13 @@
 //! TLS for the server: what `--tls-cert` and `--tls-key` load, as a `rustls` server
 //! configuration shared by every connection.
 //!
-//! rustls is itself a sans-IO state machine (`read_tls`, `process_new_packets`,
-//! `write_tls`): the event loop moves its bytes like any other protocol's (see
-//! `event_loop/wire.rs`), on the same thread, with no async runtime. This module only
-//! turns PEM files into a configuration, so that a reload (SIGHUP) is the same call as
-//! the first load, and a bad file is refused before it replaces a good configuration.
+//! rustls is itself a sans-IO state machine, and its unbuffered API
+//! (`UnbufferedServerConnection::process_tls_records`) keeps no buffer of records: the
+//! event loop hands it the bytes it read and the room to encrypt into, like any other
+//! protocol's (see `event_loop/wire.rs`), on the same thread, with no async runtime, so
+//! that an idle TLS connection holds no buffer at all. This module only turns PEM files
+//! into a configuration, so that a reload (SIGHUP) is the same call as the first load,
+//! and a bad file is refused before it replaces a good configuration.
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
