@@ -3,11 +3,13 @@
 
     thread_cpu.py PID --after 1.5 --for 3 > threads.json
 
-Waits --after seconds, reads every thread's user and system time from
-/proc/PID/task/TID/stat, waits --for seconds, reads them again, and prints one JSON
-object: `window_s`, and `threads`, each thread's name (its comm, as the server names
-them: lc-worker-N, lc-chat-hub) and the CPU seconds it used in the window. Threads of the
-same name are summed. Python 3.11 standard library only.
+Waits --after seconds, reads the time every thread has spent on a CPU from
+/proc/PID/task/TID/schedstat (in nanoseconds: the scheduler's own count, not the
+10-millisecond ticks of /proc/PID/task/TID/stat, which a thread busy for a few
+milliseconds would show as 0 or 1 tick), waits --for seconds, reads them again, and
+prints one JSON object: `window_s`, and `threads`, each thread's name (its comm, as the
+server names them: lc-worker-N, lc-chat-hub) and the CPU seconds it used in the window.
+Threads of the same name are summed. Python 3.11 standard library only.
 """
 
 from __future__ import annotations
@@ -18,22 +20,17 @@ import os
 import sys
 import time
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
 def threads(pid: int) -> dict[str, float]:
     used: dict[str, float] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-                text = stat.read()
-        except OSError:
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                name = comm.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as schedstat:
+                on_cpu_ns = int(schedstat.read().split()[0])
+        except (OSError, ValueError, IndexError):
             continue
-        # The name is in parentheses and may hold spaces; the fields after it are fixed.
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        utime, stime = int(fields[11]), int(fields[12])
-        used[name] = used.get(name, 0.0) + (utime + stime) / TICKS
+        used[name] = used.get(name, 0.0) + on_cpu_ns / 1e9
     return used
 
 
@@ -47,7 +44,7 @@ def main() -> int:
     before, started = threads(args.pid), time.monotonic()
     time.sleep(args.span)
     after, ended = threads(args.pid), time.monotonic()
-    used = {name: round(cpu - before.get(name, 0.0), 3) for name, cpu in after.items()}
+    used = {name: round(cpu - before.get(name, 0.0), 6) for name, cpu in after.items()}
     json.dump({"window_s": round(ended - started, 3), "threads": used}, sys.stdout)
     print()
     return 0

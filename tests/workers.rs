@@ -5,10 +5,12 @@
 //! Checked: the chat is one chat across workers (unique nicknames without regard to case,
 //! even when eight clients ask for the same one at once; who is in a room; notices;
 //! private messages; the history a newcomer gets; a departure frees a nickname);
-//! exactly-once delivery in one order, by hand and by the load generator's loss and order
-//! accounting, in chat and broadcast modes; the connections really spread over the
-//! workers; SIGTERM closes every client of every worker with 1001 and exits 0; and a
-//! worker that panics takes the process down.
+//! exactly-once delivery, in the room's one order by hand, and by the load generator's
+//! loss and per-sender order accounting in chat and broadcast modes; the connections
+//! really spread over the workers; the admin port's figures of each worker; SIGTERM
+//! closes every client of every worker with 1001 and exits 0, also when it comes while
+//! the workers start, and a second one stops them at once; a second server cannot share
+//! the port; and a worker that panics takes the process down.
 
 mod common;
 
@@ -480,4 +482,22 @@ fn a_second_sigterm_stops_every_worker_at_once() {
         server.log_text()
     );
     drop(clients);
+}
+
+#[test]
+fn a_second_server_cannot_share_the_workers_port() {
+    let server = ServerProcess::start(&["--workers", "2", "--mode", "echo"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_loopchat"))
+        .args(["serve", "--workers", "2", "--mode", "echo", "--addr"])
+        .arg(server.addr.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a second loopchat serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is taken by another server"), "{stderr}");
+    // The first still serves, alone.
+    let mut client = RawClient::open(server.addr);
+    client.send(&common::client_frame(true, 0x1, b"mine"));
+    client.expect_frame(0x1, b"mine");
 }

@@ -27,12 +27,15 @@ impl Handler for Broadcast {
 #[derive(Debug)]
 pub struct BroadcastWorker {
     peers: Endpoint<SharedFrame>,
+    /// Messages not handed to a worker because too many were waiting for it (see
+    /// `crate::workers::bus::MAX_WAITING`): its clients missed them.
+    dropped: u64,
 }
 
 impl BroadcastWorker {
     /// The worker at this end of the bus.
     pub fn new(peers: Endpoint<SharedFrame>) -> BroadcastWorker {
-        BroadcastWorker { peers }
+        BroadcastWorker { peers, dropped: 0 }
     }
 }
 
@@ -40,7 +43,19 @@ impl Handler for BroadcastWorker {
     fn on_message(&mut self, ctx: &mut Context<'_>, conn: ConnectionId, message: Message<'_>) {
         let frame = SharedFrame::new(message);
         ctx.broadcast_shared(&frame, Some(conn));
-        self.peers.send_to_others(&frame);
+        let missed = self.peers.send_to_others(&frame) as u64;
+        if missed > 0 {
+            // Logged at the first and then at every power of two, not at every message.
+            let before = self.dropped;
+            self.dropped += missed;
+            if before == 0 || before.ilog2() != self.dropped.ilog2() {
+                log::warn!(
+                    "worker {}: {} messages not relayed to workers too far behind",
+                    self.peers.me(),
+                    self.dropped
+                );
+            }
+        }
     }
 
     fn on_wake(&mut self, ctx: &mut Context<'_>) {

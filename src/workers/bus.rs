@@ -7,13 +7,30 @@
 //! the messages carry: a frame sent to every worker is one [`crate::SharedFrame`], its
 //! bytes counted by reference.
 //!
-//! Channels are unbounded: a message is never refused and the sender never blocks, as a
-//! loop must not. What keeps them short is that taking a message costs a worker little
-//! (a broadcast is one entry in its broadcast log, whatever the number of its clients)
-//! and that it takes all of them each time it wakes, the same turn.
+//! A sender never blocks, as a loop must not. What keeps a channel short is that taking a
+//! message costs a worker little (a broadcast is one entry in its broadcast log, whatever
+//! the number of its clients) and that it takes all of them each time it wakes, the same
+//! turn. What bounds it is [`MAX_WAITING`]: a worker so far behind that this many
+//! messages wait for it is sent no more until it catches up; [`Endpoint::send`] says so
+//! and the sender decides what that means (the broadcast mode drops the message for that
+//! worker's clients, and logs it).
 
 use super::Wakers;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+
+/// The most messages that may wait in one worker's channel.
+pub const MAX_WAITING: usize = 65_536;
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    /// [`MAX_WAITING`] messages already wait for that worker.
+    Full,
+    /// No such worker, or it is gone.
+    Gone,
+}
 
 /// One worker's end of the bus.
 pub struct Endpoint<M> {
@@ -21,12 +38,15 @@ pub struct Endpoint<M> {
     senders: Vec<Sender<M>>,
     inbox: Receiver<M>,
     wakers: Wakers,
+    /// How many messages wait in each worker's channel.
+    waiting: Arc<[AtomicUsize]>,
 }
 
 /// One endpoint for each worker of `wakers`, in order.
 pub fn bus<M: Send>(wakers: &Wakers) -> Vec<Endpoint<M>> {
     let (senders, inboxes): (Vec<Sender<M>>, Vec<Receiver<M>>) =
         (0..wakers.len()).map(|_| mpsc::channel()).unzip();
+    let waiting: Arc<[AtomicUsize]> = (0..wakers.len()).map(|_| AtomicUsize::new(0)).collect();
     inboxes
         .into_iter()
         .enumerate()
@@ -35,6 +55,7 @@ pub fn bus<M: Send>(wakers: &Wakers) -> Vec<Endpoint<M>> {
             senders: senders.clone(),
             inbox,
             wakers: wakers.clone(),
+            waiting: Arc::clone(&waiting),
         })
         .collect()
 }
@@ -50,31 +71,42 @@ impl<M> Endpoint<M> {
         self.senders.len()
     }
 
-    /// Sends `message` to worker `to` and wakes it. False if that worker is gone.
-    pub fn send(&self, to: usize, message: M) -> bool {
-        let Some(sender) = self.senders.get(to) else {
-            return false;
+    /// Sends `message` to worker `to` and wakes it; not if [`MAX_WAITING`] messages
+    /// already wait for it, or if it is gone.
+    pub fn send(&self, to: usize, message: M) -> Result<(), NotSent> {
+        let (Some(sender), Some(waiting)) = (self.senders.get(to), self.waiting.get(to)) else {
+            return Err(NotSent::Gone);
         };
+        if waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(NotSent::Full);
+        }
         if sender.send(message).is_err() {
-            return false;
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(NotSent::Gone);
         }
         self.wakers.wake(to);
-        true
+        Ok(())
     }
 
-    /// Sends a copy of `message` to every other worker.
-    pub fn send_to_others(&self, message: &M)
+    /// Sends a copy of `message` to every other worker; how many it was not sent to,
+    /// their channels being full.
+    pub fn send_to_others(&self, message: &M) -> usize
     where
         M: Clone,
     {
-        for to in (0..self.count()).filter(|&to| to != self.me) {
-            self.send(to, message.clone());
-        }
+        (0..self.count())
+            .filter(|&to| to != self.me)
+            .filter(|&to| self.send(to, message.clone()) == Err(NotSent::Full))
+            .count()
     }
 
     /// Everything sent to this worker that it has not taken yet.
     pub fn received(&self) -> impl Iterator<Item = M> + '_ {
-        self.inbox.try_iter()
+        let waiting = &self.waiting[self.me];
+        self.inbox.try_iter().inspect(move |_| {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+        })
     }
 }
 
@@ -95,12 +127,26 @@ mod tests {
     fn a_message_reaches_the_worker_it_is_sent_to_and_no_other() {
         let wakers = Wakers::new(3);
         let ends = bus::<u32>(&wakers);
-        assert!(ends[0].send(2, 7));
-        ends[1].send_to_others(&9);
-        assert!(!ends[0].send(5, 1), "no worker 5");
+        assert_eq!(ends[0].send(2, 7), Ok(()));
+        assert_eq!(ends[1].send_to_others(&9), 0);
+        assert_eq!(ends[0].send(5, 1), Err(NotSent::Gone), "no worker 5");
         assert_eq!(ends[0].received().collect::<Vec<_>>(), [9]);
         assert_eq!(ends[1].received().count(), 0);
         assert_eq!(ends[2].received().collect::<Vec<_>>(), [7, 9]);
         assert_eq!(ends[2].received().count(), 0, "taken once");
+    }
+
+    #[test]
+    fn a_worker_so_far_behind_is_sent_no_more_until_it_takes_some() {
+        let wakers = Wakers::new(2);
+        let ends = bus::<u32>(&wakers);
+        for i in 0..MAX_WAITING {
+            assert_eq!(ends[0].send(1, i as u32), Ok(()));
+        }
+        assert_eq!(ends[0].send(1, 0), Err(NotSent::Full));
+        assert_eq!(ends[0].send_to_others(&0), 1);
+        assert_eq!(ends[1].received().take(10).count(), 10);
+        assert_eq!(ends[0].send(1, 0), Ok(()), "room again");
+        assert_eq!(ends[1].received().count(), MAX_WAITING - 9);
     }
 }

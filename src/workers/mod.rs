@@ -175,6 +175,15 @@ impl Workers {
         } else {
             None
         };
+        if count > 1 {
+            // SO_REUSEPORT would let the workers share the port with another process of
+            // the same user already on it (another loopchat with workers, say), and the
+            // kernel would split new connections between two servers. Refused instead, as
+            // one loop's bind is.
+            for addr in [Some(config.addr), config.line_addr].into_iter().flatten() {
+                port_is_free(addr)?;
+            }
+        }
         let (finished_tx, finished) = mpsc::channel();
         let board = Board::new(count);
         let mut remotes = Vec::with_capacity(count);
@@ -348,4 +357,22 @@ fn hand_on_signals(mut signals: Signals, remotes: Vec<Remote>) {
             }
         }
     }
+}
+
+/// Whether nothing listens on `addr` yet: a bind without `SO_REUSEPORT` (with
+/// `SO_REUSEADDR`, as the listeners, so that connections of a server that just exited do
+/// not count) succeeds. Port 0 is always free.
+fn port_is_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    probe.set_reuse_address(true)?;
+    probe
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("{addr} is taken by another server: {e}")))
 }

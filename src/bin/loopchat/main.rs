@@ -147,9 +147,9 @@ struct ServeArgs {
     /// Event loops to run, each on a thread of its own with its own connections, all on
     /// --addr (SO_REUSEPORT: the kernel spreads new connections among them). 0 means one
     /// per core. The chat stays one chat across them; the broadcast mode relays to the
-    /// clients of every one.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    workers: usize,
+    /// clients of every one. At most 1024.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    workers: u16,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -359,7 +359,7 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
     };
     let workers = match args.workers {
         0 => loopchat::workers::per_core(),
-        n => n,
+        n => usize::from(n),
     };
     let wakers = Wakers::new(workers);
     match args.mode {
@@ -383,7 +383,7 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             // Redis, each worker is one more instance on it.
             let mut links = match (workers, &redis) {
                 (1, _) | (_, Some(_)) => Vec::new(),
-                _ => match hub_for_workers(&wakers) {
+                _ => match hub_for_workers(&wakers, &ChatConfig::default().default_room) {
                     Ok(links) => links,
                     Err(e) => {
                         eprintln!("loopchat: cannot start the chat's hub thread: {e}");

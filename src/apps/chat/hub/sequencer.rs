@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The most batches (each a worker's calls of one callback) applied before what they
+/// gave is sent.
+const MAX_BATCHES_PER_ROUND: usize = 256;
+
 /// What a worker asks of the hub.
 #[derive(Debug)]
 pub enum Request {
@@ -66,6 +70,8 @@ pub struct Sequencer {
     wakers: Wakers,
     /// Channel to the workers listening to it.
     subscribers: HashMap<String, BTreeSet<usize>>,
+    /// The room everyone joins on arrival, whose history is kept even when it empties.
+    default_room: String,
 }
 
 impl Sequencer {
@@ -74,6 +80,7 @@ impl Sequencer {
         inbox: Receiver<Batch>,
         outboxes: Vec<Sender<Vec<Delivery>>>,
         wakers: Wakers,
+        default_room: String,
     ) -> Sequencer {
         Sequencer {
             store: ChatStore::new(),
@@ -81,6 +88,7 @@ impl Sequencer {
             outboxes,
             wakers,
             subscribers: HashMap::new(),
+            default_room,
         }
     }
 
@@ -89,7 +97,12 @@ impl Sequencer {
         while let Ok(first) = self.inbox.recv() {
             let mut out: Vec<Vec<Delivery>> = self.outboxes.iter().map(|_| Vec::new()).collect();
             self.apply(first, &mut out);
-            while let Ok(batch) = self.inbox.try_recv() {
+            // Batches waiting are taken together, but not without end: under steady
+            // input, replies must not wait for ever more calls.
+            for _ in 1..MAX_BATCHES_PER_ROUND {
+                let Ok(batch) = self.inbox.try_recv() else {
+                    break;
+                };
                 self.apply(batch, &mut out);
             }
             for (worker, deliveries) in out.into_iter().enumerate() {
@@ -116,11 +129,21 @@ impl Sequencer {
                         .insert(batch.worker);
                 }
                 Request::Unsubscribe(channel) => {
-                    if let Some(workers) = self.subscribers.get_mut(&channel) {
-                        workers.remove(&batch.worker);
-                        if workers.is_empty() {
-                            self.subscribers.remove(&channel);
-                        }
+                    let Some(workers) = self.subscribers.get_mut(&channel) else {
+                        continue;
+                    };
+                    workers.remove(&batch.worker);
+                    if !workers.is_empty() {
+                        continue;
+                    }
+                    self.subscribers.remove(&channel);
+                    // A worker listens to a room while it holds it: with none, the room
+                    // is empty everywhere, and goes as an empty room of a chat alone
+                    // goes (the default room stays, with its history).
+                    if let Some(room) = super::keys::room_of_channel(&channel)
+                        && room != self.default_room
+                    {
+                        self.store.forget_room(&super::keys::room_seq(room));
                     }
                 }
                 Request::Call {
@@ -165,4 +188,119 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::chat::hub::keys;
+    use std::sync::mpsc;
+
+    fn call(function: &str, key: &str, args: &[&str]) -> Request {
+        Request::Call {
+            function: function.into(),
+            key: key.into(),
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    fn say(room: &str) -> Request {
+        let channel = keys::room_channel(room);
+        call(
+            "lc_say",
+            &keys::room_seq(room),
+            &[
+                "publish", &channel, "{\"id\":", "}", "50", "1000000", "60000",
+            ],
+        )
+    }
+
+    /// The history's length of a room, as `lc_history` answers worker `worker`.
+    fn history_len(hub: &mut Sequencer, worker: usize, room: &str) -> usize {
+        let mut out: Vec<Vec<Delivery>> = vec![Vec::new(), Vec::new()];
+        let requests = vec![call("lc_history", &keys::room_seq(room), &[])];
+        hub.apply(Batch { worker, requests }, &mut out);
+        match out[worker].pop() {
+            Some(Delivery::Reply(Value::Array(items))) => items.len() - 1,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_room_no_worker_holds_is_forgotten_but_the_default_room_is_kept() {
+        let (_to_hub, inbox) = mpsc::channel();
+        let (a, _) = mpsc::channel();
+        let (b, _) = mpsc::channel();
+        let mut hub = Sequencer::new(inbox, vec![a, b], Wakers::new(2), "lobby".into());
+        let mut out: Vec<Vec<Delivery>> = vec![Vec::new(), Vec::new()];
+        let requests = vec![
+            Request::Subscribe(keys::room_channel("rust")),
+            Request::Subscribe(keys::room_channel("lobby")),
+            say("rust"),
+            say("lobby"),
+        ];
+        hub.apply(
+            Batch {
+                worker: 0,
+                requests,
+            },
+            &mut out,
+        );
+        // Worker 0 hears its own messages, before each reply; worker 1 listens to nothing.
+        assert!(matches!(
+            &out[0][0],
+            Delivery::Message { frame: Some(_), .. }
+        ));
+        assert!(matches!(&out[0][1], Delivery::Reply(Value::Int(_))));
+        assert!(out[1].is_empty());
+        let requests = vec![Request::Subscribe(keys::room_channel("rust"))];
+        hub.apply(
+            Batch {
+                worker: 1,
+                requests,
+            },
+            &mut out,
+        );
+        let requests = vec![Request::Unsubscribe(keys::room_channel("rust"))];
+        hub.apply(
+            Batch {
+                worker: 0,
+                requests,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            history_len(&mut hub, 1, "rust"),
+            1,
+            "worker 1 still holds it"
+        );
+        let requests = vec![
+            Request::Unsubscribe(keys::room_channel("rust")),
+            Request::Unsubscribe(keys::room_channel("lobby")),
+        ];
+        hub.apply(
+            Batch {
+                worker: 1,
+                requests,
+            },
+            &mut out,
+        );
+        hub.apply(
+            Batch {
+                worker: 0,
+                requests: vec![Request::Unsubscribe(keys::room_channel("lobby"))],
+            },
+            &mut out,
+        );
+        assert_eq!(
+            history_len(&mut hub, 0, "rust"),
+            0,
+            "no one holds it: forgotten"
+        );
+        assert_eq!(
+            history_len(&mut hub, 0, "lobby"),
+            1,
+            "the default room keeps its history"
+        );
+    }
 }

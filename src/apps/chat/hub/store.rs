@@ -195,6 +195,14 @@ impl ChatStore {
         (reply, published)
     }
 
+    /// Forgets a room's id counter and history (`key` is its counter's key): no worker
+    /// holds the room any more, so no one is in it, and a chat alone forgets an empty
+    /// room too. Without this, rooms emptied one after another would keep their history
+    /// in the process's memory for the whole expiry.
+    pub fn forget_room(&mut self, key: &str) {
+        self.rooms.remove(key);
+    }
+
     /// How many members, and rooms with a history, the store holds.
     #[cfg(test)]
     pub fn size(&self) -> (usize, usize) {

@@ -30,9 +30,9 @@ impl std::fmt::Debug for HubLink {
     }
 }
 
-/// Starts the hub thread for the workers of `wakers`, and gives one link for each
-/// worker, in order.
-pub fn hub_for_workers(wakers: &Wakers) -> io::Result<Vec<HubLink>> {
+/// Starts the hub thread for the workers of `wakers`, whose chats have `default_room`,
+/// and gives one link for each worker, in order.
+pub fn hub_for_workers(wakers: &Wakers, default_room: &str) -> io::Result<Vec<HubLink>> {
     let (to_hub, inbox) = mpsc::channel();
     let (outboxes, links): (Vec<_>, Vec<_>) = (0..wakers.len())
         .map(|worker| {
@@ -45,7 +45,7 @@ pub fn hub_for_workers(wakers: &Wakers) -> io::Result<Vec<HubLink>> {
             (outbox, link)
         })
         .unzip();
-    let sequencer = Sequencer::new(inbox, outboxes, wakers.clone());
+    let sequencer = Sequencer::new(inbox, outboxes, wakers.clone(), default_room.to_owned());
     spawn_vital("lc-chat-hub".into(), move || sequencer.run())?;
     Ok(links)
 }
