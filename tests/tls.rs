@@ -288,6 +288,49 @@ fn sighup_reloads_the_certificate_without_dropping_connections_and_refuses_a_bad
 }
 
 #[test]
+fn with_workers_each_serves_tls_and_sighup_reloads_every_one() {
+    let first = Certs::new(&["127.0.0.1", "localhost"]);
+    let server = serve(&first, &["--mode", "echo", "--workers", "4"]);
+    // Sixteen connections land on the four workers: each speaks TLS.
+    let mut old: Vec<_> = (0..16).map(|_| wss(server.addr, first.client())).collect();
+    for socket in &mut old {
+        socket.send(Message::text("before")).unwrap();
+        assert_eq!(next_data(socket), Message::text("before"));
+    }
+    let second = Certs::new(&["127.0.0.1", "localhost"]);
+    second.write_server(&first.cert_pem, &first.key_pem);
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .log_text()
+        .matches("certificate and key reloaded")
+        .count()
+        < 4
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every worker reloaded:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every new connection, on whichever worker, gets the new certificate.
+    for _ in 0..16 {
+        let mut new = wss(server.addr, second.client());
+        new.send(Message::text("after")).unwrap();
+        assert_eq!(next_data(&mut new), Message::text("after"));
+        assert!(
+            tls_connect(server.addr, first.client()).is_err(),
+            "a worker still serves the old certificate"
+        );
+    }
+    for socket in &mut old {
+        socket.send(Message::text("still here")).unwrap();
+        assert_eq!(next_data(socket), Message::text("still here"));
+    }
+}
+
+#[test]
 fn a_bad_certificate_stops_the_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.pem");
