@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::redis::Driven;
 use loopchat::redis::{Channel, Event, Link, LinkError, RedisUrl, Value};
 
 /// How long anything may take: starting a server, or any one answer. Generous, for a
@@ -119,78 +122,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A link and its socket, driven in the simplest loop: write all output, read once,
-/// feed, poll.
-struct Driven {
-    link: Link<u32>,
-    stream: TcpStream,
-    /// Read size: 64 KiB, as the server's loop reads.
-    buffer: Vec<u8>,
-    /// How many reads fed the link.
-    reads: usize,
-}
-
-impl Driven {
-    fn connect(url: &RedisUrl) -> Driven {
-        Driven::with_link(url, Link::new(url))
-    }
-
-    fn with_link(url: &RedisUrl, link: Link<u32>) -> Driven {
-        let stream = TcpStream::connect((url.host.as_str(), url.port)).expect("connect");
-        // Short reads, so the deadline is checked often.
-        stream
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        Driven {
-            link,
-            stream,
-            buffer: vec![0; 64 * 1024],
-            reads: 0,
-        }
-    }
-
-    /// Connects and waits for [`Event::Ready`].
-    fn ready(url: &RedisUrl) -> Driven {
-        let mut driven = Driven::connect(url);
-        assert_eq!(driven.next_event(), Event::Ready);
-        driven
-    }
-
-    /// The next event, moving bytes until there is one.
-    fn next_event(&mut self) -> Event<u32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(event) = self.link.poll_event() {
-                return event;
-            }
-            assert!(Instant::now() < deadline, "no event in {DEADLINE:?}");
-            if self.link.wants_write() {
-                self.stream.write_all(self.link.output()).expect("write");
-                let n = self.link.output_len();
-                self.link.consume_output(n);
-            }
-            match self.stream.read(&mut self.buffer) {
-                Ok(0) => panic!("the server closed the connection"),
-                Ok(n) => {
-                    self.reads += 1;
-                    self.link.feed(&self.buffer[..n]);
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-    }
-
-    /// Sends one command and returns its reply.
-    fn call(&mut self, args: &[&[u8]]) -> Value {
-        self.link.command(0, args);
-        match self.next_event() {
-            Event::Reply { tag: 0, value } => value,
-            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(args[0])),
-        }
     }
 }
 

@@ -74,6 +74,31 @@ fn histogram(
     metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets(h), None)
 }
 
+/// One gauge or counter per item, each labelled `label_name="label(item)"`.
+#[allow(clippy::too_many_arguments)]
+fn labelled<T>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    label_name: &str,
+    items: &[T],
+    label: impl Fn(&T) -> String,
+    value: impl Fn(&T) -> u64,
+) -> Result<(), Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for item in items {
+        let label = label(item);
+        let labels = [(label_name, label.as_str())];
+        let family = metric.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Counter => ConstCounter::new(value(item)).encode(family)?,
+            _ => ConstGauge::new(value(item) as i64).encode(family)?,
+        }
+    }
+    Ok(())
+}
+
 /// One gauge or counter per link, labelled with its name.
 fn per_link(
     encoder: &mut DescriptorEncoder<'_>,
@@ -83,16 +108,17 @@ fn per_link(
     links: &[LinkReport],
     value: impl Fn(&LinkReport) -> u64,
 ) -> Result<(), Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
-    for link in links {
-        let labels = [("link", link.name.as_str())];
-        let family = metric.encode_family(&labels)?;
-        match metric_type {
-            MetricType::Counter => ConstCounter::new(value(link)).encode(family)?,
-            _ => ConstGauge::new(value(link) as i64).encode(family)?,
-        }
-    }
-    Ok(())
+    let label = |l: &LinkReport| l.name.clone();
+    labelled(
+        encoder,
+        name,
+        help,
+        metric_type,
+        "link",
+        links,
+        label,
+        value,
+    )
 }
 
 /// With several workers, a few of each worker's own figures, labelled `worker="N"`:
@@ -147,16 +173,8 @@ fn workers(e: &mut DescriptorEncoder<'_>, workers: &[WorkerFigures]) -> Result<(
         ),
     ];
     for (name, help, metric_type, figure) in families {
-        let mut metric = e.encode_descriptor(name, help, None, metric_type)?;
-        for w in workers {
-            let index = w.worker.to_string();
-            let labels = [("worker", index.as_str())];
-            let family = metric.encode_family(&labels)?;
-            match metric_type {
-                MetricType::Counter => ConstCounter::new(figure(w)).encode(family)?,
-                _ => ConstGauge::new(figure(w) as i64).encode(family)?,
-            }
-        }
+        let label = |w: &WorkerFigures| w.worker.to_string();
+        labelled(e, name, help, metric_type, "worker", workers, label, figure)?;
     }
     Ok(())
 }

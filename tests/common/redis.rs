@@ -8,9 +8,11 @@
 //! `scripts/test` installs the Debian packages `redis-server` and `redis-tools`; without
 //! them the first start panics and says so.
 
+use loopchat::redis::{Event, Link, RedisUrl, Value};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -578,4 +580,79 @@ pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
             Some((name.to_owned(), calls))
         })
         .collect()
+}
+
+/// A link and its socket, driven in the simplest loop: write all output, read once,
+/// feed, poll.
+pub struct Driven {
+    pub link: Link<u32>,
+    pub stream: TcpStream,
+    /// Read size: 64 KiB, as the server's loop reads.
+    buffer: Vec<u8>,
+    /// How many reads fed the link.
+    pub reads: usize,
+}
+
+impl Driven {
+    pub fn connect(url: &RedisUrl) -> Driven {
+        Driven::with_link(url, Link::new(url))
+    }
+
+    pub fn with_link(url: &RedisUrl, link: Link<u32>) -> Driven {
+        let stream = TcpStream::connect((url.host.as_str(), url.port)).expect("connect");
+        // Short reads, so the deadline is checked often.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Driven {
+            link,
+            stream,
+            buffer: vec![0; 64 * 1024],
+            reads: 0,
+        }
+    }
+
+    /// Connects and waits for [`Event::Ready`].
+    pub fn ready(url: &RedisUrl) -> Driven {
+        let mut driven = Driven::connect(url);
+        assert_eq!(driven.next_event(), Event::Ready);
+        driven
+    }
+
+    /// The next event, moving bytes until there is one.
+    pub fn next_event(&mut self) -> Event<u32> {
+        let deadline = Instant::now() + REDIS_START_TIMEOUT;
+        loop {
+            if let Some(event) = self.link.poll_event() {
+                return event;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event in {REDIS_START_TIMEOUT:?}"
+            );
+            if self.link.wants_write() {
+                self.stream.write_all(self.link.output()).expect("write");
+                let n = self.link.output_len();
+                self.link.consume_output(n);
+            }
+            match self.stream.read(&mut self.buffer) {
+                Ok(0) => panic!("the server closed the connection"),
+                Ok(n) => {
+                    self.reads += 1;
+                    self.link.feed(&self.buffer[..n]);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Sends one command and returns its reply.
+    pub fn call(&mut self, args: &[&[u8]]) -> Value {
+        self.link.command(0, args);
+        match self.next_event() {
+            Event::Reply { tag: 0, value } => value,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(args[0])),
+        }
+    }
 }

@@ -831,20 +831,28 @@
       : 'No rooms yet.';
     const max = Math.max(1, ...rooms.map((r) => num(r.members) ?? 0));
     ui.rooms.replaceChildren(...rooms.slice(0, MAX_ROOMS).map((r) => {
-      const li = el('li');
-      li.dataset.room = r.name;
       const members = num(r.members);
-      li.append(el('span', 'room-name', `#${r.name}`));
-      const count = el('span', 'room-members', members == null ? '—' : `${fmtCount(members)} ${members === 1 ? 'member' : 'members'}`);
-      count.dataset.value = members == null ? '' : String(members);
-      const meter = el('span', 'meter');
-      meter.setAttribute('aria-hidden', 'true');
-      const fill = el('span', 'meter-fill');
-      fill.style.width = `${(100 * (members ?? 0)) / max}%`;
-      meter.append(fill);
-      li.append(count, meter);
+      const text = members == null ? '—' : `${fmtCount(members)} ${members === 1 ? 'member' : 'members'}`;
+      const li = meterItem(`#${r.name}`, text, members, max);
+      li.dataset.room = r.name;
       return li;
     }));
+  }
+
+  /** A list item of the rooms' and the workers' cards: a name, a figure in words, and a
+   * bar for `value` out of `max`. */
+  function meterItem(name, text, value, max) {
+    const li = el('li');
+    li.append(el('span', 'room-name', name));
+    const count = el('span', 'room-members', text);
+    count.dataset.value = value == null ? '' : String(value);
+    const meter = el('span', 'meter');
+    meter.setAttribute('aria-hidden', 'true');
+    const fill = el('span', 'meter-fill');
+    fill.style.width = `${(100 * (value ?? 0)) / max}%`;
+    meter.append(fill);
+    li.append(count, meter);
+    return li;
   }
 
   /** The application's links (the chat's to Redis): a card only when there are some. */
@@ -882,22 +890,13 @@
     ui.workersCard.hidden = snap.workers.length === 0;
     const max = Math.max(1, ...snap.workers.map((w) => num(w.connections) ?? 0));
     ui.workers.replaceChildren(...snap.workers.map((w) => {
-      const li = el('li');
-      li.dataset.worker = String(w.worker);
       const connections = num(w.connections);
-      li.append(el('span', 'room-name', `worker ${w.worker}`));
       const deliveries = num(w.totals?.deliveries);
       const text = connections == null ? '—'
         : `${fmtCount(connections)} ${connections === 1 ? 'client' : 'clients'}` +
           (deliveries == null ? '' : ` · ${fmtCount(deliveries)} deliveries`);
-      const count = el('span', 'room-members', text);
-      count.dataset.value = connections == null ? '' : String(connections);
-      const meter = el('span', 'meter');
-      meter.setAttribute('aria-hidden', 'true');
-      const fill = el('span', 'meter-fill');
-      fill.style.width = `${(100 * (connections ?? 0)) / max}%`;
-      meter.append(fill);
-      li.append(count, meter);
+      const li = meterItem(`worker ${w.worker}`, text, connections, max);
+      li.dataset.worker = String(w.worker);
       return li;
     }));
   }

@@ -39,7 +39,7 @@ use crate::{
 };
 use base64::engine::general_purpose::STANDARD as BASE64_ENGINE;
 use directory::{Directory, MemberKey};
-pub use hub::{HubLink, hub_for_workers};
+pub use hub::{ChatStore, HubLink, Publication, hub_for_workers};
 use protocol::{Command, ErrorCode, Limits, ServerEvent};
 use sharing::SharedChat;
 use state::{Input, Local, MAX_WAITING, Room, TokenBucket};

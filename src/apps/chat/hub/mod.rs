@@ -23,6 +23,7 @@ use crate::admin::LinkReport;
 use crate::redis::Value;
 use crate::{Context, LinkEvent, LinkId, SharedFrame};
 use redis::RedisHub;
+pub use store::{ChatStore, Publication};
 pub use workers::{HubLink, WorkersHub, hub_for_workers};
 
 /// What the hub tells the chat.
