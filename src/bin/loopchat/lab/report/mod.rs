@@ -1,9 +1,11 @@
-//! `loopchat lab report`: docs/REPORT.md's figures and tables, drawn from raw results.
+//! `loopchat lab report`: docs/REPORT.md's figures and tables, drawn from raw results
+//! (and docs/SCALING.md's model of workers on more cores, computed from them).
 //!
 //! docs/REPORT.md is written by a person, except between pairs of markers,
 //! `<!-- report:NAME:begin -->` and `<!-- report:NAME:end -->`, whose contents this
-//! command replaces with the section NAME's figure and table ([`sections`]). The figures
-//! are written to docs/report/NAME.svg. With `--check` nothing is written, and the files
+//! command replaces with the section NAME's figure and table ([`sections`]); a section
+//! may belong to another document under docs/ instead. The figures are written to
+//! docs/report/NAME.svg. With `--check` nothing is written, and the files
 //! that would change are named: a test runs that, so the committed report is always what
 //! the committed raw results give.
 
@@ -19,15 +21,20 @@ use std::path::Path;
 pub fn write(root: &Path, check: bool) -> Result<Vec<String>, String> {
     let folders = inputs::Folders::of(root);
     let sections = sections::all(&folders)?;
-    let report_path = root.join("docs/REPORT.md");
-    let old = fs::read_to_string(&report_path)
-        .map_err(|e| format!("cannot read {}: {e}", report_path.display()))?;
-    let mut new = old.clone();
-    for section in &sections {
-        new = replace_block(&new, section.name, &section.markdown)?;
+    let mut outputs = Vec::new();
+    let mut documents: Vec<&str> = sections.iter().map(|s| s.document).collect();
+    documents.dedup();
+    for document in documents {
+        let path = root.join(document);
+        let mut text = fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for section in sections.iter().filter(|s| s.document == document) {
+            text = replace_block(&text, section.name, &section.markdown)
+                .map_err(|e| format!("{document}: {e}"))?;
+        }
+        outputs.push((path, text));
     }
     let mut changed = Vec::new();
-    let mut outputs = vec![(report_path, new)];
     for section in &sections {
         for (file, svg) in &section.figures {
             outputs.push((root.join("docs/report").join(file), svg.clone()));
@@ -53,13 +60,10 @@ pub fn write(root: &Path, check: bool) -> Result<Vec<String>, String> {
 pub fn replace_block(document: &str, name: &str, body: &str) -> Result<String, String> {
     let begin = format!("<!-- report:{name}:begin -->");
     let end = format!("<!-- report:{name}:end -->");
-    let start = document
-        .find(&begin)
-        .ok_or_else(|| format!("docs/REPORT.md has no {begin}"))?
-        + begin.len();
+    let start = document.find(&begin).ok_or_else(|| format!("no {begin}"))? + begin.len();
     let stop = document[start..]
         .find(&end)
-        .ok_or_else(|| format!("docs/REPORT.md has no {end} after {begin}"))?
+        .ok_or_else(|| format!("no {end} after {begin}"))?
         + start;
     Ok(format!(
         "{}\n{}\n{}",

@@ -15,6 +15,10 @@ use std::path::Path;
 pub struct Section {
     /// The name in its markers, `<!-- report:NAME:begin -->`.
     pub name: &'static str,
+    /// The document the markers are in, from the repository's root: docs/REPORT.md, or
+    /// docs/SCALING.md for the model of workers on more cores. Sections of one document
+    /// come one after another in [`all`].
+    pub document: &'static str,
     /// The Markdown between the markers.
     pub markdown: String,
     /// Its figures: a file name under docs/report/ and the SVG text.
@@ -34,6 +38,7 @@ pub fn all(folders: &Folders) -> Result<Vec<Section>> {
         tls(folders)?,
         redis_hop(folders)?,
         workers(folders)?,
+        workers_model(folders)?,
     ])
 }
 
@@ -769,6 +774,46 @@ fn thread_cpu(threads: &Value) -> (Option<f64>, Option<f64>, Option<f64>) {
     (window, Some(workers), hub)
 }
 
+/// One run of the workers experiment, with the costs read from its threads' CPU.
+struct WorkersRun {
+    run: Value,
+    /// The seconds the threads' CPU was sampled over.
+    window: Option<f64>,
+    /// The workers' CPU seconds in that window, and the hub thread's.
+    worker_cpu: Option<f64>,
+    hub_cpu: Option<f64>,
+    /// Nanoseconds of the workers' CPU per delivery, and of the hub's per chat message.
+    per_delivery: Option<f64>,
+    per_message: Option<f64>,
+}
+
+/// The run `workers.NAME.json` and its `workers.NAME.threads.json`.
+fn workers_run(dir: &Path, name: &str) -> Result<WorkersRun> {
+    let run = json(&dir.join(format!("workers.{name}.json")))?;
+    let threads = json(&dir.join(format!("workers.{name}.threads.json")))?;
+    let (window, worker_cpu, hub_cpu) = thread_cpu(&threads);
+    let deliveries = num(&run, "deliveries_per_s");
+    let messages = num(&run, "rate")
+        .zip(num(&run, "senders"))
+        .map(|(r, s)| r * s);
+    let per_delivery = worker_cpu
+        .zip(window)
+        .zip(deliveries)
+        .map(|((cpu, w), d)| cpu / (w * d) * 1e9);
+    let per_message = hub_cpu
+        .zip(window)
+        .zip(messages)
+        .map(|((cpu, w), m)| cpu / (w * m) * 1e9);
+    Ok(WorkersRun {
+        run,
+        window,
+        worker_cpu,
+        hub_cpu,
+        per_delivery,
+        per_message,
+    })
+}
+
 fn workers(f: &Folders) -> Result<Section> {
     let dir = &f.experiments;
     let modes = [
@@ -783,56 +828,35 @@ fn workers(f: &Folders) -> Result<Section> {
          per message |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let (mut rates, mut p99s) = (Vec::new(), Vec::new());
-    // The model's inputs, from the two-worker chat and broadcast runs.
-    let (mut chat_delivery_ns, mut hub_message_ns, mut broadcast_delivery_ns) = (None, None, None);
-    let mut chat_clients = None;
     for (mode, title, color) in modes {
         let (mut rate_row, mut p99_row) = (Vec::new(), Vec::new());
         for n in [1, 2] {
-            let name = format!("{mode}-{n}");
-            let run = json(&dir.join(format!("workers.{name}.json")))?;
-            let threads = json(&dir.join(format!("workers.{name}.threads.json")))?;
-            let (window, worker_cpu, hub_cpu) = thread_cpu(&threads);
-            let deliveries = num(&run, "deliveries_per_s");
-            let messages = num(&run, "rate")
-                .zip(num(&run, "senders"))
-                .map(|(r, s)| r * s);
-            let per_delivery = worker_cpu
-                .zip(window)
-                .zip(deliveries)
-                .map(|((cpu, w), d)| cpu / (w * d) * 1e9);
-            let per_message = hub_cpu
-                .zip(window)
-                .zip(messages)
-                .map(|((cpu, w), m)| cpu / (w * m) * 1e9);
-            if n == 2 {
-                match mode {
-                    "chat" => {
-                        chat_delivery_ns = per_delivery;
-                        hub_message_ns = per_message;
-                        chat_clients = num(&run, "clients");
-                    }
-                    "broadcast" => broadcast_delivery_ns = per_delivery,
-                    _ => {}
-                }
-            }
+            let w = workers_run(dir, &format!("{mode}-{n}"))?;
+            let run = &w.run;
+            let deliveries = num(run, "deliveries_per_s");
             let _ = writeln!(
                 md,
                 "| {mode}, {n} worker{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 if n == 1 { "" } else { "s" },
-                load_of(&run),
+                load_of(run),
                 if n == 1 { "CPU 0" } else { "CPUs 0 and 1" },
-                with_loss(opt(deliveries, rate), &run),
-                opt(num(&run, "latency_us.p50"), micros),
-                opt(num(&run, "latency_us.p99"), micros),
-                opt(num(&run, "lost"), count),
-                opt(ratio(worker_cpu, window), |v| format!("{:.0} %", v * 100.0)),
-                opt(per_delivery, ns),
-                opt(ratio(hub_cpu, window), |v| format!("{:.0} %", v * 100.0)),
-                opt(per_message, ns),
+                with_loss(opt(deliveries, rate), run),
+                opt(num(run, "latency_us.p50"), micros),
+                opt(num(run, "latency_us.p99"), micros),
+                opt(num(run, "lost"), count),
+                opt(ratio(w.worker_cpu, w.window), |v| format!(
+                    "{:.0} %",
+                    v * 100.0
+                )),
+                opt(w.per_delivery, ns),
+                opt(ratio(w.hub_cpu, w.window), |v| format!(
+                    "{:.0} %",
+                    v * 100.0
+                )),
+                opt(w.per_message, ns),
             );
             rate_row.push(deliveries);
-            p99_row.push(num(&run, "latency_us.p99"));
+            p99_row.push(num(run, "latency_us.p99"));
         }
         rates.push((title.to_owned(), color, rate_row));
         p99s.push((title.to_owned(), color, p99_row));
@@ -857,37 +881,59 @@ fn workers(f: &Folders) -> Result<Section> {
             },
         ],
     )?;
-    // The model: K workers on K cores of their own, the hub on one more.
-    md.push_str(
-        "\n**Model** (computed from the two-worker runs above, not measured: see \
-         [SCALING.md](SCALING.md#workers-on-more-cores)). With K workers, each on a core of \
-         its own, and the hub on one more: the fan-out's ceiling is K ÷ (CPU per \
-         delivery); the chat's is also the hub's, one message per (hub CPU per message), \
-         times the room's clients.\n\n| cores for workers | broadcast mode: deliveries/s \
-         ceiling | chat, one room of the chat run's clients: deliveries/s ceiling | \
-         the hub's own ceiling, in deliveries/s |\n|---:|---:|---:|---:|\n",
+    let _ = write!(
+        md,
+        "\nWhat more cores would give, as a model computed from these runs: \
+         [SCALING.md](SCALING.md#workers-on-more-cores). Source: {}.\n",
+        provenance(dir, "docs/report/results/workers.*.json")
     );
+    Ok(section("workers", md, svg))
+}
+
+/// docs/SCALING.md's model of workers on more cores: K workers, each on a core of its
+/// own, and the hub on one more, with the costs of the two-worker runs.
+fn workers_model(f: &Folders) -> Result<Section> {
+    let dir = &f.experiments;
+    let broadcast = workers_run(dir, "broadcast-2")?;
+    let chat = workers_run(dir, "chat-2")?;
+    let clients = num(&chat.run, "clients");
+    let mut md = format!(
+        "Inputs, from the two-worker runs: the broadcast mode's workers spent {} of CPU per \
+         delivery; the chat's workers {} per delivery, and its hub thread {} per message, \
+         with {} clients in the room.\n\n| cores for workers | broadcast mode: deliveries/s \
+         ceiling | chat, one room of that many clients: deliveries/s ceiling | the hub's own \
+         ceiling, in deliveries/s |\n|---:|---:|---:|---:|\n",
+        opt(broadcast.per_delivery, ns),
+        opt(chat.per_delivery, ns),
+        opt(chat.per_message, ns),
+        opt(clients, count),
+    );
+    let hub = chat.per_message.zip(clients).map(|(ns, c)| c / ns * 1e9);
     for k in [2.0_f64, 8.0, 64.0] {
         let fan_out = |per: Option<f64>| per.map(|ns| k / ns * 1e9);
-        let hub = hub_message_ns.zip(chat_clients).map(|(ns, c)| c / ns * 1e9);
-        let chat = match (fan_out(chat_delivery_ns), hub) {
+        let ceiling = match (fan_out(chat.per_delivery), hub) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let _ = writeln!(
             md,
             "| {k:.0} | {} | {} | {} |",
-            opt(fan_out(broadcast_delivery_ns), rate),
-            opt(chat, rate),
+            opt(fan_out(broadcast.per_delivery), rate),
+            opt(ceiling, rate),
             opt(hub, rate),
         );
     }
     let _ = write!(
         md,
-        "\nSource: {}.\n",
-        provenance(dir, "docs/report/results/workers.*.json")
+        "\nComputed, not measured, by `loopchat lab report` from {}.\n",
+        provenance(dir, "docs/report/results/workers.*-2.json")
     );
-    Ok(section("workers", md, svg))
+    Ok(Section {
+        name: "workers-model",
+        document: "docs/SCALING.md",
+        markdown: md,
+        figures: Vec::new(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1032,6 +1078,7 @@ fn load_of(run: &Value) -> String {
 fn section(name: &'static str, markdown: String, svg: String) -> Section {
     Section {
         name,
+        document: "docs/REPORT.md",
         markdown,
         figures: vec![(format!("{name}.svg"), svg)],
     }
