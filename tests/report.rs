@@ -1,5 +1,5 @@
-//! docs/REPORT.md and its figures are what `loopchat lab report` draws from the raw
-//! results in the repository: nothing in a generated table or plot is typed by hand, and
+//! docs/REPORT.md and its figures (and docs/SCALING.md's model of workers on more cores)
+//! are what `loopchat lab report` draws from the raw results in the repository: nothing in a generated table or plot is typed by hand, and
 //! a change to the drawing code or the results that is not regenerated fails here. And
 //! `loopchat lab write-floor`, the report's measurement of the floor, run for real.
 
@@ -48,11 +48,9 @@ fn the_check_notices_a_figure_edited_by_hand() {
             }
         }
     }
-    std::fs::copy(
-        repo.join("docs/REPORT.md"),
-        root.path().join("docs/REPORT.md"),
-    )
-    .unwrap();
+    for document in ["docs/REPORT.md", "docs/SCALING.md"] {
+        std::fs::copy(repo.join(document), root.path().join(document)).unwrap();
+    }
     let check = || {
         loopchat()
             .args(["lab", "report", "--check", "--root"])
