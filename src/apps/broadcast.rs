@@ -20,6 +20,11 @@ impl Handler for Broadcast {
     }
 }
 
+/// The most bytes of frames that may wait for one worker (see `crate::workers::bus`):
+/// past this, a worker is too far behind, and what would be relayed to it is dropped for
+/// its clients, and logged. As much as one client's output queue may hold by default.
+pub const RELAYED_BYTES_LIMIT: usize = 64 * 1024 * 1024;
+
 /// [`Broadcast`] as one of several workers (`crate::workers`): a message also goes to the
 /// clients of every other worker. Its frame is encoded once, by the worker that received
 /// it, and the same bytes are handed to the others over the bus: each publishes them to
@@ -27,13 +32,14 @@ impl Handler for Broadcast {
 #[derive(Debug)]
 pub struct BroadcastWorker {
     peers: Endpoint<SharedFrame>,
-    /// Messages not handed to a worker because too many were waiting for it (see
-    /// `crate::workers::bus::MAX_WAITING`): its clients missed them.
+    /// Messages not handed to a worker because too much was waiting for it (see
+    /// [`RELAYED_BYTES_LIMIT`]): its clients missed them.
     dropped: u64,
 }
 
 impl BroadcastWorker {
-    /// The worker at this end of the bus.
+    /// The worker at this end of the bus, made with [`RELAYED_BYTES_LIMIT`] and
+    /// [`SharedFrame::len`] as its limit and weight.
     pub fn new(peers: Endpoint<SharedFrame>) -> BroadcastWorker {
         BroadcastWorker { peers, dropped: 0 }
     }

@@ -10,6 +10,6 @@ mod broadcast;
 pub mod chat;
 mod echo;
 
-pub use broadcast::{Broadcast, BroadcastWorker};
+pub use broadcast::{Broadcast, BroadcastWorker, RELAYED_BYTES_LIMIT};
 pub use chat::{Chat, ChatConfig};
 pub use echo::Echo;

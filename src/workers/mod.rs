@@ -21,10 +21,11 @@
 //!   each posts them on a [`Board`] at most four times a second. `max_connections` is
 //!   shared out: each worker takes its part, rounded up. No worker runs until every one
 //!   is bound; if one cannot bind, none runs.
-//! - **Stop.** With signals asked for, SIGINT or SIGTERM reaches every worker (each loop
-//!   listens for them itself) and each shuts down gracefully: Close 1001 to its
-//!   WebSocket clients, and so on (see [`Server::shut_down`]). [`Workers::wait`] returns
-//!   once every worker has.
+//! - **Stop.** With signals asked for, the process takes SIGINT and SIGTERM once every
+//!   worker is bound and before any runs, and a thread hands each on to every worker
+//!   through its [`Remote`]; each shuts down gracefully: Close 1001 to its WebSocket
+//!   clients, and so on (see [`Server::shut_down`]). A second signal stops them at once.
+//!   [`Workers::wait`] returns once every worker has.
 //! - **Failure.** A worker that panics takes the process down at once, loudly (the panic
 //!   message, a log line, and `abort`): a chat with a silent hole in it (the clients of
 //!   one worker gone, the others none the wiser) is worse than no chat.
@@ -147,8 +148,9 @@ impl Workers {
     /// any worker runs. With `signals`, SIGINT and SIGTERM shut every worker down
     /// gracefully, a second one stops them at once, and SIGHUP reloads TLS, as
     /// [`Server::shut_down_on_signals`] does for one: the signals are taken for the
-    /// process before the first worker starts, and handed on to each worker by a thread
-    /// of their own. Fails, with no worker left running, if any worker cannot bind.
+    /// process once every worker is bound and before any runs, and handed on to each
+    /// worker by a thread of their own. Fails, with no worker left running and the
+    /// signals left alone, if any worker cannot bind.
     pub fn start<H: Handler + Send + 'static>(
         config: ServerConfig,
         handlers: Vec<H>,
@@ -162,24 +164,12 @@ impl Workers {
                 "one handler and one waker slot per worker, and at least one worker",
             ));
         }
-        // The process's signals are taken before any worker exists, for all of them at
-        // once: a signal that came while the workers were starting one by one would
-        // otherwise reach only those that had started, and the others would never stop.
-        // Until the thread that hands them on starts, they wait in `signals`.
-        let signals = if signals {
-            let mut wanted = vec![SIGINT, SIGTERM];
-            if config.tls.is_some() {
-                wanted.push(SIGHUP);
-            }
-            Some(Signals::new(wanted)?)
-        } else {
-            None
-        };
         if count > 1 {
             // SO_REUSEPORT would let the workers share the port with another process of
             // the same user already on it (another loopchat with workers, say), and the
             // kernel would split new connections between two servers. Refused instead, as
-            // one loop's bind is.
+            // one loop's bind is. (Two servers started at the same instant could both
+            // pass this look and then share the port: it narrows the window, no more.)
             for addr in [Some(config.addr), config.line_addr].into_iter().flatten() {
                 port_is_free(addr)?;
             }
@@ -205,7 +195,7 @@ impl Workers {
             let finished_tx = finished_tx.clone();
             let wakers = wakers.clone();
             let board = board.clone();
-            let thread = spawn_vital(format!("lc-worker-{index}"), move || {
+            let spawned = spawn_vital(format!("lc-worker-{index}"), move || {
                 worker(
                     index,
                     config,
@@ -218,38 +208,52 @@ impl Workers {
                         finished: finished_tx,
                     },
                 )
-            })?;
-            threads.push(thread);
+            });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => return Err(abandon(&gates, threads, e)),
+            }
             gates.push(gate_tx);
             match bound_rx.recv() {
                 Ok(Ok(bound)) => {
                     addresses.get_or_insert(bound.addresses);
                     remotes.push(bound.remote);
                 }
-                Ok(Err(e)) => {
-                    // None runs: the gates say so, and the threads end.
-                    for gate in &gates {
-                        let _ = gate.send(false);
-                    }
-                    for thread in threads {
-                        let _ = thread.join();
-                    }
-                    return Err(e);
+                Ok(Err(e)) => return Err(abandon(&gates, threads, e)),
+                Err(_) => {
+                    let e = io::Error::other("a worker ended before binding");
+                    return Err(abandon(&gates, threads, e));
                 }
-                Err(_) => return Err(io::Error::other("a worker ended before binding")),
+            }
+        }
+        let Some(addresses) = addresses else {
+            return Err(io::Error::other("no worker bound"));
+        };
+        // Every worker is bound and none runs yet. The process's signals are taken now,
+        // for all of them at once, and handed on to each by a thread of their own: a
+        // signal that came while the workers started one by one would otherwise reach
+        // only those that had started, and the others would never stop. A signal before
+        // this point ends the process (no worker has run); after it, one waits in
+        // `signals` until the thread takes it. Taken only once the start cannot fail any
+        // more but for the thread itself: a program whose start failed keeps its
+        // signals' default actions.
+        if signals {
+            let mut wanted = vec![SIGINT, SIGTERM];
+            if config.tls.is_some() {
+                wanted.push(SIGHUP);
+            }
+            let handed_on = Signals::new(wanted).and_then(|signals| {
+                spawn_vital("lc-signals".into(), move || {
+                    hand_on_signals(signals, remotes)
+                })
+            });
+            if let Err(e) = handed_on {
+                return Err(abandon(&gates, threads, e));
             }
         }
         for gate in &gates {
             let _ = gate.send(true);
         }
-        if let Some(signals) = signals {
-            spawn_vital("lc-signals".into(), move || {
-                hand_on_signals(signals, remotes)
-            })?;
-        }
-        let Some(addresses) = addresses else {
-            return Err(io::Error::other("no worker bound"));
-        };
         Ok(Workers {
             addresses,
             threads,
@@ -336,6 +340,18 @@ fn worker<H: Handler>(index: usize, config: ServerConfig, handler: H, worker: Wo
     }
     let result = server.run();
     let _ = worker.finished.send((index, result));
+}
+
+/// Lets the workers started so far end without running, and waits for their threads:
+/// `start` failed with `error`, which is given back.
+fn abandon(gates: &[Sender<bool>], threads: Vec<JoinHandle<()>>, error: io::Error) -> io::Error {
+    for gate in gates {
+        let _ = gate.send(false);
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    error
 }
 
 /// Hands the process's signals on to every worker: the first SIGINT or SIGTERM begins a

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use client::parse_seconds;
 use log::{debug, info};
 use loopchat::apps::chat::hub_for_workers;
-use loopchat::apps::{Broadcast, BroadcastWorker, Chat, ChatConfig, Echo};
+use loopchat::apps::{Broadcast, BroadcastWorker, Chat, ChatConfig, Echo, RELAYED_BYTES_LIMIT};
 use loopchat::event_loop::SlowConsumer;
 use loopchat::http::OriginPolicy;
 use loopchat::http::static_files::StaticFiles;
@@ -24,7 +24,7 @@ use loopchat::redis::RedisUrl;
 use loopchat::workers::bus::bus;
 use loopchat::workers::{Wakers, Workers};
 use loopchat::ws::KeepaliveConfig;
-use loopchat::{Handler, Server, ServerConfig};
+use loopchat::{Handler, Server, ServerConfig, SharedFrame};
 use std::net::SocketAddr;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -381,9 +381,10 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             };
             // Several workers without Redis share the chat through a hub thread; with
             // Redis, each worker is one more instance on it.
+            let chat_config = ChatConfig::default();
             let mut links = match (workers, &redis) {
                 (1, _) | (_, Some(_)) => Vec::new(),
-                _ => match hub_for_workers(&wakers, &ChatConfig::default().default_room) {
+                _ => match hub_for_workers(&wakers, &chat_config.default_room) {
                     Ok(links) => links,
                     Err(e) => {
                         eprintln!("loopchat: cannot start the chat's hub thread: {e}");
@@ -393,7 +394,7 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
             }
             .into_iter();
             let chats = (0..workers).map(|_| {
-                let mut chat = Chat::new(ChatConfig::default());
+                let mut chat = Chat::new(chat_config.clone());
                 if let Some((url, addr)) = &redis {
                     chat = chat.with_redis(url.clone(), *addr, args.redis_timeout);
                 } else if let Some(link) = links.next() {
@@ -412,7 +413,8 @@ fn serve_mode(args: ServeArgs) -> ExitCode {
         Mode::Echo => serve(config, vec![Echo; workers], &wakers, "echo"),
         Mode::Broadcast if workers == 1 => serve(config, vec![Broadcast], &wakers, "broadcast"),
         Mode::Broadcast => {
-            let relays = bus(&wakers).into_iter().map(BroadcastWorker::new);
+            let ends = bus(&wakers, RELAYED_BYTES_LIMIT, SharedFrame::len);
+            let relays = ends.into_iter().map(BroadcastWorker::new);
             serve(config, relays.collect(), &wakers, "broadcast")
         }
     }
