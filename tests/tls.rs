@@ -331,6 +331,46 @@ fn with_workers_each_serves_tls_and_sighup_reloads_every_one() {
 }
 
 #[test]
+fn a_flood_of_handshakes_all_complete_and_an_open_connection_is_served_meanwhile() {
+    // More ClientHellos at once than a turn reads (32): the rest wait on the ready list
+    // for the next turns, and none may be forgotten there.
+    let certs = Certs::new(&["127.0.0.1", "localhost"]);
+    let server = serve(&certs, &["--mode", "echo"]);
+    let mut open = wss(server.addr, certs.client());
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut flood: Vec<TlsStream> = (0..150)
+        .map(|_| {
+            let tcp = TcpStream::connect(server.addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let conn = ClientConnection::new(certs.client(), name.clone()).unwrap();
+            let mut stream = StreamOwned::new(conn, tcp);
+            // The ClientHello only: the handshake is finished below.
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+            stream
+        })
+        .collect();
+    open.send(Message::text("meanwhile")).unwrap();
+    assert_eq!(next_data(&mut open), Message::text("meanwhile"));
+    for (i, stream) in flood.iter_mut().enumerate() {
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .unwrap_or_else(|e| panic!("handshake {i}: {e}"));
+        }
+    }
+    // Each is a working connection: an HTTP request over it is answered.
+    for stream in &mut flood {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut head = [0; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
+}
+
+#[test]
 fn a_bad_certificate_stops_the_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.pem");

@@ -11,7 +11,7 @@
 //!    what arrived on it; any other token is a slab key, and the connection is read (and,
 //!    if it was writable, put on the flush list).
 //! 3. **Read again** the connections (and links) that stopped at their read budget last
-//!    turn.
+//!    turn, and those in their TLS handshake past the turn's handshakes.
 //! 4. **Run due timers**: deadlines of handshakes, keepalives and closing handshakes,
 //!    accept retries, and the handler's alarm.
 //! 5. **Flush** the handler's links, then every connection that has output queued, and every open connection that
@@ -133,6 +133,13 @@ const POLL_DURING_FLUSH: usize = 64;
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 
+/// Connections in their TLS handshake that one turn reads. Reading a ClientHello costs a
+/// key exchange and a signature, some hundreds of microseconds: past this many, a
+/// connection in its handshake waits on the ready list for the next turn, as one past its
+/// read budget does, so that a flood of ClientHellos delays everyone else by a few
+/// milliseconds a turn, not by the whole flood.
+const HANDSHAKES_PER_TURN: usize = 32;
+
 /// A WebSocket server: the listeners, the connections, and the application's handler.
 pub struct Server<H: Handler> {
     poll: Poll,
@@ -143,8 +150,11 @@ pub struct Server<H: Handler> {
     conns: Connections,
     /// The shared read buffer (see [`READ_CHUNK`]).
     read_buf: Box<[u8]>,
-    /// Connections to read again next turn: they used their budget before `WouldBlock`.
+    /// Connections to read again next turn: they used their budget before `WouldBlock`
+    /// (or, in their TLS handshake, the turn's handshakes were spent).
     ready: Vec<usize>,
+    /// Connections in their TLS handshake read this turn (see [`HANDSHAKES_PER_TURN`]).
+    handshakes: usize,
     /// Links to read again next turn, for the same reason.
     ready_links: Vec<LinkId>,
     /// An empty list kept to swap with `ready` or the flush list while one is walked, so
@@ -205,6 +215,7 @@ impl<H: Handler> Server<H> {
             config,
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             ready: Vec::new(),
+            handshakes: 0,
             ready_links: Vec::new(),
             scratch: Vec::new(),
             flush_events: Events::with_capacity(EVENTS_CAPACITY),
@@ -364,6 +375,7 @@ impl<H: Handler> Server<H> {
         }
         self.conns.now = Instant::now();
         let woke_at = self.conns.now;
+        self.handshakes = 0;
         // The connections that stopped at their read budget last turn. Taken now, so
         // that one stopping at its budget in this turn's dispatch waits for the next turn
         // rather than reading a second budget in step 3.
@@ -598,6 +610,18 @@ impl<H: Handler> Server<H> {
 
     /// Reads a connection until `WouldBlock`, end of stream, an error, or its budget.
     fn read_ready(&mut self, key: usize) {
+        if let Some(conn) = self.conns.slab.get_mut(key)
+            && conn.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+        {
+            if self.handshakes >= HANDSHAKES_PER_TURN {
+                // Its bytes stay in the socket; the ready list brings it back next turn.
+                if !std::mem::replace(&mut conn.read_scheduled, true) {
+                    self.ready.push(key);
+                }
+                return;
+            }
+            self.handshakes += 1;
+        }
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.slab.get_mut(key) {
