@@ -311,14 +311,7 @@ fn a_worker_that_panics_takes_the_process_down() {
     bystander.expect_frame(0x1, b"still here");
     let mut client = RawClient::open(addr);
     client.send(&common::client_frame(true, 0x1, b"panic"));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the process is still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(&mut child, WAIT);
     let mut log = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
         log.push(line);
@@ -409,7 +402,7 @@ fn exit_within(child: &mut std::process::Child, within: Duration) -> std::proces
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            panic!("still running {within:?} after SIGTERM");
+            panic!("still running after {within:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -20,7 +20,6 @@ use crate::{Message, SharedFrame};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The most batches (each a worker's calls of one callback) applied before what they
 /// gave is sent.
@@ -119,7 +118,8 @@ impl Sequencer {
     }
 
     fn apply(&mut self, batch: Batch, out: &mut [Vec<Delivery>]) {
-        let now = now_ms();
+        // Milliseconds since the Unix epoch, as Redis's `TIME` gives the functions.
+        let now = super::super::now_ms();
         for request in batch.requests {
             match request {
                 Request::Subscribe(channel) => {
@@ -181,13 +181,6 @@ impl Sequencer {
             }
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, as Redis's `TIME` gives the functions.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

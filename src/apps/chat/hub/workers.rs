@@ -53,7 +53,8 @@ pub fn hub_for_workers(wakers: &Wakers, default_room: &str) -> io::Result<Vec<Hu
 /// A worker's hub.
 pub struct WorkersHub<T> {
     link: HubLink,
-    instance: u64,
+    /// This instance's inbox channel, where private messages for its members come.
+    inbox: String,
     /// The tags of the calls sent, oldest first: replies come in the same order.
     pending: VecDeque<T>,
     /// Requests made since the last flush.
@@ -69,7 +70,7 @@ impl<T> WorkersHub<T> {
     pub fn new(link: HubLink, instance: u64) -> WorkersHub<T> {
         WorkersHub {
             link,
-            instance,
+            inbox: keys::inbox(instance),
             pending: VecDeque::new(),
             queued: Vec::new(),
             rooms: BTreeSet::new(),
@@ -85,8 +86,7 @@ impl<T> WorkersHub<T> {
         self.up = true;
         self.queued
             .push(Request::Subscribe(keys::PRESENCE.to_owned()));
-        self.queued
-            .push(Request::Subscribe(keys::inbox(self.instance)));
+        self.queued.push(Request::Subscribe(self.inbox.clone()));
         for room in &self.rooms {
             self.queued
                 .push(Request::Subscribe(keys::room_channel(room)));
@@ -181,7 +181,7 @@ impl<T> WorkersHub<T> {
                     frame,
                 });
             }
-        } else if channel == keys::inbox(self.instance) {
+        } else if channel == self.inbox {
             self.events.push_back(HubEvent::Inbox(payload.to_owned()));
         }
     }
